@@ -1,0 +1,142 @@
+"""`seqclass`: LightningCLI subcommands (fit, validate, test, predict) plus data commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from pipeline.data.datamodule import SequenceDataModule
+from pipeline.data.sequence_files import SequenceDataError
+from pipeline.lit_module import SequenceClassifier
+from pipeline.prediction_writer import PredictionWriter
+from pipeline.reports import write_metrics
+
+
+def run_loggers(root: str | Path) -> list[Logger]:
+    """CSV and TensorBoard loggers sharing one run folder, ``ROOT/version_N``."""
+    csv_logger = CSVLogger(root, name="")
+    return [csv_logger, TensorBoardLogger(root, name="", version=csv_logger.version)]
+
+
+class SeqClassCLI(LightningCLI):
+    """LightningCLI with checkpointing, early stopping, run folders and result files."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val_loss",
+                "checkpoint.filename": "best",
+                "checkpoint.save_last": True,
+            }
+        )
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.set_defaults({"early_stopping.monitor": "val_loss", "early_stopping.patience": 10})
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        root = config.trainer.default_root_dir or "runs"
+        config.trainer.default_root_dir = root
+        # Checkpoints live beside the run folders so that `--ckpt_path last` finds them.
+        if config.checkpoint.dirpath is None:
+            config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+
+    def instantiate_trainer(self, **kwargs):
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        if trainer_config.get("logger") in (None, True):
+            kwargs["logger"] = run_loggers(trainer_config["default_root_dir"])
+        return super().instantiate_trainer(**kwargs)
+
+    def after_fit(self) -> None:
+        checkpoint = self.trainer.checkpoint_callback
+        if self.trainer.is_global_zero and checkpoint is not None:
+            score = checkpoint.best_model_score
+            best = f"{score.item():.4f}" if score is not None else "n/a"
+            print(
+                f"fit: {self.trainer.current_epoch} epochs, best {checkpoint.monitor}={best}\n"
+                f"  best checkpoint: {checkpoint.best_model_path}\n"
+                f"  last checkpoint: {checkpoint.last_model_path}\n"
+                f"  logs and config: {self.trainer.log_dir}"
+            )
+
+    def after_test(self) -> None:
+        results = self.model.test_results
+        if self.trainer.is_global_zero and results is not None:
+            count = sum(map(sum, results["confusion_matrix"]))
+            path = write_metrics(self.trainer.log_dir, results, count)
+            print(
+                f"test: accuracy={results['accuracy']:.4f} macro_f1={results['macro_f1']:.4f} "
+                f"on {count} samples -> {path}"
+            )
+
+    def after_predict(self) -> None:
+        writer = next(c for c in self.trainer.callbacks if isinstance(c, PredictionWriter))
+        if self.trainer.is_global_zero and writer.path is not None:
+            count = len(self.datamodule.splits["predict"])
+            print(f"predict: {count} samples -> {writer.path}")
+
+
+def lightning_main(args: list[str]) -> None:
+    """fit / validate / test / predict through LightningCLI."""
+    SeqClassCLI(
+        SequenceClassifier,
+        SequenceDataModule,
+        args=args,
+        seed_everything_default=0,
+        trainer_defaults={
+            "max_epochs": 30,
+            "log_every_n_steps": 10,
+            "callbacks": [PredictionWriter()],
+        },
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": "Train and evaluate sequence classifiers. " + _EXTRA_HELP},
+    )
+
+
+def sample_data_main(args: list[str]) -> None:
+    """Write a built-in sample dataset."""
+    parser = argparse.ArgumentParser(
+        prog="seqclass sample-data", description=sample_data_main.__doc__
+    )
+    parser.add_argument("kind", choices=["signals"])
+    parser.add_argument("out", type=Path, help="folder to create")
+    parser.add_argument("--samples-per-class", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    ns = parser.parse_args(args)
+    from pipeline.sample_data import make_signal_dataset
+
+    root = make_signal_dataset(ns.out, samples_per_class=ns.samples_per_class, seed=ns.seed)
+    print(f"sample-data: wrote {ns.kind} dataset to {root}")
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"sample-data": sample_data_main}
+_EXTRA_HELP = "Data commands: " + ", ".join(f"`seqclass {c} -h`" for c in COMMANDS) + "."
+
+
+def _quiet_library_noise() -> None:
+    """Hide messages from dependencies that say nothing about the user's run."""
+    warnings.filterwarnings("ignore", message=".*treespec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `seqclass` command."""
+    _quiet_library_noise()
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = COMMANDS.get(args[0]) if args else None
+    try:
+        command(args[1:]) if command else lightning_main(args)
+    except SequenceDataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,207 @@
+"""Datasets, padding collate, train-split normalization statistics and the LightningDataModule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pipeline.data.discovery import (
+    Sample,
+    assign_splits,
+    class_names_of,
+    discover,
+    discover_unlabelled,
+)
+from pipeline.data.sequence_files import (
+    SEQUENCE_SUFFIXES,
+    SequenceDataError,
+    load_sequence,
+    sequence_shape,
+)
+
+Batch = dict[str, torch.Tensor]
+
+
+class SequenceDataset(Dataset):
+    """Samples as `{"x": [T, D] float32, "y": class index (-1 if unknown), "index": i}`."""
+
+    def __init__(self, samples: Sequence[Sample], class_names: Sequence[str]) -> None:
+        self.samples = list(samples)
+        self.class_index = {name: i for i, name in enumerate(class_names)}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        sample = self.samples[i]
+        return {
+            "x": torch.from_numpy(load_sequence(sample.path)),
+            "y": self.class_index.get(sample.label, -1),
+            "index": i,
+        }
+
+
+def pad_collate(items: list[dict]) -> Batch:
+    """Right-pad a list of `[T_i, D]` samples: `x [B, T_max, D]`, `lengths [B]`, `y [B]`, `index [B]`."""
+    lengths = torch.tensor([item["x"].shape[0] for item in items])
+    x = torch.nn.utils.rnn.pad_sequence([item["x"] for item in items], batch_first=True)
+    return {
+        "x": x,
+        "lengths": lengths,
+        "y": torch.tensor([item["y"] for item in items]),
+        "index": torch.tensor([item["index"] for item in items]),
+    }
+
+
+def channel_stats(paths: Sequence[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over all time steps of all files (float64 sums).
+
+    A constant channel gets std 1 so that normalizing it never divides by zero.
+    """
+    total = total_sq = None
+    count = 0
+    for path in paths:
+        x = load_sequence(path).astype(np.float64)
+        s, sq = x.sum(0), np.square(x).sum(0)
+        total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
+        count += x.shape[0]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    std[std < 1e-8 * np.maximum(1.0, np.abs(mean))] = 1.0
+    return torch.from_numpy(mean).float(), torch.from_numpy(std).float()
+
+
+class SequenceDataModule(pl.LightningDataModule):
+    """Class-folder trees of `[T, D]` sequence files, split into train/val/test.
+
+    Args:
+        root: data folder (``ROOT/<class>/<sample>``, optionally under ``train|val|test``) or a
+            manifest CSV ``path,label[,split]``.
+        predict_root: file or folder to predict on; defaults to the test split of `root`.
+        val_fraction: share of each class moved from train to val when no val split is given.
+        test_fraction: share of each class moved from train to test when no test split is given.
+        seed: seed of the stratified split.
+        batch_size: samples per batch (per device).
+        num_workers: DataLoader worker processes.
+        max_train_length: drop training sequences longer than this many steps (None keeps all).
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        predict_root: str | None = None,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        max_train_length: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = root
+        self.predict_root = predict_root
+        self.splits: dict[str, list[Sample]] = {}
+        self.channel_mean: torch.Tensor | None = None
+        self.channel_std: torch.Tensor | None = None
+        self._labelled: list[Sample] | None = None
+
+    @property
+    def labelled_samples(self) -> list[Sample]:
+        """All labelled samples of `root` with their split assigned (discovered once)."""
+        if self._labelled is None:
+            if self.root is None:
+                raise SequenceDataError("no data given: pass --data.root DIR (or a manifest CSV).")
+            samples = discover(self.root, SEQUENCE_SUFFIXES)
+            class_names_of(samples)
+            hp = self.hparams
+            self._labelled = assign_splits(samples, hp.val_fraction, hp.test_fraction, hp.seed)
+        return self._labelled
+
+    @property
+    def class_names(self) -> list[str]:
+        """Sorted class names of `root`."""
+        return class_names_of(self.labelled_samples)
+
+    @property
+    def input_size(self) -> int:
+        """Channels per time step (D), read from the first sample."""
+        return sequence_shape(self.labelled_samples[0].path)[1]
+
+    def split_channels(self, split: str) -> int:
+        """Channels per time step of the samples of `split` (after `setup`)."""
+        return sequence_shape(self.splits[split][0].path)[1]
+
+    def setup(self, stage: str) -> None:
+        if stage == "predict":
+            if self.predict_root is not None:
+                self.splits["predict"] = discover_unlabelled(self.predict_root, SEQUENCE_SUFFIXES)
+            else:
+                self.splits["predict"] = [s for s in self.labelled_samples if s.split == "test"]
+            self._check_channels(self.splits["predict"])
+            return
+        samples = self.labelled_samples
+        for split in ("train", "val", "test"):
+            self.splits[split] = [s for s in samples if s.split == split]
+        self._check_channels(samples)
+        if stage == "fit":
+            self._drop_long_training_samples()
+            if not self.splits["train"]:
+                raise SequenceDataError(f"{self.root}: the train split is empty.")
+            paths = [s.path for s in self.splits["train"]]
+            self.channel_mean, self.channel_std = channel_stats(paths)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        samples = self.splits.get(split)
+        if not samples:
+            raise SequenceDataError(
+                f"the {split} split of {self.root} is empty; give {split}/ folders or a "
+                f"non-zero data.{split}_fraction."
+            )
+        dataset = SequenceDataset(samples, self.class_names if self.root else [])
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            collate_fn=pad_collate,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def _check_channels(self, samples: list[Sample]) -> None:
+        expected_path = samples[0].path
+        expected = sequence_shape(expected_path)[1]
+        for s in samples[1:]:
+            channels = sequence_shape(s.path)[1]
+            if channels != expected:
+                raise SequenceDataError(
+                    f"{s.path}: has {channels} channels but {expected_path} has {expected}; every "
+                    "sample needs the same channel count. Re-create or remove the odd file."
+                )
+
+    def _drop_long_training_samples(self) -> None:
+        limit = self.hparams.max_train_length
+        if limit is None:
+            return
+        train = self.splits["train"]
+        kept = [s for s in train if sequence_shape(s.path)[0] <= limit]
+        if len(kept) < len(train):
+            print(f"data: dropped {len(train) - len(kept)} training sequences longer than {limit}")
+        self.splits["train"] = kept

@@ -1,0 +1,160 @@
+"""Find labelled samples in class folders or a manifest, and split them into train/val/test.
+
+Layouts, in order of precedence:
+
+- a manifest CSV with columns ``path,label[,split]`` (paths relative to the manifest);
+- ``ROOT/train|val|test/<class>/<sample>``: the split folders that exist are used as given;
+- ``ROOT/<class>/<sample>``: everything is train.
+
+Samples without a given split are split from train: stratified, seeded, by fraction.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.data.sequence_files import SequenceDataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One input file, its class name (None when unlabelled) and its split."""
+
+    path: Path
+    label: str | None
+    split: str = "train"
+
+
+def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
+    """Samples under `root` (a class-folder tree, optionally in train/val/test) or in a manifest.
+
+    `suffixes` are the accepted file suffixes, e.g. ``(".npy", ".csv")``.
+    """
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return _read_manifest(root)
+    if not root.is_dir():
+        raise SequenceDataError(f"data root {root} does not exist; pass an existing folder.")
+    split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
+    if split_dirs:
+        samples = [s for d in split_dirs for s in _class_folders(d, suffixes, split=d.name)]
+    else:
+        samples = _class_folders(root, suffixes, split="train")
+    if not samples:
+        raise SequenceDataError(
+            f"no samples found under {root}: expected ROOT/<class>/<sample> files with suffix "
+            f"{', '.join(suffixes)} (optionally inside train/, val/, test/), or a manifest CSV."
+        )
+    return samples
+
+
+def discover_unlabelled(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
+    """Every file with an accepted suffix under `root`, labelled by its class folder if any."""
+    root = Path(root)
+    if root.is_file():
+        return [Sample(root, None, "predict")]
+    if not root.is_dir():
+        raise SequenceDataError(f"{root} does not exist; pass a file or a folder of samples.")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise SequenceDataError(f"no files with suffix {', '.join(suffixes)} under {root}.")
+    return [Sample(p, p.parent.name if p.parent != root else None, "predict") for p in files]
+
+
+def class_names_of(samples: list[Sample]) -> list[str]:
+    """Sorted class names; at least two are required to train a classifier."""
+    names = sorted({s.label for s in samples if s.label is not None})
+    if len(names) < 2:
+        raise SequenceDataError(
+            f"found {len(names)} class ({', '.join(names) or 'none'}); a classifier needs at least "
+            "two class folders, each holding samples of one class."
+        )
+    return names
+
+
+def assign_splits(
+    samples: list[Sample], val_fraction: float, test_fraction: float, seed: int
+) -> list[Sample]:
+    """Move a stratified, seeded share of the train samples into val and test.
+
+    A split that already has samples (from folders or the manifest) is left as given.
+    """
+    for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= frac < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {frac}")
+    present = {s.split for s in samples}
+    fractions = {
+        "val": 0.0 if "val" in present else val_fraction,
+        "test": 0.0 if "test" in present else test_fraction,
+    }
+    by_class: dict[str | None, list[Sample]] = defaultdict(list)
+    for s in samples:
+        if s.split == "train":
+            by_class[s.label].append(s)
+    rng = random.Random(seed)
+    out = [s for s in samples if s.split != "train"]
+    for label in sorted(by_class, key=str):
+        group = sorted(by_class[label], key=lambda s: str(s.path))
+        rng.shuffle(group)
+        counts = {k: max(1, round(len(group) * f)) if f > 0 else 0 for k, f in fractions.items()}
+        needed = 1 + counts["val"] + counts["test"]
+        if len(group) < needed:
+            raise SequenceDataError(
+                f"class {label!r} has {len(group)} training sample(s), too few for a train/val/test "
+                f"split (needs {needed}). Add samples, give explicit val/ and test/ folders, or set "
+                "data.val_fraction / data.test_fraction to 0."
+            )
+        cut_val = counts["val"]
+        cut_test = cut_val + counts["test"]
+        out += [Sample(s.path, s.label, "val") for s in group[:cut_val]]
+        out += [Sample(s.path, s.label, "test") for s in group[cut_val:cut_test]]
+        out += group[cut_test:]
+    return sorted(out, key=lambda s: (SPLITS.index(s.split), str(s.path)))
+
+
+def _class_folders(folder: Path, suffixes: tuple[str, ...], split: str) -> list[Sample]:
+    samples = []
+    for class_dir in sorted(
+        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
+        files = sorted(
+            p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in suffixes
+        )
+        if not files:
+            raise SequenceDataError(
+                f"class folder {class_dir} has no sample files ({', '.join(suffixes)}); add "
+                "samples or remove the folder."
+            )
+        samples += [Sample(p, class_dir.name, split) for p in files]
+    return samples
+
+
+def _read_manifest(manifest: Path) -> list[Sample]:
+    with manifest.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise SequenceDataError(
+                f"manifest {manifest}: needs a header with columns path,label[,split]; "
+                f"found {reader.fieldnames}."
+            )
+        rows = list(reader)
+    samples = []
+    for line_no, row in enumerate(rows, start=2):
+        split = (row.get("split") or "train").strip()
+        if split not in SPLITS:
+            raise SequenceDataError(
+                f"manifest {manifest}, line {line_no}: split {split!r} is not one of {SPLITS}."
+            )
+        path = (manifest.parent / row["path"].strip()).resolve()
+        if not path.is_file():
+            raise SequenceDataError(f"manifest {manifest}, line {line_no}: {path} does not exist.")
+        samples.append(Sample(path, row["label"].strip(), split))
+    if not samples:
+        raise SequenceDataError(f"manifest {manifest} lists no samples.")
+    return samples

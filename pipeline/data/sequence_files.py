@@ -1,0 +1,156 @@
+"""Read and write `[T, D]` sequence files: the contract between extractors and the classifier.
+
+A sequence file holds one sample as a 2-D float array, time along the first axis:
+``.npy``, ``.npz`` (array ``features``, or the only array), ``.pt`` (a tensor, or a dict with
+``features``) or ``.csv`` (a header row of channel names, then one row per time step).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SEQUENCE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
+
+
+class SequenceDataError(ValueError):
+    """Bad input data: the message names the file and how to fix it."""
+
+
+def load_sequence(path: str | Path) -> np.ndarray:
+    """Load one sample as a finite float32 array of shape `[T, D]`, `T >= 1`.
+
+    A 1-D array is read as a single channel. Raises `SequenceDataError` naming the file when it
+    cannot be read, is not numeric, has the wrong rank, is empty or holds NaN/Inf.
+    """
+    path = Path(path)
+    try:
+        array = _read_array(path)
+    except SequenceDataError:
+        raise
+    except Exception as err:  # every reader has its own exception types
+        raise SequenceDataError(
+            f"{path}: cannot read it as a sequence ({type(err).__name__}: {err}). "
+            f"Fix or remove the file; sequence files are {', '.join(SEQUENCE_SUFFIXES)} arrays "
+            "of shape [T, channels]."
+        ) from err
+    if array.dtype.kind not in "fiub":
+        raise SequenceDataError(
+            f"{path}: holds {array.dtype} values, not numbers. Store a numeric [T, channels] array."
+        )
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise SequenceDataError(
+            f"{path}: has shape {tuple(array.shape)}; a sequence must be [T, channels] (2-D)."
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise SequenceDataError(
+            f"{path}: is empty (shape {tuple(array.shape)}); remove it or re-create it with at "
+            "least one time step and one channel."
+        )
+    array = array.astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise SequenceDataError(
+            f"{path}: contains NaN or Inf (first at time step {bad[0]}, channel {bad[1]}). "
+            "Clean or interpolate the recording, or remove the file."
+        )
+    return array
+
+
+def sequence_shape(path: str | Path) -> tuple[int, int]:
+    """`(T, D)` of a sequence file; reads only the header for `.npy` files."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except Exception:
+            shape = None  # let load_sequence produce the full diagnosis
+        if shape is not None and len(shape) in (1, 2) and 0 not in shape:
+            return (shape[0], shape[1] if len(shape) == 2 else 1)
+    return load_sequence(path).shape
+
+
+def save_sequence(
+    path: str | Path, features: np.ndarray | torch.Tensor, **extra: np.ndarray
+) -> None:
+    """Write `features` `[T, D]` (plus named extra arrays) to `path` (.npz) atomically.
+
+    The file appears complete or not at all: it is written to a temporary file in the same
+    folder and renamed, so an interrupted run never leaves a truncated sample behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"features": np.asarray(features, dtype=np.float32)}
+    arrays.update({k: np.asarray(v) for k, v in extra.items()})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_array(path: Path) -> np.ndarray:
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise SequenceDataError(
+            f"{path}: is a zero-byte file; remove it or write the sample again."
+        )
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            if "features" in npz.files:
+                return npz["features"]
+            if len(npz.files) == 1:
+                return npz[npz.files[0]]
+            raise SequenceDataError(
+                f"{path}: holds arrays {npz.files}; name the sample array 'features'."
+            )
+    if suffix == ".pt":
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(obj, dict) and "features" in obj:
+            obj = obj["features"]
+        if not isinstance(obj, torch.Tensor):
+            raise SequenceDataError(
+                f"{path}: holds a {type(obj).__name__}; save a tensor or {{'features': tensor}}."
+            )
+        return obj.numpy()
+    if suffix == ".csv":
+        return _read_csv(path)
+    raise SequenceDataError(
+        f"{path}: unknown file type {suffix!r}; use one of {', '.join(SEQUENCE_SUFFIXES)}."
+    )
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    with path.open(newline="") as fh:
+        header = fh.readline()
+        rows = fh.readlines()
+    names = header.strip().split(",")
+    values = []
+    for line_no, line in enumerate(rows, start=2):
+        if not line.strip():
+            continue
+        cells = line.strip().split(",")
+        if len(cells) != len(names):
+            raise SequenceDataError(
+                f"{path}, line {line_no}: {len(cells)} values but the header names "
+                f"{len(names)} channels. Every row needs one value per channel."
+            )
+        try:
+            values.append([float(c) for c in cells])
+        except ValueError as err:
+            raise SequenceDataError(
+                f"{path}, line {line_no}: non-numeric value ({err}). The first row is the "
+                "header of channel names; every later row holds numbers only."
+            ) from None
+    return np.asarray(values, dtype=np.float32).reshape(len(values), len(names))

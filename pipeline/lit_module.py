@@ -1,0 +1,178 @@
+"""LightningModule that trains a `SequenceNet`: loss, torchmetrics, optimizer, normalization."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torchmetrics
+from torch import nn
+
+from pipeline.data.datamodule import Batch, SequenceDataModule
+from pipeline.data.sequence_files import SequenceDataError
+from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
+
+
+class SequenceClassifier(pl.LightningModule):
+    """Sequence-to-label classifier over `[T, D]` sequences.
+
+    Class names, input size and the train split's per-channel normalization are taken from the
+    data at `fit` and stored in the checkpoint, so `test`/`predict` use exactly those.
+
+    Args:
+        cell: ``lstm``, ``gru`` or ``peephole``.
+        hidden_size: units per direction and layer.
+        num_layers: stacked recurrent layers.
+        bidirectional: run each layer in both directions.
+        dropout: dropout between layers and before the head.
+        pooling: ``last``, ``mean``, ``max`` or ``attention``.
+        init: ``pytorch`` or ``matlab`` weight initialization.
+        lr: learning rate.
+        weight_decay: AdamW weight decay (0 gives plain Adam).
+        label_smoothing: cross-entropy label smoothing.
+        class_names: set from the data at fit; stored in checkpoints.
+        input_size: set from the data at fit; stored in checkpoints.
+    """
+
+    def __init__(
+        self,
+        cell: Cell = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        pooling: Pooling = "last",
+        init: Init = "pytorch",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        label_smoothing: float = 0.0,
+        class_names: list[str] | None = None,
+        input_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net: SequenceNet | None = None
+        self.test_results: dict | None = None
+        if class_names is not None and input_size is not None:
+            self._build(class_names, input_size)
+
+    def _build(self, class_names: list[str], input_size: int) -> None:
+        hp = self.hparams
+        hp.class_names, hp.input_size = list(class_names), int(input_size)
+        num_classes = len(class_names)
+        self.net = SequenceNet(
+            input_size, num_classes, cell=hp.cell, hidden_size=hp.hidden_size,
+            num_layers=hp.num_layers, bidirectional=hp.bidirectional, dropout=hp.dropout,
+            pooling=hp.pooling, init=hp.init,
+        )  # fmt: skip
+        self.register_buffer("channel_mean", torch.zeros(input_size))
+        self.register_buffer("channel_std", torch.ones(input_size))
+        self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
+        task = {"task": "multiclass", "num_classes": num_classes}
+        self.train_acc = torchmetrics.Accuracy(**task)
+        self.val_acc = torchmetrics.Accuracy(**task)
+        self.val_f1 = torchmetrics.F1Score(**task, average="macro")
+        self.test_metrics = torchmetrics.MetricCollection(
+            {
+                "accuracy": torchmetrics.Accuracy(**task),
+                "macro_f1": torchmetrics.F1Score(**task, average="macro"),
+                "precision": torchmetrics.Precision(**task, average="none"),
+                "recall": torchmetrics.Recall(**task, average="none"),
+                "confusion_matrix": torchmetrics.ConfusionMatrix(**task),
+            }
+        )
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.hparams.class_names)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not isinstance(datamodule, SequenceDataModule):
+            return
+        if self.net is None:
+            if stage != "fit":
+                raise SequenceDataError(
+                    "no trained model given: pass --ckpt_path CHECKPOINT (a .ckpt file from fit)."
+                )
+            self._build(datamodule.class_names, datamodule.input_size)
+        self._check_data(datamodule, stage)
+        if stage == "fit" and datamodule.channel_mean is not None:
+            self.channel_mean.copy_(datamodule.channel_mean)
+            self.channel_std.copy_(datamodule.channel_std)
+
+    def _check_data(self, datamodule: SequenceDataModule, stage: str) -> None:
+        predicting = stage == "predict"
+        where = (
+            datamodule.predict_root if predicting and datamodule.predict_root else datamodule.root
+        )
+        channels = datamodule.split_channels("predict") if predicting else datamodule.input_size
+        if channels != self.hparams.input_size:
+            raise SequenceDataError(
+                f"{where}: samples have {channels} channels but the model was trained on "
+                f"{self.hparams.input_size}. Use data prepared like the training data, or the "
+                "checkpoint trained on this data."
+            )
+        if not predicting and datamodule.class_names != self.class_names:
+            raise SequenceDataError(
+                f"{where}: classes {datamodule.class_names} differ from the model's "
+                f"{self.class_names}. Evaluate on data with the same class folders."
+            )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits `[B, K]` for raw (unnormalized) right-padded `x [B, T, D]`."""
+        return self.net((x - self.channel_mean) / self.channel_std, lengths)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["x"], batch["lengths"])
+        loss = self.loss(logits, batch["y"])
+        self.train_acc(logits, batch["y"])
+        size = len(batch["y"])
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        logits = self(batch["x"], batch["lengths"])
+        size = len(batch["y"])
+        self.val_acc(logits, batch["y"])
+        self.val_f1(logits, batch["y"])
+        self.log(
+            "val_loss",
+            self.loss(logits, batch["y"]),
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=True,
+        )
+        self.log("val_acc", self.val_acc, prog_bar=True, batch_size=size)
+        self.log("val_macro_f1", self.val_f1, batch_size=size)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        logits = self(batch["x"], batch["lengths"])
+        self.test_metrics.update(logits, batch["y"])
+        self.log(
+            "test_loss", self.loss(logits, batch["y"]), batch_size=len(batch["y"]), sync_dist=True
+        )
+
+    def on_test_epoch_end(self) -> None:
+        results = {k: v.cpu() for k, v in self.test_metrics.compute().items()}
+        self.test_metrics.reset()
+        self.log("test_acc", results["accuracy"])
+        self.log("test_macro_f1", results["macro_f1"])
+        self.test_results = {
+            "accuracy": results["accuracy"].item(),
+            "macro_f1": results["macro_f1"].item(),
+            "class_names": self.class_names,
+            "precision": dict(zip(self.class_names, results["precision"].tolist(), strict=True)),
+            "recall": dict(zip(self.class_names, results["recall"].tolist(), strict=True)),
+            "confusion_matrix": results["confusion_matrix"].tolist(),
+        }
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        probs = self(batch["x"], batch["lengths"]).float().softmax(dim=-1)
+        return {"index": batch["index"], "probs": probs}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        hp = self.hparams
+        if hp.weight_decay > 0:
+            return torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=hp.lr)

@@ -1,0 +1,142 @@
+"""End-to-end: the `seqclass` command as a user runs it, on tiny generated data."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_tree, write_npy
+
+from pipeline.cli import main
+
+FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--model.hidden_size=16", "--data.batch_size=8"]  # fmt: skip
+
+
+def seqclass(*args: str) -> None:
+    main(
+        [args[0], *FAST, *args[1:]]
+        if args[0] in ("fit", "validate", "test", "predict")
+        else list(args)
+    )
+
+
+def run_dirs(runs: Path) -> list[Path]:
+    return sorted(runs.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+def test_fit_test_predict(signal_root: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    common = [f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}"]
+    seqclass("fit", *common, "--trainer.max_epochs=3", "--model.bidirectional=true")
+    best = runs / "checkpoints" / "best.ckpt"
+    assert best.is_file() and (runs / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dirs(runs)[0] / "config.yaml").is_file()
+    assert (run_dirs(runs)[0] / "metrics.csv").is_file()
+    assert list(run_dirs(runs)[0].glob("events.out.tfevents.*"))
+
+    ckpt = torch.load(best, weights_only=True)  # plain data only: loads without running code
+    hparams = ckpt["hyper_parameters"]
+    assert hparams["class_names"] == ["falling", "high", "low", "rising"]
+    assert hparams["input_size"] == 3
+    assert ckpt["state_dict"]["channel_std"].shape == (3,)
+    assert not torch.equal(ckpt["state_dict"]["channel_mean"], torch.zeros(3))
+
+    # test and predict need nothing but the data and the checkpoint
+    seqclass("test", *common, f"--ckpt_path={best}")
+    metrics = json.loads((run_dirs(runs)[-1] / "metrics.json").read_text())
+    assert {"accuracy", "macro_f1", "confusion_matrix", "class_names"} <= metrics.keys()
+    confusion = np.array(metrics["confusion_matrix"])
+    assert confusion.shape == (4, 4)
+    assert confusion.sum() == metrics["num_samples"] == 8  # 15 % of 12 per class, rounded
+    assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-6)
+    assert "test: accuracy=" in capsys.readouterr().out
+
+    seqclass("predict", f"--trainer.default_root_dir={runs}", f"--ckpt_path={best}",
+             f"--data.predict_root={signal_root}")  # fmt: skip
+    with (run_dirs(runs)[-1] / "predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 48
+    assert {Path(r["path"]) for r in rows} == set(signal_root.rglob("*.npy"))
+    for row in rows:
+        probs = [float(row[f"prob_{c}"]) for c in hparams["class_names"]]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+        assert row["predicted"] == hparams["class_names"][int(np.argmax(probs))]
+        assert row["label"] == Path(row["path"]).parent.name
+
+
+def test_resume_from_last_checkpoint(signal_root: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    common = [f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}"]
+    seqclass("fit", *common, "--trainer.max_epochs=2")
+    first = torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)
+    seqclass("fit", *common, "--trainer.max_epochs=4", "--ckpt_path=last")
+    resumed = torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)
+    assert first["epoch"] == 1 and resumed["epoch"] == 3
+    assert resumed["global_step"] == 2 * first["global_step"]
+
+
+def test_learns_the_sample_data(tmp_path: Path) -> None:
+    from pipeline.sample_data import make_signal_dataset
+
+    root = make_signal_dataset(tmp_path / "d", samples_per_class=30, length_range=(60, 120))
+    runs = tmp_path / "runs"
+    main(["fit", "--config=configs/demo.yaml", f"--data.root={root}",
+          f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false",
+          "--trainer.max_epochs=25"])  # fmt: skip
+    main(["test", "--config=configs/demo.yaml", f"--data.root={root}",
+          f"--trainer.default_root_dir={runs}", f"--ckpt_path={runs / 'checkpoints' / 'best.ckpt'}"])  # fmt: skip
+    metrics = json.loads((run_dirs(runs)[-1] / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.8, metrics  # chance is 0.25
+
+
+def _nan_file(root: Path) -> str:
+    random_tree(root, {"a": 6, "b": 6})
+    bad = root / "a" / "0.npy"
+    np.save(bad, np.array([[1.0, np.nan]] * 5, dtype="f4"))
+    return str(bad)
+
+
+def _empty_sample(root: Path) -> str:
+    random_tree(root, {"a": 6, "b": 6})
+    return str(write_npy(root / "b" / "0.npy", np.zeros((0, 2), dtype="f4")))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: (root.mkdir(), "no samples found")[1], None),
+        (lambda root: (random_tree(root, {"a": 6}), "at least two class")[1], None),
+        (
+            lambda root: (random_tree(root, {"a": 6, "b": 2}), "too few for a train/val/test")[1],
+            None,
+        ),
+        (_nan_file, "NaN or Inf"),
+        (_empty_sample, "is empty"),
+    ],
+)
+def test_fit_on_bad_data_exits_with_a_clear_message(tmp_path: Path, capsys, make, message) -> None:
+    root = tmp_path / "data"
+    named = make(root)
+    with pytest.raises(SystemExit) as exit_info:
+        seqclass("fit", f"--data.root={root}", f"--trainer.default_root_dir={tmp_path / 'runs'}",
+                 "--trainer.max_epochs=1")  # fmt: skip
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert (message or named) in err
+    if message:
+        assert named in err  # the offending file is named
+
+
+def test_predict_with_wrong_channel_count(signal_root: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    seqclass("fit", f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}",
+             "--trainer.max_epochs=1")  # fmt: skip
+    other = random_tree(tmp_path / "other", {"a": 2}, channels=5)
+    with pytest.raises(SystemExit):
+        seqclass("predict", f"--trainer.default_root_dir={runs}", f"--data.predict_root={other}",
+                 f"--ckpt_path={runs / 'checkpoints' / 'last.ckpt'}")  # fmt: skip
+    assert "samples have 5 channels but the model was trained on 3" in capsys.readouterr().err

@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_tree, write_npy
+
+from pipeline.data.datamodule import SequenceDataModule, pad_collate
+from pipeline.data.sequence_files import SequenceDataError
+
+
+def test_normalization_statistics_come_from_the_train_split_only(tmp_path: Path) -> None:
+    random_tree(tmp_path, {"a": 10, "b": 10}, channels=3)
+    # Make test files wildly different: if they leaked into the stats, the mean would move.
+    dm = SequenceDataModule(str(tmp_path), val_fraction=0.2, test_fraction=0.2)
+    for s in dm.labelled_samples:
+        if s.split == "test":
+            np.save(s.path, np.full((10, 3), 1000.0, dtype="f4"))
+    dm.setup("fit")
+    train = np.concatenate([np.load(s.path) for s in dm.splits["train"]]).astype("f8")
+    torch.testing.assert_close(dm.channel_mean, torch.tensor(train.mean(0), dtype=torch.float32))
+    torch.testing.assert_close(dm.channel_std, torch.tensor(train.std(0), dtype=torch.float32))
+
+
+def test_pad_collate_shapes_and_lengths() -> None:
+    items = [{"x": torch.ones(t, 2), "y": t % 2, "index": t} for t in (3, 5, 1)]
+    batch = pad_collate(items)
+    assert batch["x"].shape == (3, 5, 2)
+    assert batch["lengths"].tolist() == [3, 5, 1]
+    assert batch["x"][0, 3:].abs().sum() == 0
+
+
+def test_inconsistent_channel_count_names_the_file(tmp_path: Path) -> None:
+    random_tree(tmp_path, {"a": 5, "b": 5}, channels=2)
+    odd = write_npy(tmp_path / "b" / "odd.npy", np.zeros((7, 4), dtype="f4"))
+    dm = SequenceDataModule(str(tmp_path), val_fraction=0.2, test_fraction=0.2)
+    with pytest.raises(SequenceDataError, match=f"{odd}: has 4 channels"):
+        dm.setup("fit")
+
+
+def test_max_train_length_drops_long_training_sequences(tmp_path: Path) -> None:
+    random_tree(tmp_path, {"a": 8, "b": 8})  # 5-15 steps each
+    dm = SequenceDataModule(str(tmp_path), max_train_length=10)
+    dm.setup("fit")
+    assert dm.splits["train"]
+    assert all(np.load(s.path).shape[0] <= 10 for s in dm.splits["train"])

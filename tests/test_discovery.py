@@ -1,0 +1,66 @@
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import random_tree
+
+from pipeline.data.discovery import assign_splits, class_names_of, discover
+from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError
+
+
+def test_class_folders_are_split_stratified_and_reproducibly(tmp_path: Path) -> None:
+    random_tree(tmp_path, {"a": 20, "b": 10})
+    samples = discover(tmp_path, SEQUENCE_SUFFIXES)
+    split = assign_splits(samples, 0.2, 0.1, seed=3)
+    counts = Counter((s.split, s.label) for s in split)
+    assert counts == {
+        ("train", "a"): 14, ("val", "a"): 4, ("test", "a"): 2,
+        ("train", "b"): 7, ("val", "b"): 2, ("test", "b"): 1,
+    }  # fmt: skip
+    assert split == assign_splits(samples, 0.2, 0.1, seed=3)
+    assert split != assign_splits(samples, 0.2, 0.1, seed=4)
+    assert len({s.path for s in split}) == 30
+
+
+def test_split_folders_are_used_as_given(tmp_path: Path) -> None:
+    random_tree(tmp_path / "train", {"a": 6, "b": 6})
+    random_tree(tmp_path / "test", {"a": 2, "b": 3})
+    split = assign_splits(discover(tmp_path, SEQUENCE_SUFFIXES), 0.25, 0.5, seed=0)
+    counts = Counter(s.split for s in split)
+    assert counts == {"train": 8, "val": 4, "test": 5}  # val from train; test kept as given
+
+
+def test_manifest_with_and_without_split(tmp_path: Path) -> None:
+    random_tree(tmp_path / "data", {"a": 3, "b": 3})
+    rows = ["path,label,split"]
+    rows += [f"data/a/{i}.npy,a,{'test' if i == 0 else 'train'}" for i in range(3)]
+    rows += [f"data/b/{i}.npy,b," for i in range(3)]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    samples = discover(tmp_path / "m.csv", SEQUENCE_SUFFIXES)
+    assert Counter(s.split for s in samples) == {"train": 5, "test": 1}
+    assert class_names_of(samples) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: root.mkdir(), "no samples found under"),
+        (lambda root: None, "does not exist"),
+        (lambda root: random_tree(root, {"only": 5}), "at least two class"),
+        (lambda root: (random_tree(root, {"a": 5, "b": 5}), (root / "c").mkdir()), "class folder"),
+        (lambda root: random_tree(root, {"a": 5, "b": 2}), "class 'b' has 2 training"),
+    ],
+)
+def test_bad_layouts_raise_clear_errors(tmp_path: Path, make, message) -> None:
+    root = tmp_path / "root"
+    make(root)
+    with pytest.raises(SequenceDataError, match=message):
+        samples = discover(root, SEQUENCE_SUFFIXES)
+        class_names_of(samples)
+        assign_splits(samples, 0.2, 0.2, seed=0)
+
+
+def test_manifest_pointing_at_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("path,label\nnope.npy,a\n")
+    with pytest.raises(SequenceDataError, match="line 2: .*nope.npy does not exist"):
+        discover(tmp_path / "m.csv", SEQUENCE_SUFFIXES)

@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.data.sequence_files import (
+    SequenceDataError,
+    load_sequence,
+    save_sequence,
+    sequence_shape,
+)
+
+ARRAY = np.arange(12, dtype=np.float32).reshape(4, 3)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".pt", ".csv"])
+def test_every_format_loads_the_same_array(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(path, ARRAY)
+    elif suffix == ".npz":
+        np.savez(path, features=ARRAY, frame_indices=np.arange(4))
+    elif suffix == ".pt":
+        torch.save({"features": torch.from_numpy(ARRAY)}, path)
+    else:
+        path.write_text("a,b,c\n" + "\n".join(",".join(map(str, row)) for row in ARRAY) + "\n")
+    np.testing.assert_array_equal(load_sequence(path), ARRAY)
+    assert sequence_shape(path) == (4, 3)
+
+
+def test_one_dimensional_array_is_one_channel(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.arange(5.0))
+    assert load_sequence(tmp_path / "x.npy").shape == (5, 1)
+
+
+def test_save_is_atomic_and_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "x.npz"
+    save_sequence(path, ARRAY, frame_indices=np.array([0, 2, 4, 6]))
+    np.testing.assert_array_equal(load_sequence(path), ARRAY)
+    assert [p.name for p in path.parent.iterdir()] == ["x.npz"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("nan.npy", np.array([[1.0], [np.nan]]), "NaN or Inf"),
+        ("inf.npy", np.array([[np.inf, 1.0]]), "NaN or Inf"),
+        ("empty.npy", np.zeros((0, 3)), "empty"),
+        ("cube.npy", np.zeros((2, 2, 2)), "2-D"),
+        ("text.npy", np.array([["a"]]), "not numbers"),
+        ("garbage.npy", b"not a numpy file", "cannot read"),
+        ("zero.npy", b"", "zero-byte"),
+        ("bad.csv", "a,b\n1,2\n3,x\n", "line 3: non-numeric"),
+        ("ragged.csv", "a,b\n1,2\n3\n", "line 3: 1 values"),
+        ("keys.npz", None, "name the sample array 'features'"),
+    ],
+)
+def test_bad_files_raise_naming_the_file(tmp_path: Path, name, content, message) -> None:
+    path = tmp_path / name
+    if isinstance(content, np.ndarray):
+        np.save(path, content)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content)
+    else:
+        np.savez(path, a=ARRAY, b=ARRAY)
+    with pytest.raises(SequenceDataError, match=message) as err:
+        load_sequence(path)
+    assert str(path) in str(err.value)
