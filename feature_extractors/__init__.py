@@ -1,0 +1,1 @@
+"""Turn one raw input into a `[T, D]` float sequence. Never imports `pipeline`."""

