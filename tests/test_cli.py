@@ -140,3 +140,11 @@ def test_predict_with_wrong_channel_count(signal_root: Path, tmp_path: Path, cap
         seqclass("predict", f"--trainer.default_root_dir={runs}", f"--data.predict_root={other}",
                  f"--ckpt_path={runs / 'checkpoints' / 'last.ckpt'}")  # fmt: skip
     assert "samples have 5 channels but the model was trained on 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", sorted(Path("configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_parses(config: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", f"--config={config}", "--print_config"])
+    assert exit_info.value.code in (0, None)
+    assert "class_path" not in capsys.readouterr().err
