@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install the package with its dev tools
 
 demo: $(STAMP)  ## generate sample signals, train, test and predict
+	rm -rf runs/demo
 	$(BIN)/seqclass sample-data signals data/demo-signals
 	$(BIN)/seqclass fit --config configs/demo.yaml
 	$(BIN)/seqclass test --config configs/demo.yaml --ckpt_path runs/demo/checkpoints/best.ckpt
