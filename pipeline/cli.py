@@ -68,6 +68,13 @@ class SeqClassCLI(LightningCLI):
                 f"  logs and config: {self.trainer.log_dir}"
             )
 
+    def after_validate(self) -> None:
+        if self.trainer.is_global_zero:
+            scores = {
+                k: v.item() for k, v in self.trainer.callback_metrics.items() if k.startswith("val")
+            }
+            print("validate: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())))
+
     def after_test(self) -> None:
         results = self.model.test_results
         if self.trainer.is_global_zero and results is not None:

@@ -54,6 +54,9 @@ def test_fit_test_predict(signal_root: Path, tmp_path: Path, capsys) -> None:
     assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-6)
     assert "test: accuracy=" in capsys.readouterr().out
 
+    seqclass("validate", *common, f"--ckpt_path={best}")
+    assert "validate: val_acc=" in capsys.readouterr().out
+
     seqclass("predict", f"--trainer.default_root_dir={runs}", f"--ckpt_path={best}",
              f"--data.predict_root={signal_root}")  # fmt: skip
     with (run_dirs(runs)[-1] / "predictions.csv").open() as fh:
