@@ -119,9 +119,9 @@ def extract_videos(
             report.skipped.append(target)
         else:
             todo.append((sample, target, key))
-    model = backbone.model.to(device).eval()
-    if device.startswith("cuda"):
-        model = model.to(memory_format=torch.channels_last)
+    on_cuda = device.startswith("cuda")
+    layout = torch.channels_last if on_cuda else torch.contiguous_format
+    model = backbone.model.to(device, memory_format=layout).eval()
     loader = DataLoader(
         _VideoChunks([s.path for s, _, _ in todo], sampling, backbone, chunk=batch_size),
         batch_size=None, num_workers=min(num_workers, len(todo)),
@@ -134,16 +134,9 @@ def extract_videos(
     def flush() -> None:
         if not buffer:
             return
-        frames = torch.cat([c["frames"] for c in buffer]).to(device)
-        with (
-            torch.inference_mode(),
-            torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda")),
-        ):
-            features = model(
-                frames.contiguous(memory_format=torch.channels_last)
-                if device.startswith("cuda")
-                else frames
-            )
+        frames = torch.cat([c["frames"] for c in buffer]).to(device, memory_format=layout)
+        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
+            features = model(frames)
         features = features.float().cpu()
         offset = 0
         for c in buffer:
