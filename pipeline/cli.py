@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import warnings
@@ -14,6 +15,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from feature_extractors.video import WeightsUnavailableError
 from pipeline.data.datamodule import SequenceDataModule
 from pipeline.data.sequence_files import SequenceDataError
 from pipeline.lit_module import SequenceClassifier
@@ -180,7 +182,64 @@ def extract_main(args: list[str]) -> None:
         sys.exit(1)
 
 
+def classify_main(args: list[str]) -> None:
+    """Classify raw videos (or sequence files) with a checkpoint from `seqclass fit`.
+
+    The decoding, frame sampling, backbone and normalization the model was trained with are read
+    from the checkpoint and applied again.
+    """
+    from pipeline.classify import classify
+    from pipeline.reports import write_predictions
+
+    parser = argparse.ArgumentParser(prog="seqclass classify", description=classify_main.__doc__)
+    parser.add_argument("paths", nargs="+", type=Path, help="files, or folders of them")
+    parser.add_argument("--checkpoint", required=True, type=Path, help=".ckpt file from fit")
+    parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="CSV to write")
+    parser.add_argument("--batch-size", type=int, default=64, help="frames (or sequences) a batch")
+    parser.add_argument("--num-workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ns = parser.parse_args(args)
+    result = classify(ns.paths, ns.checkpoint, ns.batch_size, ns.num_workers, ns.device)
+    for path, reason in result.failed:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    if not result.samples:
+        raise SequenceDataError(f"none of {', '.join(map(str, ns.paths))} could be read.")
+    write_predictions(ns.out, result.samples, result.probs, result.class_names)
+    summary = (
+        f"classify: {len(result.samples)} classified, {len(result.failed)} skipped -> {ns.out}"
+    )
+    predicted = [result.class_names[k] for k in result.probs.argmax(1).tolist()]
+    labels = [s.label for s in result.samples]
+    if all(label in result.class_names for label in labels):
+        hits = sum(p == t for p, t in zip(predicted, labels, strict=True))
+        summary += f" (accuracy {hits / len(labels):.4f} against the class folders)"
+    print(summary)
+
+
+def export_main(args: list[str]) -> None:
+    """Save a video checkpoint as one TorchScript module: preprocessed frames -> logits."""
+    from pipeline.classify import export_video_classifier, load_classifier
+
+    parser = argparse.ArgumentParser(prog="seqclass export", description=export_main.__doc__)
+    parser.add_argument("--checkpoint", required=True, type=Path, help=".ckpt file from fit")
+    parser.add_argument("--out", required=True, type=Path, help="TorchScript file to write")
+    ns = parser.parse_args(args)
+    classifier = load_classifier(ns.checkpoint)
+    module, info = export_video_classifier(classifier)
+    ns.out.parent.mkdir(parents=True, exist_ok=True)
+    module.save(str(ns.out), _extra_files={"seqclass.json": json.dumps(info)})
+    size = info["frame_size"]
+    print(
+        f"export: {ns.out}: forward(frames [B, T, 3, {size}, {size}] float, lengths [B] int64) -> "
+        f"logits [B, {len(info['class_names'])}] over {info['class_names']}; frames are "
+        "preprocessed with the backbone weights' transforms. Load it with torch.jit.load; "
+        "seqclass.json inside the file holds the class names and feature settings."
+    )
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "classify": classify_main,
+    "export": export_main,
     "extract": extract_main,
     "sample-data": sample_data_main,
 }
@@ -203,6 +262,6 @@ def main(argv: list[str] | None = None) -> None:
     command = COMMANDS.get(args[0]) if args else None
     try:
         command(args[1:]) if command else lightning_main(args)
-    except SequenceDataError as err:
+    except (SequenceDataError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -29,9 +29,7 @@ from feature_extractors.video import (
     iter_frame_chunks,
 )
 from pipeline.data.discovery import Sample, discover_unlabelled
-from pipeline.data.sequence_files import save_sequence
-
-SETTINGS_FILE = "extract_settings.json"
+from pipeline.data.sequence_files import save_sequence, write_feature_settings
 
 
 @dataclass
@@ -42,6 +40,21 @@ class ExtractionReport:
     skipped: list[Path] = field(default_factory=list)  # already up to date
     failed: list[tuple[Path, str]] = field(default_factory=list)
     frames: int = 0
+
+
+def video_settings(backbone: Backbone, sampling: FrameSampling) -> dict:
+    """What turns a video into features: recorded beside them and in trained checkpoints."""
+    return {
+        "kind": "video",
+        "backbone": backbone.spec(),
+        "feature_dim": backbone.feature_dim,
+        "sampling": sampling.as_dict(),
+    }
+
+
+def feature_path(video: Path, root: Path, out: Path) -> Path:
+    """Where the features of `video` (found under `root`, a folder or the file) go under `out`."""
+    return (out / video.relative_to(root if root.is_dir() else root.parent)).with_suffix(".npz")
 
 
 def cache_key(video: Path, settings: dict) -> str:
@@ -103,17 +116,12 @@ def extract_videos(
     """Write `OUT/<same relative path>.npz` (`features [T, D]`, `frame_indices [T]`) per video."""
     root, out = Path(root), Path(out)
     samples = discover_unlabelled(root, VIDEO_SUFFIXES)
-    settings = {
-        "backbone": backbone.name, "weights": backbone.weights, "layer": backbone.layer,
-        "feature_dim": backbone.feature_dim, "sampling": sampling.as_dict(),
-    }  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    settings = video_settings(backbone, sampling)
+    write_feature_settings(out, settings)
     report = ExtractionReport()
     todo: list[tuple[Sample, Path, str]] = []
     for sample in samples:
-        target = out / sample.path.relative_to(root if root.is_dir() else root.parent)
-        target = target.with_suffix(".npz")
+        target = feature_path(sample.path, root, out)
         key = cache_key(sample.path, settings)
         if target.exists() and stored_key(target) == key:
             report.skipped.append(target)

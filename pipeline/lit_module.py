@@ -8,15 +8,16 @@ import torchmetrics
 from torch import nn
 
 from pipeline.data.datamodule import Batch, SequenceDataModule
-from pipeline.data.sequence_files import SequenceDataError
+from pipeline.data.sequence_files import SequenceDataError, read_feature_settings
 from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
 
 
 class SequenceClassifier(pl.LightningModule):
     """Sequence-to-label classifier over `[T, D]` sequences.
 
-    Class names, input size and the train split's per-channel normalization are taken from the
-    data at `fit` and stored in the checkpoint, so `test`/`predict` use exactly those.
+    Class names, input size, the train split's per-channel normalization and the settings that
+    made the features (`feature_settings.json` of the data folder) are taken from the data at
+    `fit` and stored in the checkpoint, so `test`/`predict`/`classify` use exactly those.
 
     Args:
         cell: ``lstm``, ``gru`` or ``peephole``.
@@ -31,6 +32,7 @@ class SequenceClassifier(pl.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         class_names: set from the data at fit; stored in checkpoints.
         input_size: set from the data at fit; stored in checkpoints.
+        feature_settings: set from the data at fit; stored in checkpoints.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class SequenceClassifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         class_names: list[str] | None = None,
         input_size: int | None = None,
+        feature_settings: dict | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -64,8 +67,6 @@ class SequenceClassifier(pl.LightningModule):
             num_layers=hp.num_layers, bidirectional=hp.bidirectional, dropout=hp.dropout,
             pooling=hp.pooling, init=hp.init,
         )  # fmt: skip
-        self.register_buffer("channel_mean", torch.zeros(input_size))
-        self.register_buffer("channel_std", torch.ones(input_size))
         self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
         task = {"task": "multiclass", "num_classes": num_classes}
         self.train_acc = torchmetrics.Accuracy(**task)
@@ -95,10 +96,12 @@ class SequenceClassifier(pl.LightningModule):
                     "no trained model given: pass --ckpt_path CHECKPOINT (a .ckpt file from fit)."
                 )
             self._build(datamodule.class_names, datamodule.input_size)
+        if stage == "fit":
+            self.hparams.feature_settings = datamodule.feature_settings
         self._check_data(datamodule, stage)
         if stage == "fit" and datamodule.channel_mean is not None:
-            self.channel_mean.copy_(datamodule.channel_mean)
-            self.channel_std.copy_(datamodule.channel_std)
+            self.net.channel_mean.copy_(datamodule.channel_mean)
+            self.net.channel_std.copy_(datamodule.channel_std)
 
     def _check_data(self, datamodule: SequenceDataModule, stage: str) -> None:
         predicting = stage == "predict"
@@ -112,6 +115,14 @@ class SequenceClassifier(pl.LightningModule):
                 f"{self.hparams.input_size}. Use data prepared like the training data, or the "
                 "checkpoint trained on this data."
             )
+        settings = read_feature_settings(where)
+        trained_on = self.hparams.feature_settings
+        if settings is not None and trained_on is not None and settings != trained_on:
+            raise SequenceDataError(
+                f"{where}: features were made with {settings}, but the model was trained on "
+                f"features made with {trained_on}. Extract them again with the training "
+                "settings, or give raw inputs to `seqclass classify`, which applies them."
+            )
         if not predicting and datamodule.class_names != self.class_names:
             raise SequenceDataError(
                 f"{where}: classes {datamodule.class_names} differ from the model's "
@@ -120,7 +131,7 @@ class SequenceClassifier(pl.LightningModule):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits `[B, K]` for raw (unnormalized) right-padded `x [B, T, D]`."""
-        return self.net((x - self.channel_mean) / self.channel_std, lengths)
+        return self.net(x, lengths)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         logits = self(batch["x"], batch["lengths"])

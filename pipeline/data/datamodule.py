@@ -21,6 +21,7 @@ from pipeline.data.sequence_files import (
     SEQUENCE_SUFFIXES,
     SequenceDataError,
     load_sequence,
+    read_feature_settings,
     sequence_shape,
 )
 
@@ -132,6 +133,11 @@ class SequenceDataModule(pl.LightningDataModule):
     def input_size(self) -> int:
         """Channels per time step (D), read from the first sample."""
         return sequence_shape(self.labelled_samples[0].path)[1]
+
+    @property
+    def feature_settings(self) -> dict | None:
+        """How an extractor made the sequences of `root` (None for sequences made elsewhere)."""
+        return None if self.root is None else read_feature_settings(self.root)
 
     def split_channels(self, split: str) -> int:
         """Channels per time step of the samples of `split` (after `setup`)."""

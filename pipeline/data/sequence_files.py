@@ -3,10 +3,13 @@
 A sequence file holds one sample as a 2-D float array, time along the first axis:
 ``.npy``, ``.npz`` (array ``features``, or the only array), ``.pt`` (a tensor, or a dict with
 ``features``) or ``.csv`` (a header row of channel names, then one row per time step).
+A folder written by an extractor also holds ``feature_settings.json``: how raw inputs became
+these sequences, so that a trained model can apply the same steps to new raw inputs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -15,10 +18,33 @@ import numpy as np
 import torch
 
 SEQUENCE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
+FEATURE_SETTINGS_FILE = "feature_settings.json"
 
 
 class SequenceDataError(ValueError):
     """Bad input data: the message names the file and how to fix it."""
+
+
+def write_feature_settings(folder: str | Path, settings: dict) -> Path:
+    """Write `folder/feature_settings.json` (plain JSON: names, numbers, lists)."""
+    path = Path(folder) / FEATURE_SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_feature_settings(root: str | Path) -> dict | None:
+    """The settings an extractor wrote for the data under `root` (a folder or a manifest CSV)."""
+    root = Path(root)
+    path = (root if root.is_dir() else root.parent) / FEATURE_SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SequenceDataError(
+            f"{path}: not valid JSON ({err}). Re-run the extraction that wrote it, or delete it."
+        ) from None
 
 
 def load_sequence(path: str | Path) -> np.ndarray:

@@ -94,7 +94,10 @@ def _init_matlab(rnn: nn.Module, cell: Cell) -> None:
 
 
 class SequenceNet(nn.Module):
-    """Recurrent encoder, pooling over time and a linear head.
+    """Per-channel input normalization, recurrent encoder, pooling over time and a linear head.
+
+    The normalization buffers `channel_mean` and `channel_std` start as the identity; training
+    sets them from the train split, so the network takes raw features.
 
     Args:
         input_size: channels per time step (D).
@@ -138,12 +141,15 @@ class SequenceNet(nn.Module):
         elif init != "pytorch":
             raise ValueError(f"unknown init {init!r}; choose pytorch or matlab")
         features = hidden_size * directions
+        self.register_buffer("channel_mean", torch.zeros(input_size))
+        self.register_buffer("channel_std", torch.ones(input_size))
         self.attention = nn.Linear(features, 1) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(features, num_classes)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Per-step features `[B, T, H * directions]`; values at padded steps are meaningless."""
+        """Per-step features `[B, T, H * directions]` of raw `x`; padded steps are meaningless."""
+        x = (x - self.channel_mean) / self.channel_std
         for index, directions in enumerate(self.layers):
             if index > 0:
                 x = self.dropout(x)
@@ -176,6 +182,6 @@ class SequenceNet(nn.Module):
         return (weights.unsqueeze(-1) * h).sum(1), weights
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits `[B, num_classes]` for right-padded `x [B, T, D]` with true `lengths [B]`."""
+        """Logits `[B, num_classes]` for right-padded raw `x [B, T, D]` with true `lengths [B]`."""
         pooled, _ = self.pool(self.encode(x, lengths), lengths)
         return self.head(self.dropout(pooled))

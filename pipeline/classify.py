@@ -1,0 +1,145 @@
+"""Apply a trained checkpoint to raw inputs, with the feature settings it was trained on.
+
+A checkpoint from `fit` holds the `feature_settings.json` of its training data. For video
+features that is the backbone, weights, layer and frame sampling: `classify` decodes and encodes
+new videos exactly that way (streaming, with the extraction engine) and runs the trained head.
+Sequence files made elsewhere are classified as they are.
+"""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from feature_extractors.video import VIDEO_SUFFIXES, Backbone, FrameSampling, build_backbone
+from pipeline.data.datamodule import SequenceDataset, pad_collate
+from pipeline.data.discovery import Sample, discover_unlabelled
+from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError
+from pipeline.extract import extract_videos, feature_path
+from pipeline.lit_module import SequenceClassifier
+from pipeline.models.video_classifier import VideoClassifier
+
+
+@dataclass
+class Classification:
+    """Class probabilities `[N, K]` for `samples`, and the inputs that could not be read."""
+
+    samples: list[Sample]
+    probs: torch.Tensor
+    class_names: list[str]
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def load_classifier(checkpoint: str | Path) -> SequenceClassifier:
+    """The trained model of a `fit` checkpoint, loaded with `weights_only=True`, in eval mode.
+
+    Only the model's own hyperparameters are read: names a checkpoint gives for code to import
+    (LightningCLI's ``_instantiator``) are ignored, so a stranger's file cannot run code.
+    """
+    accepted = inspect.signature(SequenceClassifier).parameters
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
+        model = SequenceClassifier(**hparams)
+        model.load_state_dict(ckpt["state_dict"])
+    except Exception as err:  # torch.load alone raises a dozen exception types on bad files
+        raise SequenceDataError(
+            f"{checkpoint}: not a checkpoint of a trained model ({type(err).__name__}: {err}). "
+            "Pass a .ckpt file written by `seqclass fit` (checkpoints/best.ckpt or last.ckpt)."
+        ) from None
+    return model.eval()
+
+
+def video_pipeline(classifier: SequenceClassifier) -> tuple[Backbone, FrameSampling]:
+    """The frame encoder and sampling a video-trained classifier expects."""
+    settings = classifier.hparams.feature_settings
+    if not settings or settings.get("kind") != "video":
+        raise SequenceDataError(
+            "this checkpoint was not trained on video features from `seqclass extract`; it "
+            "classifies sequence files (.npy, .npz, .pt, .csv) as they are."
+        )
+    backbone = build_backbone(**settings["backbone"])
+    return backbone, FrameSampling(**settings["sampling"])
+
+
+def assemble_video_classifier(classifier: SequenceClassifier) -> VideoClassifier:
+    """One module, preprocessed frames -> logits, with the training run's backbone."""
+    backbone, _ = video_pipeline(classifier)
+    size = backbone.preprocess.crop_size[0]
+    return VideoClassifier(backbone.model, classifier.net, size).eval()
+
+
+def export_video_classifier(
+    classifier: SequenceClassifier, frames: int = 16
+) -> tuple[torch.jit.ScriptModule, dict]:
+    """TorchScript of the assembled video model (any batch size and frame count), and its info.
+
+    TorchScript rather than `torch.export`: `torch.export` fixes the LSTM's time axis to the
+    example's length (pytorch/pytorch#115092), tracing does not.
+    """
+    model = assemble_video_classifier(classifier)
+    size = model.frame_size
+    example = (torch.zeros(1, frames, 3, size, size), torch.tensor([frames]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation notice, and nn.LSTM's harmless tracer checks
+        with torch.no_grad():
+            module = torch.jit.trace(model, example)
+    info = {
+        "class_names": classifier.class_names,
+        "frame_size": size,
+        "feature_settings": classifier.hparams.feature_settings,
+    }
+    return module, info
+
+
+def classify(
+    paths: list[str | Path],
+    checkpoint: str | Path,
+    batch_size: int = 64,
+    num_workers: int = 2,
+    device: str = "cpu",
+) -> Classification:
+    """Class probabilities for raw videos (or sequence files), files or folders of them."""
+    classifier = load_classifier(checkpoint)
+    video = classifier.hparams.feature_settings is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        if video:
+            backbone, sampling = video_pipeline(classifier)
+            samples, files, failed = [], [], []
+            for i, path in enumerate(map(Path, paths)):
+                out = Path(tmp) / str(i)
+                report = extract_videos(
+                    path, out, backbone, sampling, batch_size, num_workers, device
+                )
+                failed += report.failed
+                bad = {p for p, _ in report.failed}
+                for sample in discover_unlabelled(path, VIDEO_SUFFIXES):
+                    if sample.path not in bad:
+                        samples.append(sample)
+                        files.append(feature_path(sample.path, path, out))
+        else:
+            samples = [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)]
+            files, failed = [s.path for s in samples], []
+        probs = _head_probs(classifier, files, batch_size, device)
+    return Classification(samples, probs, classifier.class_names, failed)
+
+
+def _head_probs(
+    classifier: SequenceClassifier, files: list[Path], batch_size: int, device: str
+) -> torch.Tensor:
+    if not files:
+        return torch.zeros(0, len(classifier.class_names))
+    dataset = SequenceDataset([Sample(f, None, "predict") for f in files], [])
+    net = classifier.net.to(device)
+    probs = []
+    with torch.inference_mode():
+        for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=pad_collate):
+            logits = net(batch["x"].to(device), batch["lengths"].to(device))
+            probs.append(logits.float().softmax(dim=-1).cpu())
+    return torch.cat(probs)

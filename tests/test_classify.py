@@ -1,0 +1,127 @@
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_video
+
+from feature_extractors.video import FrameSampling, build_backbone, iter_frame_chunks
+from pipeline.cli import main
+from pipeline.data.sequence_files import load_sequence
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory) -> dict:
+    """Two classes of generated videos, their Lite0 features and a model trained on them."""
+    tmp = tmp_path_factory.mktemp("video_run")
+    videos, features, runs = tmp / "videos", tmp / "features", tmp / "runs"
+    for label, step in (("left", -1), ("right", 1)):
+        for i in range(4):
+            write_video(videos / label / f"{i}.avi", frames=8 + i, step=step)
+    main(["extract", str(videos), "--out", str(features), "--backbone", "efficientnet_lite0",
+          "--sampling", "every", "--sampling-value", "2", "--num-workers", "1"])  # fmt: skip
+    main(["fit", f"--data.root={features}", "--data.val_fraction=0.25", "--data.test_fraction=0",
+          f"--trainer.default_root_dir={runs}", "--trainer.max_epochs=2",
+          "--trainer.enable_progress_bar=false", "--model.hidden_size=8",
+          "--model.bidirectional=true"])  # fmt: skip
+    return {"videos": videos, "features": features, "ckpt": runs / "checkpoints" / "last.ckpt"}
+
+
+def test_checkpoint_carries_the_extraction_settings(video_run: dict) -> None:
+    ckpt = torch.load(video_run["ckpt"], weights_only=True)
+    settings = json.loads((video_run["features"] / "feature_settings.json").read_text())
+    assert ckpt["hyper_parameters"]["feature_settings"] == settings
+    assert settings["backbone"]["name"] == "efficientnet_lite0"
+    assert settings["sampling"] == {"mode": "every", "value": 2.0, "max_frames": None}
+
+
+def test_classify_raw_videos_matches_predict_on_extracted_features(
+    video_run: dict, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "classify.csv"
+    (tmp_path / "broken.avi").write_bytes(b"not a video")
+    main(["classify", str(video_run["videos"]), str(tmp_path / "broken.avi"),
+          "--checkpoint", str(video_run["ckpt"]), "--out", str(out), "--num-workers", "1"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert "8 classified, 1 skipped" in captured.out and "broken.avi" in captured.err
+    rows = read_rows(out)
+    assert [Path(r["path"]).name for r in rows] == [f"{i}.avi" for _ in range(2) for i in range(4)]
+    assert [r["label"] for r in rows] == ["left"] * 4 + ["right"] * 4
+
+    main(["predict", f"--ckpt_path={video_run['ckpt']}", f"--data.predict_root={video_run['features']}",
+          f"--trainer.default_root_dir={tmp_path / 'runs'}", "--trainer.logger=false",
+          "--trainer.enable_progress_bar=false", "--trainer.callbacks+=PredictionWriter",
+          f"--trainer.callbacks.filename={tmp_path / 'predict.csv'}"])  # fmt: skip
+    predicted = read_rows(tmp_path / "predict.csv")
+    for a, b in zip(rows, predicted, strict=True):
+        probs_a = [float(a[k]) for k in a if k.startswith("prob_")]
+        probs_b = [float(b[k]) for k in b if k.startswith("prob_")]
+        np.testing.assert_allclose(probs_a, probs_b, atol=1e-5)
+
+
+def test_exported_model_gives_the_same_logits_as_the_pipeline(
+    video_run: dict, tmp_path: Path
+) -> None:
+    main(["export", "--checkpoint", str(video_run["ckpt"]), "--out", str(tmp_path / "m.ts")])
+    extra = {"seqclass.json": ""}
+    exported = torch.jit.load(str(tmp_path / "m.ts"), _extra_files=extra)
+    ckpt = torch.load(video_run["ckpt"], weights_only=True)
+    info = json.loads(extra["seqclass.json"])
+    assert info["class_names"] == ["left", "right"] and info["frame_size"] == 224
+    backbone = build_backbone(**ckpt["hyper_parameters"]["feature_settings"]["backbone"])
+    sampling = FrameSampling("every", 2)
+    clips, expected = [], []
+    for name in ("left/3.avi", "right/0.avi"):  # 6 and 4 sampled frames: padded batch of two
+        frames = np.concatenate(
+            [f for f, _ in iter_frame_chunks(video_run["videos"] / name, sampling, 64)]
+        )
+        clips.append(backbone.preprocess(torch.from_numpy(frames).permute(0, 3, 1, 2)))
+        features = load_sequence((video_run["features"] / name).with_suffix(".npz"))
+        np.testing.assert_allclose(
+            backbone.model(clips[-1]).detach().numpy(), features, rtol=1e-4, atol=1e-4
+        )
+        expected.append(torch.from_numpy(features))
+    lengths = torch.tensor([len(c) for c in clips])
+    frames = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
+    from pipeline.classify import load_classifier
+
+    net = load_classifier(video_run["ckpt"]).net
+    reference = net(torch.nn.utils.rnn.pad_sequence(expected, batch_first=True), lengths)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(frames, lengths), reference, rtol=1e-4, atol=1e-4)
+
+
+def test_features_made_with_other_settings_are_refused(
+    video_run: dict, tmp_path: Path, capsys
+) -> None:
+    other = tmp_path / "features"
+    main(["extract", str(video_run["videos"]), "--out", str(other), "--backbone", "efficientnet_lite0",
+          "--sampling", "uniform", "--sampling-value", "3", "--num-workers", "1"])  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(["test", f"--ckpt_path={video_run['ckpt']}", f"--data.root={other}",
+              "--data.val_fraction=0", "--data.test_fraction=0.5",
+              f"--trainer.default_root_dir={tmp_path / 'runs'}"])  # fmt: skip
+    assert "features were made with" in capsys.readouterr().err
+
+
+def test_classify_sequence_checkpoint_and_bad_checkpoint(
+    signal_root: Path, tmp_path: Path, capsys
+) -> None:
+    runs = tmp_path / "runs"
+    main(["fit", f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}",
+          "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--model.hidden_size=8"])  # fmt: skip
+    out = tmp_path / "p.csv"
+    main(["classify", str(signal_root / "low"), "--checkpoint", str(runs / "checkpoints" / "last.ckpt"),
+          "--out", str(out)])  # fmt: skip
+    assert len(read_rows(out)) == len(list((signal_root / "low").glob("*.npy")))
+    (tmp_path / "bad.ckpt").write_bytes(b"junk")
+    with pytest.raises(SystemExit):
+        main(["classify", str(signal_root), "--checkpoint", str(tmp_path / "bad.ckpt")])
+    assert "not a checkpoint of a trained model" in capsys.readouterr().err
