@@ -17,12 +17,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the package with its dev tools
 
-demo: $(STAMP)  ## generate sample signals, train, test and predict
-	rm -rf runs/demo
+DEMO_CKPT := runs/demo/checkpoints/best.ckpt
+VIDEO_CKPT := runs/demo-video/checkpoints/best.ckpt
+
+demo: $(STAMP)  ## sample signals and videos: train, test, predict, classify raw videos
+	rm -rf runs/demo runs/demo-video data/demo-videos data/demo-videos-new
 	$(BIN)/seqclass sample-data signals data/demo-signals
 	$(BIN)/seqclass fit --config configs/demo.yaml
-	$(BIN)/seqclass test --config configs/demo.yaml --ckpt_path runs/demo/checkpoints/best.ckpt
-	$(BIN)/seqclass predict --config configs/demo.yaml --ckpt_path runs/demo/checkpoints/best.ckpt
+	$(BIN)/seqclass test --config configs/demo.yaml --ckpt_path $(DEMO_CKPT)
+	$(BIN)/seqclass predict --config configs/demo.yaml --ckpt_path $(DEMO_CKPT)
+	$(BIN)/seqclass sample-data videos data/demo-videos
+	$(BIN)/seqclass extract data/demo-videos --out data/demo-video-features \
+		--backbone efficientnet_lite0 --sampling uniform --sampling-value 12
+	$(BIN)/seqclass fit --config configs/demo_video.yaml
+	$(BIN)/seqclass test --config configs/demo_video.yaml --ckpt_path $(VIDEO_CKPT)
+	$(BIN)/seqclass sample-data videos data/demo-videos-new --per-class 3 --seed 1
+	$(BIN)/seqclass classify data/demo-videos-new --checkpoint $(VIDEO_CKPT) \
+		--out runs/demo-video/classify.csv
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q tests
@@ -30,8 +41,9 @@ test: $(STAMP)  ## run the test suite
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## training benchmark (Lightning vs raw loop, padded vs packed)
+bench: $(STAMP)  ## benchmarks: training (Lightning, padding) and video feature extraction
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_extract.py
 
 clean:  ## remove generated data and runs
-	rm -rf data/demo-signals runs
+	rm -rf data/demo-signals data/demo-videos data/demo-videos-new data/demo-video-features runs

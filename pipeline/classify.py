@@ -101,7 +101,7 @@ def export_video_classifier(
 def classify(
     paths: list[str | Path],
     checkpoint: str | Path,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     num_workers: int = 2,
     device: str = "cpu",
 ) -> Classification:
@@ -126,20 +126,18 @@ def classify(
         else:
             samples = [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)]
             files, failed = [s.path for s in samples], []
-        probs = _head_probs(classifier, files, batch_size, device)
+        probs = _head_probs(classifier, files, device)
     return Classification(samples, probs, classifier.class_names, failed)
 
 
-def _head_probs(
-    classifier: SequenceClassifier, files: list[Path], batch_size: int, device: str
-) -> torch.Tensor:
+def _head_probs(classifier: SequenceClassifier, files: list[Path], device: str) -> torch.Tensor:
     if not files:
         return torch.zeros(0, len(classifier.class_names))
     dataset = SequenceDataset([Sample(f, None, "predict") for f in files], [])
     net = classifier.net.to(device)
     probs = []
     with torch.inference_mode():
-        for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=pad_collate):
+        for batch in DataLoader(dataset, batch_size=32, collate_fn=pad_collate):
             logits = net(batch["x"].to(device), batch["lengths"].to(device))
             probs.append(logits.float().softmax(dim=-1).cpu())
     return torch.cat(probs)

@@ -18,6 +18,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from feature_extractors.video import WeightsUnavailableError
 from pipeline.data.datamodule import SequenceDataModule
 from pipeline.data.sequence_files import SequenceDataError
+from pipeline.distributed import rank_and_world, run_on_ranks
 from pipeline.lit_module import SequenceClassifier
 from pipeline.prediction_writer import PredictionWriter
 from pipeline.reports import write_metrics
@@ -112,30 +113,27 @@ def lightning_main(args: list[str]) -> None:
 
 
 def sample_data_main(args: list[str]) -> None:
-    """Write a built-in sample dataset."""
+    """Write a built-in sample dataset: 4-class signals, or 4-class camera-motion videos."""
     parser = argparse.ArgumentParser(
         prog="seqclass sample-data", description=sample_data_main.__doc__
     )
-    parser.add_argument("kind", choices=["signals"])
+    parser.add_argument("kind", choices=["signals", "videos"])
     parser.add_argument("out", type=Path, help="folder to create")
-    parser.add_argument("--samples-per-class", type=int, default=40)
+    parser.add_argument("--per-class", type=int, help="samples per class (40 signals, 24 videos)")
     parser.add_argument("--seed", type=int, default=0)
     ns = parser.parse_args(args)
-    from pipeline.sample_data import make_signal_dataset
+    from pipeline.sample_data import make_signal_dataset, make_video_dataset
 
-    root = make_signal_dataset(ns.out, samples_per_class=ns.samples_per_class, seed=ns.seed)
+    if ns.kind == "signals":
+        root = make_signal_dataset(ns.out, samples_per_class=ns.per_class or 40, seed=ns.seed)
+    else:
+        root = make_video_dataset(ns.out, videos_per_class=ns.per_class or 24, seed=ns.seed)
     print(f"sample-data: wrote {ns.kind} dataset to {root}")
 
 
 def extract_main(args: list[str]) -> None:
     """Encode every video under ROOT into a [T, D] per-frame CNN feature file under OUT."""
-    from feature_extractors.video import (
-        DEFAULT_BACKBONE,
-        FrameSampling,
-        WeightsUnavailableError,
-        build_backbone,
-    )
-    from pipeline.extract import extract_videos
+    from feature_extractors.video import DEFAULT_BACKBONE, FrameSampling
 
     parser = argparse.ArgumentParser(prog="seqclass extract", description=extract_main.__doc__)
     parser.add_argument("root", type=Path, help="video file, or folder of <class>/<video> files")
@@ -159,25 +157,45 @@ def extract_main(args: list[str]) -> None:
         "--sampling-value", type=float, help="k (every), N (uniform) or frames/s (fps)"
     )
     parser.add_argument("--max-frames", type=int, help="keep at most this many frames per video")
-    parser.add_argument("--batch-size", type=int, default=64, help="frames per CNN batch")
+    parser.add_argument(
+        "--batch-size", type=int, help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
+    )
     parser.add_argument("--num-workers", type=int, default=2, help="decoding processes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--devices", type=int, default=1,
+        help="processes to shard the videos over (one per GPU with --device cuda); under "
+        "torchrun, one per launched process",
+    )  # fmt: skip
     ns = parser.parse_args(args)
     try:
-        sampling = FrameSampling(ns.sampling, ns.sampling_value, ns.max_frames)
+        FrameSampling(ns.sampling, ns.sampling_value, ns.max_frames)
+    except ValueError as err:
+        parser.exit(2, f"error: {err}\n")
+    run_on_ranks(_extract_on_rank, ns.devices, ns)
+
+
+def _extract_on_rank(ns: argparse.Namespace) -> None:
+    from feature_extractors.video import FrameSampling, build_backbone
+    from pipeline.extract import extract_videos
+
+    sampling = FrameSampling(ns.sampling, ns.sampling_value, ns.max_frames)
+    try:
         backbone = build_backbone(ns.backbone, ns.weights, ns.weights_path, ns.layer)
     except (ValueError, WeightsUnavailableError) as err:
-        parser.exit(2, f"error: {err}\n")
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     report = extract_videos(
         ns.root, ns.out, backbone, sampling, ns.batch_size, ns.num_workers, ns.device
     )
-    print(
-        f"extract: {len(report.written)} written, {len(report.skipped)} up to date, "
-        f"{len(report.failed)} failed ({report.frames} frames, {backbone.name} "
-        f"{backbone.feature_dim}-d) -> {ns.out}"
-    )
-    if report.failed:
-        print(f"  failures listed in {ns.out / 'failures.csv'}")
+    if rank_and_world()[0] == 0:
+        print(
+            f"extract: {len(report.written)} written, {len(report.skipped)} up to date, "
+            f"{len(report.failed)} failed ({report.frames} frames, {backbone.name} "
+            f"{backbone.feature_dim}-d) -> {ns.out}"
+        )
+        if report.failed:
+            print(f"  failures listed in {ns.out / 'failures.csv'}")
     if report.failed and not (report.written or report.skipped):
         sys.exit(1)
 
@@ -195,7 +213,9 @@ def classify_main(args: list[str]) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="files, or folders of them")
     parser.add_argument("--checkpoint", required=True, type=Path, help=".ckpt file from fit")
     parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="CSV to write")
-    parser.add_argument("--batch-size", type=int, default=64, help="frames (or sequences) a batch")
+    parser.add_argument(
+        "--batch-size", type=int, help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
+    )
     parser.add_argument("--num-workers", type=int, default=2, help="decoding processes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ns = parser.parse_args(args)

@@ -30,6 +30,7 @@ from feature_extractors.video import (
 )
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import save_sequence, write_feature_settings
+from pipeline.distributed import gather_to_all, local_device, rank_and_world
 
 
 @dataclass
@@ -109,15 +110,27 @@ def extract_videos(
     out: str | Path,
     backbone: Backbone,
     sampling: FrameSampling,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     num_workers: int = 2,
     device: str = "cpu",
 ) -> ExtractionReport:
-    """Write `OUT/<same relative path>.npz` (`features [T, D]`, `frame_indices [T]`) per video."""
+    """Write `OUT/<same relative path>.npz` (`features [T, D]`, `frame_indices [T]`) per video.
+
+    `batch_size` frames go through the CNN at once; by default 64 on CUDA and 8 on CPU, where
+    small batches stay in cache and run 2-3x faster than batches of 64. Inside a
+    torch.distributed process group each rank takes its share of the videos (balanced by file
+    size; ``cuda`` means the rank's own GPU) and the returned report covers all ranks.
+    """
     root, out = Path(root), Path(out)
+    rank, world = rank_and_world()
+    device = local_device(device)
+    on_cuda = device.startswith("cuda")
+    batch_size = batch_size or (64 if on_cuda else 8)
     samples = discover_unlabelled(root, VIDEO_SUFFIXES)
+    samples = sorted(samples, key=lambda s: -s.path.stat().st_size)[rank::world]
     settings = video_settings(backbone, sampling)
-    write_feature_settings(out, settings)
+    if rank == 0:
+        write_feature_settings(out, settings)
     report = ExtractionReport()
     todo: list[tuple[Sample, Path, str]] = []
     for sample in samples:
@@ -127,22 +140,24 @@ def extract_videos(
             report.skipped.append(target)
         else:
             todo.append((sample, target, key))
-    on_cuda = device.startswith("cuda")
-    layout = torch.channels_last if on_cuda else torch.contiguous_format
-    model = backbone.model.to(device, memory_format=layout).eval()
+    # channels-last is faster for CNNs on CPU too: 1.3-1.9x measured on 2 cores
+    model = backbone.model.to(device, memory_format=torch.channels_last).eval()
     loader = DataLoader(
         _VideoChunks([s.path for s, _, _ in todo], sampling, backbone, chunk=batch_size),
-        batch_size=None, num_workers=min(num_workers, len(todo)),
+        batch_size=None, num_workers=min(num_workers, len(todo)), worker_init_fn=_one_thread,
     )  # fmt: skip
     pending: dict[int, list] = {}  # video -> [(features, indices), ...]
     buffer: list[dict] = []
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="video", desc="extract", disable=not todo)
+    desc = "extract" if world == 1 else f"extract (rank 0 of {world})"
+    bar = tqdm(total=len(todo), unit="video", desc=desc, disable=rank > 0 or not todo)
 
     def flush() -> None:
         if not buffer:
             return
-        frames = torch.cat([c["frames"] for c in buffer]).to(device, memory_format=layout)
+        frames = torch.cat([c["frames"] for c in buffer]).to(
+            device, memory_format=torch.channels_last
+        )
         with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
             features = model(frames)
         features = features.float().cpu()
@@ -154,17 +169,14 @@ def extract_videos(
         report.frames += offset
         buffer.clear()
 
-    with bar:
-        for item in loader:
-            if "frames" in item:
-                buffer.append(item)
-                if sum(len(c["indices"]) for c in buffer) >= batch_size:
-                    flush()
-                continue
-            if any(c["video"] == item["video"] for c in buffer):
-                flush()  # this video's last frames must be encoded before it is written
-            sample, target, key = todo[item["video"]]
-            parts = pending.pop(item["video"], [])
+    finished: dict[int, dict] = {}  # videos fully decoded, waiting for their last frames
+
+    def write_finished() -> None:
+        encoding = {c["video"] for c in buffer}
+        for video in [v for v in finished if v not in encoding]:
+            item = finished.pop(video)
+            sample, target, key = todo[video]
+            parts = pending.pop(video, [])
             if "error" in item:
                 report.failed.append((sample.path, item["error"]))
             else:
@@ -173,9 +185,34 @@ def extract_videos(
                 save_sequence(target, features, frame_indices=indices, cache_key=np.array(key))
                 report.written.append(target)
             bar.update()
-            bar.set_postfix(frames_per_s=f"{report.frames / (time.perf_counter() - start):.1f}")
-    _write_failures(out, report.failed)
+        bar.set_postfix(frames_per_s=f"{report.frames / (time.perf_counter() - start):.1f}")
+
+    with bar:
+        for item in loader:
+            if "frames" in item:
+                buffer.append(item)
+                if sum(len(c["indices"]) for c in buffer) >= batch_size:
+                    flush()
+            else:
+                finished[item["video"]] = item
+            write_finished()
+        flush()
+        write_finished()
+    reports = gather_to_all(report)
+    report = ExtractionReport(
+        written=[p for r in reports for p in r.written],
+        skipped=[p for r in reports for p in r.skipped],
+        failed=sorted(f for r in reports for f in r.failed),
+        frames=sum(r.frames for r in reports),
+    )
+    if rank == 0:
+        _write_failures(out, report.failed)
     return report
+
+
+def _one_thread(worker_id: int) -> None:
+    """Decode workers use one thread each, leaving the cores to the CNN."""
+    torch.set_num_threads(1)
 
 
 def _write_failures(out: Path, failed: list[tuple[Path, str]]) -> None:

@@ -46,3 +46,74 @@ def make_signal_dataset(
             x = np.stack(channels, axis=1) + rng.normal(0, 0.2, (steps, 3))
             np.save(root / label / f"{label}_{i:03d}.npy", x.astype(np.float32))
     return root
+
+
+VIDEO_CLASSES = ("zoom_in", "zoom_out", "pan_left", "pan_right")
+_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
+
+
+def camera_path(motion: str, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """`[steps, 3]` crop windows `(centre x, centre y, side)`, in units of the photo's short side."""
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    near, far = rng.uniform(0.35, 0.5), rng.uniform(0.8, 1.0)
+    if motion in ("zoom_in", "zoom_out"):
+        side = far + (near - far) * t if motion == "zoom_in" else near + (far - near) * t
+        centre = rng.uniform(0.45, 0.55, size=2)[None, :].repeat(steps, 0)
+        return np.concatenate([centre, side], axis=1)
+    if motion in ("pan_left", "pan_right"):
+        side = np.full_like(t, near)
+        span = rng.uniform(0.3, 0.5)
+        x = 0.5 - span / 2 + span * (t if motion == "pan_right" else 1 - t)
+        y = np.full_like(t, rng.uniform(0.4, 0.6))
+        return np.concatenate([x, y, side], axis=1)
+    raise ValueError(f"unknown camera motion {motion!r}; choose one of {VIDEO_CLASSES}")
+
+
+def make_video_dataset(
+    root: str | Path,
+    videos_per_class: int = 24,
+    frame_range: tuple[int, int] = (16, 32),
+    size: tuple[int, int] = (128, 96),
+    fps: float = 15.0,
+    seed: int = 0,
+) -> Path:
+    """Write `ROOT/<class>/<i>.avi`: real photos (scikit-image's samples) filmed by a moving camera.
+
+    The class is the camera motion (zoom in/out, pan left/right); the photo, speed, framing and
+    length vary per video, so the label is in how the frames change, not in any single frame.
+    """
+    import cv2
+
+    try:
+        from skimage import data
+    except ImportError:
+        raise ImportError(
+            "the sample videos are made from scikit-image's photos: pip install scikit-image"
+        ) from None
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    photos = [getattr(data, name)() for name in _PHOTOS]
+    for label in VIDEO_CLASSES:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(videos_per_class):
+            photo = photos[rng.integers(len(photos))]
+            steps = int(rng.integers(*frame_range, endpoint=True))
+            short = min(photo.shape[:2])
+            writer = cv2.VideoWriter(
+                str(root / label / f"{label}_{i:03d}.avi"),
+                cv2.VideoWriter_fourcc(*"MJPG"),
+                fps,
+                size,
+            )
+            for cx, cy, side in camera_path(label, steps, rng) * short:
+                aspect = size[0] / size[1]
+                half_w, half_h = side * aspect / 2, side / 2
+                cx = np.clip(cx, half_w, photo.shape[1] - half_w)
+                cy = np.clip(cy, half_h, photo.shape[0] - half_h)
+                box = photo[
+                    int(cy - half_h) : int(cy + half_h), int(cx - half_w) : int(cx + half_w)
+                ]
+                frame = cv2.resize(box, size, interpolation=cv2.INTER_AREA)
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            writer.release()
+    return root

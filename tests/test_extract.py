@@ -58,3 +58,24 @@ def test_extract_exits_non_zero_when_nothing_could_be_read(tmp_path: Path) -> No
     with pytest.raises(SystemExit) as exit_info:
         extract(tmp_path / "v", tmp_path / "f")
     assert exit_info.value.code == 1
+
+
+def test_sharded_extraction_writes_each_video_once_with_the_same_features(
+    tmp_path: Path, capfd
+) -> None:
+    root = tmp_path / "videos"
+    for label in ("a", "b"):
+        for i in range(3):
+            write_video(root / label / f"{i}.avi", frames=6 + 2 * i)
+    (root / "a" / "junk.avi").write_bytes(b"junk")
+    extract(root, tmp_path / "one", "--num-workers", "0")
+    extract(root, tmp_path / "two", "--num-workers", "0", "--devices", "2")
+    out = capfd.readouterr().out
+    assert out.count("6 written, 0 up to date, 1 failed") == 2  # the second: all ranks counted
+    with (tmp_path / "two" / "failures.csv").open() as fh:
+        assert [Path(r["path"]).name for r in csv.DictReader(fh)] == ["junk.avi"]
+    for one in sorted((tmp_path / "one").rglob("*.npz")):
+        with np.load(one) as a, np.load(tmp_path / "two" / one.relative_to(tmp_path / "one")) as b:
+            np.testing.assert_allclose(a["features"], b["features"], rtol=1e-4, atol=1e-4)
+    extract(root, tmp_path / "two", "--num-workers", "0", "--devices", "2")
+    assert "0 written, 6 up to date, 1 failed" in capfd.readouterr().out

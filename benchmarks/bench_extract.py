@@ -1,0 +1,170 @@
+"""Video feature extraction throughput and memory, measured side by side in one run.
+
+1. decode: OpenCV decoding + the backbone's preprocessing, no CNN (frames/s).
+2. CNN: the backbone alone on frames decoded beforehand (frames/s): the ceiling.
+3. naive: read every frame of a video into memory, then run the CNN in batches.
+4. pipeline: `extract_videos` (decode workers in parallel with the CNN, batches across videos).
+5. Peak RSS of `extract_videos` on a short and a long video, each in a fresh process.
+
+    python benchmarks/bench_extract.py [--backbone efficientnet_lite0] [--device cpu]
+        [--videos 8] [--frames 150] [--long-frames 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from feature_extractors.video import FrameSampling, build_backbone, iter_frame_chunks
+from pipeline.extract import extract_videos
+
+SIZE = (320, 240)
+
+
+def write_clip(path: Path, frames: int, seed: int = 0) -> Path:
+    """A 320x240 MJPG clip panning over a random-phase pattern (cheap to make, real to decode)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : SIZE[1], 0 : 4 * SIZE[0]]
+    pattern = np.stack([np.sin(xx / f + rng.uniform(0, 6)) for f in (7.0, 13.0, 29.0)], -1)
+    pattern = ((pattern * 0.5 + 0.5) * 255 * (0.6 + 0.4 * np.cos(yy / 17.0))[..., None]).astype(
+        np.uint8
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, SIZE)
+    for t in range(frames):
+        left = (4 * t) % (3 * SIZE[0])
+        writer.write(np.ascontiguousarray(pattern[:, left : left + SIZE[0]]))
+    writer.release()
+    return path
+
+
+def decode_fps(videos: list[Path], preprocess) -> float:
+    count, start = 0, time.perf_counter()
+    for video in videos:
+        for frames, _ in iter_frame_chunks(video, FrameSampling(), 64):
+            preprocess(torch.from_numpy(frames).permute(0, 3, 1, 2))
+            count += len(frames)
+    return count / (time.perf_counter() - start)
+
+
+def cnn_fps(model, frames: torch.Tensor, batch: int, device: str) -> float:
+    frames = frames.to(device, memory_format=torch.channels_last)
+    on_cuda = device.startswith("cuda")
+    with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
+        model(frames[:batch])  # warm-up
+        _sync(device)
+        start = time.perf_counter()
+        for i in range(0, len(frames), batch):
+            model(frames[i : i + batch])
+        _sync(device)
+    return len(frames) / (time.perf_counter() - start)
+
+
+def naive_fps(videos: list[Path], model, preprocess, batch: int, device: str) -> float:
+    count, start = 0, time.perf_counter()
+    on_cuda = device.startswith("cuda")
+    for video in videos:
+        capture, frames = cv2.VideoCapture(str(video)), []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
+            for i in range(0, len(pixels), batch):
+                x = preprocess(pixels[i : i + batch]).to(device, memory_format=torch.channels_last)
+                model(x)
+        count += len(frames)
+    _sync(device)
+    return count / (time.perf_counter() - start)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def peak_rss_mb(video: Path, args: argparse.Namespace) -> float:
+    """Peak resident memory of a fresh process extracting `video`, plus its largest worker's."""
+    code = (
+        "import resource, sys, tempfile; sys.path.insert(0, '.');"
+        "from feature_extractors.video import FrameSampling, build_backbone;"
+        "from pipeline.extract import extract_videos;"
+        f"b = build_backbone({args.backbone!r}, {args.weights!r});"
+        f"extract_videos({str(video)!r}, tempfile.mkdtemp(), b, FrameSampling(),"
+        f" num_workers={args.workers}, device={args.device!r});"
+        "own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
+        "print(own + kids)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--weights", default="DEFAULT", help="'random' needs no download")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, help="default: 64 on CUDA, 8 on CPU")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=150, help="frames per throughput video")
+    parser.add_argument("--short-frames", type=int, default=100)
+    parser.add_argument("--long-frames", type=int, default=10_000)
+    parser.add_argument("--skip-rss", action="store_true")
+    args = parser.parse_args()
+    batch = args.batch_size or (64 if args.device.startswith("cuda") else 8)
+    backbone = build_backbone(args.backbone, args.weights)
+    model = backbone.model.to(args.device, memory_format=torch.channels_last).eval()
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "-"
+    print(
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"GPU {gpu}; {args.backbone} on {args.device}, batch {batch}, {args.workers} workers; "
+        f"{args.videos} videos x {args.frames} frames at {SIZE[0]}x{SIZE[1]}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = [write_clip(Path(tmp) / f"v/{i}.avi", args.frames, i) for i in range(args.videos)]
+        decoded = torch.cat(
+            [
+                backbone.preprocess(torch.from_numpy(f).permute(0, 3, 1, 2))
+                for f, _ in iter_frame_chunks(videos[0], FrameSampling(), 64)
+            ]
+        )
+        rates = {
+            "decode": decode_fps(videos, backbone.preprocess),
+            "CNN": cnn_fps(model, decoded, batch, args.device),
+            "naive": naive_fps(videos, model, backbone.preprocess, batch, args.device),
+        }
+        start = time.perf_counter()
+        report = extract_videos(
+            Path(tmp) / "v", Path(tmp) / "f", backbone, FrameSampling(), batch, args.workers,
+            args.device,
+        )  # fmt: skip
+        rates["pipeline"] = report.frames / (time.perf_counter() - start)
+        print("\n| stage | frames/s | × CNN-only |\n| --- | ---: | ---: |")
+        for name, rate in rates.items():
+            print(f"| {name} | {rate:.1f} | {rate / rates['CNN']:.2f} |")
+        if args.skip_rss:
+            return
+        short = write_clip(Path(tmp) / "short.avi", args.short_frames)
+        long = write_clip(Path(tmp) / "long.avi", args.long_frames)
+        rss_short, rss_long = peak_rss_mb(short, args), peak_rss_mb(long, args)
+        print(
+            f"\npeak RSS (main process + largest decode worker): {args.short_frames} frames {rss_short:.0f} MB, "
+            f"{args.long_frames} frames {rss_long:.0f} MB, ratio {rss_long / rss_short:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
