@@ -41,9 +41,10 @@ test: $(STAMP)  ## run the test suite
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## benchmarks: training (Lightning, padding) and video feature extraction
+bench: $(STAMP)  ## benchmarks: training, video feature extraction, VMD
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/bench_vmd.py
 
 clean:  ## remove generated data and runs
 	rm -rf data/demo-signals data/demo-videos data/demo-videos-new data/demo-video-features runs
