@@ -134,10 +134,10 @@ def _head_probs(classifier: SequenceClassifier, files: list[Path], device: str) 
     if not files:
         return torch.zeros(0, len(classifier.class_names))
     dataset = SequenceDataset([Sample(f, None, "predict") for f in files], [])
-    net = classifier.net.to(device)
+    classifier.to(device)
     probs = []
     with torch.inference_mode():
-        for batch in DataLoader(dataset, batch_size=32, collate_fn=pad_collate):
-            logits = net(batch["x"].to(device), batch["lengths"].to(device))
-            probs.append(logits.float().softmax(dim=-1).cpu())
+        for i, batch in enumerate(DataLoader(dataset, batch_size=32, collate_fn=pad_collate)):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            probs.append(classifier.predict_step(batch, i)["probs"].cpu())
     return torch.cat(probs)

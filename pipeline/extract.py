@@ -188,11 +188,15 @@ def extract_videos(
         bar.set_postfix(frames_per_s=f"{report.frames / (time.perf_counter() - start):.1f}")
 
     with bar:
+        buffered = 0  # frames waiting in `buffer`
         for item in loader:
             if "frames" in item:
                 buffer.append(item)
-                if sum(len(c["indices"]) for c in buffer) >= batch_size:
-                    flush()
+                buffered += len(item["indices"])
+                if buffered < batch_size:
+                    continue
+                flush()
+                buffered = 0
             else:
                 finished[item["video"]] = item
             write_finished()

@@ -89,8 +89,10 @@ def vmd(
     converged = torch.zeros(batch, dtype=torch.bool, device=flat.device)
     active = torch.arange(batch, device=flat.device)
     u, f, w, lam_a = modes_hat.clone(), spectrum, omega.clone(), lam
+    # [freqs, 1] per real and imaginary part: one matmul gives a mode's power moments
+    moments = torch.stack([freqs, torch.ones_like(freqs)], dim=1).repeat_interleave(2, dim=0)
     for step in range(1, max_iterations + 1):
-        change, energy = _iterate(u, f, w, lam_a, freqs, alpha, tau, dc)
+        change, energy = _iterate(u, f, w, lam_a, freqs, moments, alpha, tau, dc)
         done = change <= abs_tol
         if rel_tol is not None:
             done &= change <= rel_tol * energy
@@ -119,10 +121,9 @@ def vmd(
     )
 
 
-def _iterate(u, f, omega, lam, freqs, alpha, tau, dc):
+def _iterate(u, f, omega, lam, freqs, moments, alpha, tau, dc):
     """One sweep over the modes (Gauss-Seidel), then dual ascent, in place; returns the change
     of the modes and their energy (each summed, over the mirrored length)."""
-    weights = torch.stack([freqs, torch.ones_like(freqs)], dim=1).repeat_interleave(2, dim=0)
     rest = f - lam / 2 - u.sum(1)  # f - lambda/2 - sum of all modes
     change = torch.zeros(u.shape[0], dtype=freqs.dtype, device=u.device)
     for k in range(u.shape[1]):
@@ -132,8 +133,8 @@ def _iterate(u, f, omega, lam, freqs, alpha, tau, dc):
         u[:, k] = new
         torch.sub(target, new, out=rest)
         if not (dc and k == 0):  # centre of mass of the mode's power spectrum
-            moments = torch.view_as_real(new).flatten(1).square() @ weights
-            omega[:, k] = moments[:, 0] / moments[:, 1]
+            power = torch.view_as_real(new).flatten(1).square() @ moments
+            omega[:, k] = power[:, 0] / power[:, 1]
     lam += tau * (u.sum(1) - f)
     energy = torch.linalg.vector_norm(u, dim=(1, 2)).square_()
     total = 2 * freqs.shape[0]
