@@ -1,9 +1,10 @@
 """Apply a trained checkpoint to raw inputs, with the feature settings it was trained on.
 
-A checkpoint from `fit` holds the `feature_settings.json` of its training data. For video
-features that is the backbone, weights, layer and frame sampling: `classify` decodes and encodes
-new videos exactly that way (streaming, with the extraction engine) and runs the trained head.
-Sequence files made elsewhere are classified as they are.
+A checkpoint from `fit` holds the feature settings of its training data. For video features
+that is the backbone, weights, layer and frame sampling: `classify` decodes and encodes new
+videos exactly that way (streaming, with the extraction engine) and runs the trained head. For
+signals it is the preprocessing chain (rate, filters, decomposition). Sequence files made
+elsewhere are classified as they are.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
 from feature_extractors.video import VIDEO_SUFFIXES, Backbone, FrameSampling, build_backbone
+from pipeline.data.cache import feature_path
 from pipeline.data.datamodule import SequenceDataset, pad_collate
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError
-from pipeline.extract import extract_videos, feature_path
+from pipeline.extract import extract_videos
 from pipeline.lit_module import SequenceClassifier
 from pipeline.models.video_classifier import VideoClassifier
+from pipeline.signals import preprocess_recordings
 
 
 @dataclass
@@ -105,28 +109,40 @@ def classify(
     num_workers: int = 2,
     device: str = "cpu",
 ) -> Classification:
-    """Class probabilities for raw videos (or sequence files), files or folders of them."""
+    """Class probabilities for raw videos or recordings (or sequence files), files or folders.
+
+    Inputs that cannot be read are skipped and listed in `Classification.failed`.
+    """
     classifier = load_classifier(checkpoint)
-    video = classifier.hparams.feature_settings is not None
+    settings = classifier.hparams.feature_settings or {}
+    kind = settings.get("kind")
     with tempfile.TemporaryDirectory() as tmp:
-        if video:
-            backbone, sampling = video_pipeline(classifier)
-            samples, files, failed = [], [], []
-            for i, path in enumerate(map(Path, paths)):
-                out = Path(tmp) / str(i)
+        samples, failed = [], []
+        for i, path in enumerate(map(Path, paths)):
+            out = Path(tmp) / str(i)
+            if kind == "video":
+                backbone, sampling = video_pipeline(classifier)
                 report = extract_videos(
                     path, out, backbone, sampling, batch_size, num_workers, device
                 )
-                failed += report.failed
-                bad = {p for p, _ in report.failed}
-                for sample in discover_unlabelled(path, VIDEO_SUFFIXES):
-                    if sample.path not in bad:
-                        samples.append(sample)
-                        files.append(feature_path(sample.path, path, out))
-        else:
-            samples = [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)]
-            files, failed = [s.path for s in samples], []
-        probs = _head_probs(classifier, files, device)
+                suffixes = VIDEO_SUFFIXES
+            elif kind == "signal":
+                preprocessing = SignalPreprocessing(
+                    **{k: v for k, v in settings.items() if k != "kind"}
+                )
+                report = preprocess_recordings(path, out, preprocessing)
+                suffixes = RECORDING_SUFFIXES
+            else:
+                samples += discover_unlabelled(path, SEQUENCE_SUFFIXES)
+                continue
+            failed += report.failed
+            bad = {p for p, _ in report.failed}
+            samples += [
+                Sample(feature_path(s.path, path, out), s.label, s.split, source=s.path)
+                for s in discover_unlabelled(path, suffixes)
+                if s.path not in bad
+            ]
+        probs = _head_probs(classifier, [s.path for s in samples], device)
     return Classification(samples, probs, classifier.class_names, failed)
 
 

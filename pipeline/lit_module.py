@@ -8,7 +8,7 @@ import torchmetrics
 from torch import nn
 
 from pipeline.data.datamodule import Batch, SequenceDataModule
-from pipeline.data.sequence_files import SequenceDataError, read_feature_settings
+from pipeline.data.sequence_files import SequenceDataError
 from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
 
 
@@ -115,13 +115,18 @@ class SequenceClassifier(pl.LightningModule):
                 f"{self.hparams.input_size}. Use data prepared like the training data, or the "
                 "checkpoint trained on this data."
             )
-        settings = read_feature_settings(where)
+        settings = datamodule.settings_of(where)
         trained_on = self.hparams.feature_settings
-        if settings is not None and trained_on is not None and settings != trained_on:
+        if (
+            trained_on is not None
+            and settings != trained_on
+            and (settings is not None or trained_on.get("kind") == "signal")
+        ):
             raise SequenceDataError(
                 f"{where}: features were made with {settings}, but the model was trained on "
-                f"features made with {trained_on}. Extract them again with the training "
-                "settings, or give raw inputs to `seqclass classify`, which applies them."
+                f"features made with {trained_on}. Prepare the data with the training settings "
+                "(for signals: the same data.signal as the run's config.yaml), or give raw "
+                "inputs to `seqclass classify`, which applies them."
             )
         if not predicting and datamodule.class_names != self.class_names:
             raise SequenceDataError(

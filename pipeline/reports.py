@@ -32,5 +32,12 @@ def write_predictions(
         writer.writerow(["path", "label", "predicted", *(f"prob_{c}" for c in class_names)])
         for sample, k, row in zip(samples, predicted, probs.tolist(), strict=True):
             label = sample.label if sample.label is not None else ""
-            writer.writerow([str(sample.path), label, class_names[k], *(f"{p:.6f}" for p in row)])
+            writer.writerow(
+                [
+                    str(sample.source or sample.path),
+                    label,
+                    class_names[k],
+                    *(f"{p:.6f}" for p in row),
+                ]
+            )
     return path

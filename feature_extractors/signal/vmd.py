@@ -11,24 +11,14 @@ and each signal of a batch stops on its own convergence.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
+from feature_extractors.signal.decomposition import Decomposition
+
 Init = Literal["peaks", "grid", "random", "zero"]
-
-
-@dataclass
-class VMDResult:
-    """Output of `vmd`; `...` are the input's leading dimensions."""
-
-    modes: torch.Tensor  # [..., K, T], sorted by increasing centre frequency
-    residual: torch.Tensor  # [..., T]: input minus the sum of the modes
-    center_frequencies: torch.Tensor  # [..., K]: Hz when fs was given, else cycles per sample
-    iterations: torch.Tensor  # [...]: iterations run
-    converged: torch.Tensor  # [...]: stopped by the tolerances, not by max_iterations
 
 
 def vmd(
@@ -45,7 +35,7 @@ def vmd(
     dc: bool = False,
     dtype: torch.dtype = torch.float64,
     seed: int = 0,
-) -> VMDResult:
+) -> Decomposition:
     """Decompose signals along the last axis into `num_modes` band-limited modes.
 
     Args:
@@ -67,6 +57,8 @@ def vmd(
         dtype: float64 (default) or float32.
         seed: seed of ``random`` initialization.
     """
+    if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x)  # torch refuses negative strides
     signal = torch.as_tensor(x).to(dtype)
     *lead, length = signal.shape
     if length < 2 * num_modes:
@@ -112,7 +104,7 @@ def vmd(
     modes = modes.gather(1, order[..., None].expand_as(modes))
     omega = omega.gather(1, order)
     centre = omega * fs if fs is not None else omega
-    return VMDResult(
+    return Decomposition(
         modes=modes.reshape(*lead, num_modes, length),
         residual=(flat - modes.sum(1)).reshape(*lead, length),
         center_frequencies=centre.reshape(*lead, num_modes),

@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
+from pipeline.data.cache import feature_path
 from pipeline.data.discovery import (
     Sample,
     assign_splits,
@@ -24,6 +26,7 @@ from pipeline.data.sequence_files import (
     read_feature_settings,
     sequence_shape,
 )
+from pipeline.signals import preprocess_recordings, raise_failures, signal_cache_dir
 
 Batch = dict[str, torch.Tensor]
 
@@ -90,6 +93,10 @@ class SequenceDataModule(pl.LightningDataModule):
         batch_size: samples per batch (per device).
         num_workers: DataLoader worker processes.
         max_train_length: drop training sequences longer than this many steps (None keeps all).
+        signal: preprocessing that turns raw recordings (.wav, .mat, .csv, .npy, .npz) into the
+            sequences (filters, resampling, VMD/EMD modes, ...); computed once and cached.
+        cache_dir: where preprocessed recordings are cached, in a subfolder per setting
+            (default: ``<root>-cache`` beside the data folder).
     """
 
     def __init__(
@@ -102,15 +109,19 @@ class SequenceDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         max_train_length: int | None = None,
+        signal: SignalPreprocessing | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["signal"])
+        self.signal = signal
         self.root = root
         self.predict_root = predict_root
         self.splits: dict[str, list[Sample]] = {}
         self.channel_mean: torch.Tensor | None = None
         self.channel_std: torch.Tensor | None = None
         self._labelled: list[Sample] | None = None
+        self._signal_settings: dict[str, dict] = {}  # per root, once preprocessed
 
     @property
     def labelled_samples(self) -> list[Sample]:
@@ -118,10 +129,11 @@ class SequenceDataModule(pl.LightningDataModule):
         if self._labelled is None:
             if self.root is None:
                 raise SequenceDataError("no data given: pass --data.root DIR (or a manifest CSV).")
-            samples = discover(self.root, SEQUENCE_SUFFIXES)
+            samples = discover(self.root, self._suffixes)
             class_names_of(samples)
             hp = self.hparams
-            self._labelled = assign_splits(samples, hp.val_fraction, hp.test_fraction, hp.seed)
+            samples = assign_splits(samples, hp.val_fraction, hp.test_fraction, hp.seed)
+            self._labelled = self._preprocessed(self.root, samples)
         return self._labelled
 
     @property
@@ -136,8 +148,37 @@ class SequenceDataModule(pl.LightningDataModule):
 
     @property
     def feature_settings(self) -> dict | None:
-        """How an extractor made the sequences of `root` (None for sequences made elsewhere)."""
-        return None if self.root is None else read_feature_settings(self.root)
+        """How the sequences of `root` were made (None for sequences made elsewhere)."""
+        return self.settings_of(self.root)
+
+    def settings_of(self, root: str | None) -> dict | None:
+        """How the sequences of `root` (or `predict_root`) were made, after `setup`."""
+        if root is None:
+            return None
+        if self.signal is not None:
+            if root == self.root:
+                self.labelled_samples  # noqa: B018 -- preprocesses on first use
+            return self._signal_settings[str(root)]
+        return read_feature_settings(root)
+
+    @property
+    def _suffixes(self) -> tuple[str, ...]:
+        return RECORDING_SUFFIXES if self.signal is not None else SEQUENCE_SUFFIXES
+
+    def _preprocessed(self, root: str, samples: list[Sample]) -> list[Sample]:
+        """With `signal` set: the samples' cached sequences, computed where missing."""
+        if self.signal is None:
+            return samples
+        preprocessing = self.signal.for_files([s.path for s in samples])
+        settings = preprocessing.settings()
+        out = signal_cache_dir(root, settings, self.hparams.cache_dir)
+        raise_failures(preprocess_recordings(root, out, preprocessing, samples), out)
+        self._signal_settings[str(root)] = settings
+        base = Path(root)
+        return [
+            Sample(feature_path(s.path, base, out), s.label, s.split, source=s.path)
+            for s in samples
+        ]
 
     def split_channels(self, split: str) -> int:
         """Channels per time step of the samples of `split` (after `setup`)."""
@@ -146,7 +187,8 @@ class SequenceDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         if stage == "predict":
             if self.predict_root is not None:
-                self.splits["predict"] = discover_unlabelled(self.predict_root, SEQUENCE_SUFFIXES)
+                samples = discover_unlabelled(self.predict_root, self._suffixes)
+                self.splits["predict"] = self._preprocessed(self.predict_root, samples)
             else:
                 self.splits["predict"] = [s for s in self.labelled_samples if s.split == "test"]
             self._check_channels(self.splits["predict"])

@@ -24,11 +24,15 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Sample:
-    """One input file, its class name (None when unlabelled) and its split."""
+    """One input file, its class name (None when unlabelled) and its split.
+
+    `source` is the raw recording a cached feature file was made from, when there is one.
+    """
 
     path: Path
     label: str | None
     split: str = "train"
+    source: Path | None = None
 
 
 def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:

@@ -1,0 +1,161 @@
+"""Read one multichannel recording: WAV, MAT, CSV, NPY or NPZ -> `[C, T]` float64 and its rate.
+
+Files hold time along the first axis (`[T]` or `[T, C]`, as sequence files do); a MATLAB row
+vector `[1, T]` is read as one channel. WAV files carry their sample rate; for the others it
+comes from the caller (the config's ``fs``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import scipy.io
+
+RECORDING_SUFFIXES = (".wav", ".mat", ".csv", ".npy", ".npz")
+NanPolicy = Literal["raise", "interpolate"]
+
+
+class SignalError(ValueError):
+    """A recording that cannot be used as it is; the message names the file and the fix."""
+
+
+def wav_rate(path: str | Path) -> int:
+    """Sample rate stored in a WAV file's header."""
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as fh:
+            return fh.getframerate()
+    except (wave.Error, EOFError):  # float WAVs: the stdlib reader refuses them, scipy reads them
+        return scipy.io.wavfile.read(path, mmap=True)[0]
+
+
+def load_recording(
+    path: str | Path,
+    fs: float | None = None,
+    variable: str | None = None,
+    nan_policy: NanPolicy = "raise",
+) -> tuple[np.ndarray, float]:
+    """`(x [C, T] float64, fs)` of the recording at `path`.
+
+    Args:
+        path: a .wav, .mat, .csv (header row, one column per channel), .npy or .npz file.
+        fs: sample rate of files that do not store one; a WAV file's own rate must equal it.
+        variable: MAT/NPZ array to read (default: the only one in the file).
+        nan_policy: ``raise`` on NaN/Inf, or ``interpolate`` them linearly along time.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".wav":
+        own_rate, data = scipy.io.wavfile.read(path)
+        data = _wav_to_float(data)
+        if fs is not None and own_rate != fs:
+            raise SignalError(
+                f"{path}: recorded at {own_rate} Hz but the data's sample rate is {fs:g} Hz. "
+                "Resample the file, or start the steps with `resample: {fs: ...}` so that every "
+                "file is brought to one rate."
+            )
+        fs = float(own_rate)
+    else:
+        data = _read_array(path, suffix, variable)
+    if fs is None:
+        raise SignalError(
+            f"{path}: {suffix} files do not store a sample rate; give it as fs (data.signal.fs "
+            "in the config, --fs on the command line)."
+        )
+    x = _as_channels_first(np.asarray(data), path)
+    return _handle_nan(x, path, nan_policy), float(fs)
+
+
+def _wav_to_float(data: np.ndarray) -> np.ndarray:
+    """Integer PCM to [-1, 1], as MATLAB's audioread does."""
+    if data.dtype == np.uint8:
+        return (data.astype(np.float64) - 128.0) / 128.0
+    if data.dtype.kind == "i":
+        return data.astype(np.float64) / -np.iinfo(data.dtype).min
+    return data.astype(np.float64)
+
+
+def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
+    try:
+        if suffix == ".mat":
+            try:
+                arrays = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+            except NotImplementedError:  # HDF5-based v7.3
+                raise SignalError(
+                    f"{path}: is a MATLAB v7.3 file, which scipy cannot read. Save it with "
+                    "save(..., '-v7') or export the variable to CSV/NPY."
+                ) from None
+            return _pick(arrays, variable, path)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as npz:
+                return _pick({k: npz[k] for k in npz.files}, variable, path)
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".csv":
+            return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except SignalError:
+        raise
+    except Exception as err:  # each reader has its own exception types
+        raise SignalError(
+            f"{path}: cannot read it ({type(err).__name__}: {err}). Fix or remove the file."
+        ) from None
+    raise SignalError(
+        f"{path}: unknown file type {suffix!r}; recordings are {', '.join(RECORDING_SUFFIXES)}."
+    )
+
+
+def _pick(arrays: dict[str, np.ndarray], variable: str | None, path: Path) -> np.ndarray:
+    if variable is not None:
+        if variable not in arrays:
+            raise SignalError(
+                f"{path}: has no variable {variable!r}; it holds {sorted(arrays)}. Set the "
+                "variable name (data.signal.variable, --variable) to one of those."
+            )
+        return arrays[variable]
+    if len(arrays) != 1:
+        raise SignalError(
+            f"{path}: holds {len(arrays)} variables {sorted(arrays)}; name the one to read "
+            "(data.signal.variable in the config, --variable on the command line)."
+        )
+    return next(iter(arrays.values()))
+
+
+def _as_channels_first(data: np.ndarray, path: Path) -> np.ndarray:
+    if data.dtype.kind not in "fiub":
+        raise SignalError(f"{path}: holds {data.dtype} values; a recording holds numbers.")
+    if data.ndim == 2 and data.shape[0] == 1:
+        data = data[0]  # MATLAB row vector
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or 0 in data.shape:
+        raise SignalError(
+            f"{path}: has shape {data.shape}; a recording is [T] or [T, channels] with T >= 1."
+        )
+    return np.ascontiguousarray(data.T, dtype=np.float64)
+
+
+def _handle_nan(x: np.ndarray, path: Path, nan_policy: NanPolicy) -> np.ndarray:
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    channel, step = np.argwhere(bad)[0]
+    if nan_policy != "interpolate":
+        raise SignalError(
+            f"{path}: {int(bad.sum())} NaN/Inf values (first at sample {step}, channel "
+            f"{channel}). Clean the recording, or set nan_policy: interpolate to fill them "
+            "linearly."
+        )
+    out = x.copy()
+    steps = np.arange(x.shape[1])
+    for c in range(x.shape[0]):
+        good = ~bad[c]
+        if not good.any():
+            raise SignalError(
+                f"{path}: channel {c} holds no finite value, so there is nothing to "
+                "interpolate from. Remove the channel or the file."
+            )
+        out[c, bad[c]] = np.interp(steps[bad[c]], steps[good], x[c, good])
+    return out

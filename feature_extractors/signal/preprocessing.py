@@ -1,0 +1,273 @@
+"""A configurable chain of steps that turns one recording into a `[T, D]` sequence.
+
+Written in YAML as a list of one-key mappings, applied in order::
+
+    fs: 100
+    steps:
+      - detrend: {}
+      - bandpass: {low: 0.5, high: 20}
+      - vmd: {num_modes: 4, alpha: 2000}
+
+Steps work on `[C, T]` arrays; some change the channels (``vmd``, ``emd``: C*K modes;
+``spectrogram``: C*F frequency bins; ``hilbert``; ``window_stats``) or the time axis
+(``resample``, ``spectrogram``, ``window_stats``), and the chain keeps track of the rate and the
+time of the first step so that time-based labels can be placed on the output steps.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import scipy.signal
+import scipy.stats
+
+from feature_extractors.signal import filters
+from feature_extractors.signal.emd import Method, emd
+from feature_extractors.signal.io import NanPolicy, SignalError, load_recording, wav_rate
+from feature_extractors.signal.vmd import vmd
+
+
+@dataclass
+class Signal:
+    """Channels `data [C, T]` sampled at `fs` steps per second, first step at `t0` seconds."""
+
+    data: np.ndarray
+    fs: float
+    t0: float = 0.0
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def times(self) -> np.ndarray:
+        """Time of each step in seconds `[T]`."""
+        return self.t0 + np.arange(self.data.shape[-1]) / self.fs
+
+    def replaced(self, data: np.ndarray, suffixes: list[str] | None = None, **changes) -> Signal:
+        """A copy with new data; each channel name gains `suffixes` when the channels multiply."""
+        names = (
+            self.names if suffixes is None else [f"{n}.{s}" for n in self.names for s in suffixes]
+        )
+        return replace(
+            self, data=np.ascontiguousarray(data, dtype=np.float64), names=names, **changes
+        )
+
+
+def _detrend(s: Signal, type: Literal["linear", "constant"] = "linear") -> Signal:
+    return s.replaced(scipy.signal.detrend(s.data, axis=-1, type=type))
+
+
+def _lowpass(s: Signal, cutoff: float, order: int = 4) -> Signal:
+    return s.replaced(filters.lowpass(s.data, s.fs, cutoff, order))
+
+
+def _highpass(s: Signal, cutoff: float, order: int = 4) -> Signal:
+    return s.replaced(filters.highpass(s.data, s.fs, cutoff, order))
+
+
+def _bandpass(s: Signal, low: float, high: float, order: int = 4) -> Signal:
+    return s.replaced(filters.bandpass(s.data, s.fs, low, high, order))
+
+
+def _notch(s: Signal, freq: float, quality: float = 30.0) -> Signal:
+    return s.replaced(filters.notch(s.data, s.fs, freq, quality))
+
+
+def _resample(s: Signal, fs: float) -> Signal:
+    return s.replaced(filters.resample(s.data, s.fs, fs), fs=float(fs))
+
+
+def _zscore(s: Signal) -> Signal:
+    return s.replaced(filters.zscore(s.data))
+
+
+def _spectrogram(s: Signal, nperseg: int = 64, hop: int = 32, log: bool = True) -> Signal:
+    power, freqs, times = filters.spectrogram_frames(s.data, s.fs, nperseg, hop, log)
+    channels, bins, frames = power.shape
+    return s.replaced(
+        power.reshape(channels * bins, frames),
+        [f"{f:g}Hz" for f in freqs],
+        fs=s.fs / hop,
+        t0=s.t0 + float(times[0]),
+    )
+
+
+HilbertOutput = Literal["envelope", "frequency"]
+
+
+def _hilbert(s: Signal, outputs: tuple[HilbertOutput, ...] = ("envelope", "frequency")) -> Signal:
+    made = {
+        "envelope": lambda: filters.envelope(s.data),
+        "frequency": lambda: filters.instantaneous_frequency(s.data, s.fs),
+    }
+    unknown = set(outputs) - set(made)
+    if unknown:
+        raise ValueError(f"hilbert outputs are 'envelope' and 'frequency', not {sorted(unknown)}.")
+    stacked = np.stack([made[o]() for o in outputs], axis=1)  # [C, outputs, T]
+    return s.replaced(stacked.reshape(-1, s.data.shape[-1]), list(outputs))
+
+
+def _decomposed(s: Signal, modes: np.ndarray, residual: np.ndarray | None) -> Signal:
+    """Modes `[C, K, T]` (and the residual `[C, T]`) as channels."""
+    names = [f"mode{k}" for k in range(modes.shape[1])]
+    if residual is not None:
+        modes, names = np.concatenate([modes, residual[:, None]], axis=1), [*names, "residual"]
+    return s.replaced(modes.reshape(-1, modes.shape[-1]), names)
+
+
+def _vmd(s: Signal, num_modes: int = 5, residual: bool = False, **options) -> Signal:
+    result = vmd(s.data, num_modes=num_modes, fs=s.fs, **options)
+    return _decomposed(s, result.modes.numpy(), result.residual.numpy() if residual else None)
+
+
+def _emd(
+    s: Signal, num_modes: int = 5, method: Method = "emd", residual: bool = False, **options
+) -> Signal:
+    result = emd(s.data, num_modes=num_modes, method=method, fs=s.fs, **options)
+    return _decomposed(s, result.modes.numpy(), result.residual.numpy() if residual else None)
+
+
+WINDOW_STATS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "mean": lambda w: w.mean(-1),
+    "std": lambda w: w.std(-1),
+    "rms": lambda w: np.sqrt(np.square(w).mean(-1)),
+    "peak": lambda w: np.abs(w).max(-1),
+    "kurtosis": lambda w: scipy.stats.kurtosis(w, axis=-1),
+}
+
+
+def _window_stats(
+    s: Signal, nperseg: int, hop: int | None = None, stats: tuple[str, ...] = ("mean", "std")
+) -> Signal:
+    hop = hop or nperseg
+    length = s.data.shape[-1]
+    if length < nperseg:
+        raise ValueError(f"a signal of {length} samples is shorter than one window ({nperseg}).")
+    unknown = set(stats) - set(WINDOW_STATS)
+    if unknown:
+        raise ValueError(f"unknown statistics {sorted(unknown)}; choose from {list(WINDOW_STATS)}.")
+    windows = np.lib.stride_tricks.sliding_window_view(s.data, nperseg, axis=-1)[:, ::hop]
+    values = np.stack([WINDOW_STATS[name](windows) for name in stats], axis=1)  # [C, S, N]
+    return s.replaced(
+        values.reshape(-1, values.shape[-1]),
+        list(stats),
+        fs=s.fs / hop,
+        t0=s.t0 + (nperseg - 1) / 2 / s.fs,
+    )
+
+
+STEPS: dict[str, Callable[..., Signal]] = {
+    "detrend": _detrend,
+    "lowpass": _lowpass,
+    "highpass": _highpass,
+    "bandpass": _bandpass,
+    "notch": _notch,
+    "resample": _resample,
+    "zscore": _zscore,
+    "spectrogram": _spectrogram,
+    "hilbert": _hilbert,
+    "vmd": _vmd,
+    "emd": _emd,
+    "window_stats": _window_stats,
+}
+_OPEN_OPTIONS = {"vmd": vmd, "emd": emd}  # steps passing further options on to these
+
+
+@dataclass
+class SignalPreprocessing:
+    """How raw recordings become `[T, D]` sequences.
+
+    Args:
+        fs: sample rate of recordings that do not store one (CSV, NPY, NPZ, MAT). WAV files
+            must match it; by default all of them must share the first one's rate. When the
+            first step is ``resample``, every file is resampled from its own rate.
+        steps: one-key mappings ``{step: {option: value}}`` applied in order; steps:
+            detrend, lowpass, highpass, bandpass, notch, resample, zscore, spectrogram,
+            hilbert, vmd, emd, window_stats.
+        variable: array to read from MAT/NPZ files holding several.
+        nan_policy: ``raise`` on NaN/Inf in a recording, or ``interpolate`` them.
+    """
+
+    fs: float | None = None
+    steps: list[dict] = field(default_factory=list)
+    variable: str | None = None
+    nan_policy: NanPolicy = "raise"
+
+    def __post_init__(self) -> None:
+        self.steps = [_check_step(step, i) for i, step in enumerate(self.steps)]
+        if self.nan_policy not in ("raise", "interpolate"):
+            raise ValueError(f"nan_policy is 'raise' or 'interpolate', not {self.nan_policy!r}.")
+
+    @property
+    def resamples_first(self) -> bool:
+        """True when every file is brought to one rate first, whatever its own."""
+        return bool(self.steps) and next(iter(self.steps[0])) == "resample"
+
+    def settings(self) -> dict:
+        """Plain JSON description, stored beside cached features and in checkpoints."""
+        return {
+            "kind": "signal",
+            "fs": self.fs,
+            "steps": self.steps,
+            "variable": self.variable,
+            "nan_policy": self.nan_policy,
+        }
+
+    def for_files(self, paths: list[Path]) -> SignalPreprocessing:
+        """These settings with `fs` fixed: unless given (or resampled first), the first WAV's rate.
+
+        Every later WAV file must then match it, so files of different rates are never mixed.
+        """
+        if self.fs is not None or self.resamples_first:
+            return self
+        wavs = [p for p in paths if Path(p).suffix.lower() == ".wav"]
+        return replace(self, fs=float(wav_rate(wavs[0]))) if wavs else self
+
+    def apply(self, signal: Signal) -> Signal:
+        """Run every step on `signal`."""
+        for step in self.steps:
+            ((name, options),) = step.items()
+            try:
+                signal = STEPS[name](signal, **options)
+            except ValueError as err:
+                raise ValueError(f"step {name}: {err}") from None
+        return signal
+
+    def process(self, path: str | Path) -> Signal:
+        """Load the recording at `path` and run the steps; errors name the file and the fix."""
+        path = Path(path)
+        own_rate = self.resamples_first and path.suffix.lower() == ".wav"
+        data, fs = load_recording(
+            path, None if own_rate else self.fs, self.variable, self.nan_policy
+        )
+        names = [f"ch{c}" for c in range(len(data))]
+        try:
+            return self.apply(Signal(data, fs, 0.0, names))
+        except ValueError as err:
+            raise SignalError(f"{path}: {err}") from None
+
+
+def _check_step(step: dict, index: int) -> dict:
+    """`{name: options}` with options a dict, or a clear error about what is wrong."""
+    if not isinstance(step, dict) or len(step) != 1:
+        raise ValueError(
+            f"step {index + 1} is {step!r}; each step is a one-key mapping like "
+            "`bandpass: {low: 0.5, high: 20}`."
+        )
+    ((name, options),) = step.items()
+    if name not in STEPS:
+        raise ValueError(f"step {index + 1}: unknown step {name!r}; steps are {list(STEPS)}.")
+    options = dict(options or {})
+    accepted = [p for p in inspect.signature(STEPS[name]).parameters if p not in ("s", "options")]
+    if name in _OPEN_OPTIONS:
+        params = inspect.signature(_OPEN_OPTIONS[name]).parameters
+        accepted += [p for p in params if p not in ("x", "fs") and p not in accepted]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"step {index + 1} ({name}): unknown option(s) {unknown}; it takes {accepted}."
+        )
+    return {name: options}

@@ -1,0 +1,110 @@
+"""The feature cache shared by every extractor: one `.npz` per input, keyed on file + settings.
+
+Each output file is written atomically with its cache key (the input's identity and every
+setting that shaped it); a restarted run skips files whose key still matches. Inside a
+torch.distributed process group each rank takes its share of the inputs, and the reports are
+gathered so that every rank sees the whole run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.discovery import Sample
+from pipeline.distributed import gather_to_all, rank_and_world
+
+
+@dataclass
+class ExtractionReport:
+    """What a caching run did."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # already up to date
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    frames: int = 0  # time steps read (video frames, signal samples)
+
+
+@dataclass
+class Job:
+    """One input still to process: where its features go, and the key to store with them."""
+
+    sample: Sample
+    target: Path
+    key: str
+
+
+def feature_path(source: Path, root: Path, out: Path) -> Path:
+    """Where the features of `source` (found under `root`, a folder or the file) go under `out`."""
+    return (out / source.relative_to(root if root.is_dir() else root.parent)).with_suffix(".npz")
+
+
+def settings_hash(settings: dict) -> str:
+    """Short stable hash of a settings dict: names a cache folder per setting."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cache_key(source: Path, settings: dict) -> str:
+    """Hash of the file's identity (name, size, mtime) and the settings that shape its features."""
+    stat = source.stat()
+    identity = {"name": source.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    blob = json.dumps({"file": identity, "settings": settings}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def stored_key(path: Path) -> str | None:
+    """The cache key stored in a feature file, or None if absent or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return str(npz["cache_key"]) if "cache_key" in npz.files else None
+    except Exception:
+        return None
+
+
+def plan(
+    samples: list[Sample], root: Path, out: Path, settings: dict
+) -> tuple[list[Job], ExtractionReport]:
+    """This rank's share of `samples` that is not cached yet, and a report of the rest.
+
+    Samples are dealt to ranks largest file first, so that ranks get similar amounts of work.
+    """
+    rank, world = rank_and_world()
+    mine = sorted(samples, key=lambda s: -s.path.stat().st_size)[rank::world]
+    jobs, report = [], ExtractionReport()
+    for sample in mine:
+        target = feature_path(sample.path, root, out)
+        key = cache_key(sample.path, settings)
+        if target.exists() and stored_key(target) == key:
+            report.skipped.append(target)
+        else:
+            jobs.append(Job(sample, target, key))
+    return jobs, report
+
+
+def gather_reports(report: ExtractionReport) -> ExtractionReport:
+    """One report covering every rank (the report itself outside a process group)."""
+    reports = gather_to_all(report)
+    return ExtractionReport(
+        written=[p for r in reports for p in r.written],
+        skipped=[p for r in reports for p in r.skipped],
+        failed=sorted(f for r in reports for f in r.failed),
+        frames=sum(r.frames for r in reports),
+    )
+
+
+def write_failures(out: Path, failed: list[tuple[Path, str]]) -> None:
+    """List the inputs that could not be processed in `out/failures.csv` (removed when none)."""
+    path = out / "failures.csv"
+    if not failed:
+        path.unlink(missing_ok=True)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "reason"])
+        writer.writerows([str(p), reason] for p, reason in failed)

@@ -1,0 +1,90 @@
+"""Run a `SignalPreprocessing` chain over a folder of recordings into the feature cache.
+
+Each recording becomes ``OUT/<same relative path>.npz`` holding ``features [T, D]``, the time of
+each step in seconds (``times [T]``, for interval labels) and the channel names. The cache is
+atomic, resumable and sharded across ranks (`pipeline.data.cache`); recordings that cannot be
+used are reported to every rank, so that all of them stop (or skip them) together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from feature_extractors.signal import RECORDING_SUFFIXES, SignalError, SignalPreprocessing
+from pipeline.data.cache import (
+    ExtractionReport,
+    gather_reports,
+    plan,
+    settings_hash,
+    write_failures,
+)
+from pipeline.data.discovery import Sample, discover_unlabelled
+from pipeline.data.sequence_files import (
+    SequenceDataError,
+    save_sequence,
+    write_feature_settings,
+)
+from pipeline.distributed import rank_and_world
+
+
+def signal_cache_dir(root: str | Path, settings: dict, cache_dir: str | Path | None = None) -> Path:
+    """Cache folder of `root`'s recordings under `settings`: ``CACHE/<settings hash>``.
+
+    `cache_dir` defaults to ``<root>-cache`` beside the data folder.
+    """
+    root = Path(root)
+    base = root if root.is_dir() else root.parent
+    return Path(cache_dir or base.parent / f"{base.name}-cache") / settings_hash(settings)
+
+
+def preprocess_recordings(
+    root: str | Path,
+    out: str | Path,
+    preprocessing: SignalPreprocessing,
+    samples: list[Sample] | None = None,
+) -> ExtractionReport:
+    """Cache the processed `[T, D]` sequence of every recording under `root` (or `samples`).
+
+    `preprocessing` must have its rate fixed for these files (`SignalPreprocessing.for_files`).
+    Recordings that cannot be used are listed in the report and in ``OUT/failures.csv``.
+    """
+    root, out = Path(root), Path(out)
+    samples = samples if samples is not None else discover_unlabelled(root, RECORDING_SUFFIXES)
+    settings = preprocessing.settings()
+    if rank_and_world()[0] == 0:
+        write_feature_settings(out, settings)
+    jobs, report = plan(samples, root, out, settings)
+    for job in tqdm(jobs, unit="recording", desc="preprocess", disable=not jobs):
+        try:
+            signal = preprocessing.process(job.sample.path)
+        except SignalError as err:
+            report.failed.append((job.sample.path, str(err)))
+            continue
+        save_sequence(
+            job.target,
+            signal.data.T,
+            times=signal.times,
+            channels=np.array(signal.names),
+            cache_key=np.array(job.key),
+        )
+        report.written.append(job.target)
+        report.frames += signal.data.shape[-1]
+    report = gather_reports(report)
+    if rank_and_world()[0] == 0:
+        write_failures(out, report.failed)
+    return report
+
+
+def raise_failures(report: ExtractionReport, out: Path) -> None:
+    """Stop with every recording that could not be preprocessed named (first five shown)."""
+    if not report.failed:
+        return
+    listed = "\n  ".join(reason for _, reason in report.failed[:5])
+    more = len(report.failed) - 5
+    raise SequenceDataError(
+        f"{len(report.failed)} recording(s) could not be preprocessed:\n  {listed}"
+        + (f"\n  ... and {more} more, all listed in {out / 'failures.csv'}" if more > 0 else "")
+    )
