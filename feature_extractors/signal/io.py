@@ -29,7 +29,16 @@ def wav_rate(path: str | Path) -> int:
         with wave.open(str(path), "rb") as fh:
             return fh.getframerate()
     except (wave.Error, EOFError):  # float WAVs: the stdlib reader refuses them, scipy reads them
-        return scipy.io.wavfile.read(path, mmap=True)[0]
+        return _read_wav(Path(path))[0]
+
+
+def _read_wav(path: Path) -> tuple[int, np.ndarray]:
+    try:
+        return scipy.io.wavfile.read(path)
+    except Exception as err:  # scipy raises ValueError, EOFError, struct.error, ...
+        raise SignalError(
+            f"{path}: cannot read it as WAV ({type(err).__name__}: {err}). Fix or remove the file."
+        ) from None
 
 
 def load_recording(
@@ -49,7 +58,7 @@ def load_recording(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".wav":
-        own_rate, data = scipy.io.wavfile.read(path)
+        own_rate, data = _read_wav(path)
         data = _wav_to_float(data)
         if fs is not None and own_rate != fs:
             raise SignalError(

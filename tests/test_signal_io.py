@@ -1,0 +1,100 @@
+"""Reading recordings: formats, orientation, rates, NaN policy and the errors that name the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.io.wavfile
+from numpy.testing import assert_allclose
+
+from feature_extractors.signal import SignalError, load_recording
+from feature_extractors.signal.io import wav_rate
+
+RNG = np.random.default_rng(0)
+DATA = RNG.normal(size=(50, 3))  # [T, C] as stored
+
+
+def test_int16_wav_is_scaled_and_keeps_its_rate(tmp_path: Path):
+    pcm = (np.clip(DATA / 4, -1, 1) * 32767).astype(np.int16)
+    scipy.io.wavfile.write(tmp_path / "a.wav", 8000, pcm)
+    x, fs = load_recording(tmp_path / "a.wav")
+    assert fs == 8000 and wav_rate(tmp_path / "a.wav") == 8000
+    assert x.shape == (3, 50)
+    assert_allclose(x, pcm.T / 32768)
+
+
+def test_wav_rate_must_match_the_data_rate(tmp_path: Path):
+    scipy.io.wavfile.write(tmp_path / "a.wav", 8000, DATA.astype(np.float32))
+    assert wav_rate(tmp_path / "a.wav") == 8000  # float WAV header too
+    with pytest.raises(SignalError, match=r"a\.wav: recorded at 8000 Hz .* 16000 Hz.*resample"):
+        load_recording(tmp_path / "a.wav", fs=16000)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy", ".npz", ".mat"])
+def test_array_files_read_time_first(tmp_path: Path, suffix: str):
+    path = tmp_path / f"a{suffix}"
+    if suffix == ".csv":
+        np.savetxt(path, DATA, delimiter=",", header="x,y,z", comments="")
+    elif suffix == ".npy":
+        np.save(path, DATA)
+    elif suffix == ".npz":
+        np.savez(path, acc=DATA)
+    else:
+        scipy.io.savemat(path, {"acc": DATA})
+    x, fs = load_recording(path, fs=100)
+    assert fs == 100
+    assert_allclose(x, DATA.T)
+
+
+def test_matlab_row_vector_is_one_channel(tmp_path: Path):
+    scipy.io.savemat(tmp_path / "a.mat", {"sig": DATA[:, 0][None, :]})
+    x, _ = load_recording(tmp_path / "a.mat", fs=10)
+    assert_allclose(x, DATA[:, :1].T)
+
+
+def test_mat_variable_is_chosen_by_name(tmp_path: Path):
+    scipy.io.savemat(tmp_path / "a.mat", {"acc": DATA, "gyro": 2 * DATA})
+    assert_allclose(load_recording(tmp_path / "a.mat", 10, variable="gyro")[0], 2 * DATA.T)
+    with pytest.raises(SignalError, match=r"a\.mat: holds 2 variables \['acc', 'gyro'\]"):
+        load_recording(tmp_path / "a.mat", 10)
+    with pytest.raises(SignalError, match=r"no variable 'emg'; it holds \['acc', 'gyro'\]"):
+        load_recording(tmp_path / "a.mat", 10, variable="emg")
+
+
+def test_files_without_a_rate_need_fs(tmp_path: Path):
+    np.save(tmp_path / "a.npy", DATA)
+    with pytest.raises(SignalError, match=r"a\.npy: .npy files do not store a sample rate.*fs"):
+        load_recording(tmp_path / "a.npy")
+
+
+def test_nan_raises_by_default_and_interpolates_on_request(tmp_path: Path):
+    data = DATA.copy()
+    data[10, 1] = np.nan
+    data[11, 1] = np.inf
+    np.save(tmp_path / "a.npy", data)
+    with pytest.raises(SignalError, match=r"a\.npy: 2 NaN/Inf .*sample 10, channel 1.*interpolate"):
+        load_recording(tmp_path / "a.npy", 10)
+    x, _ = load_recording(tmp_path / "a.npy", 10, nan_policy="interpolate")
+    step = (DATA[12, 1] - DATA[9, 1]) / 3
+    assert_allclose(x[1, 10:12], [DATA[9, 1] + step, DATA[9, 1] + 2 * step])
+    assert_allclose(np.delete(x, [10, 11], axis=1), np.delete(DATA.T, [10, 11], axis=1))
+
+
+def test_all_nan_channel_cannot_be_interpolated(tmp_path: Path):
+    data = DATA.copy()
+    data[:, 2] = np.nan
+    np.save(tmp_path / "a.npy", data)
+    with pytest.raises(SignalError, match="channel 2 holds no finite value"):
+        load_recording(tmp_path / "a.npy", 10, nan_policy="interpolate")
+
+
+def test_unreadable_and_misshapen_files_are_named(tmp_path: Path):
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    with pytest.raises(SignalError, match=r"bad\.npy: cannot read it"):
+        load_recording(tmp_path / "bad.npy", 10)
+    np.save(tmp_path / "cube.npy", np.zeros((4, 3, 2)))
+    with pytest.raises(SignalError, match=r"cube\.npy: has shape"):
+        load_recording(tmp_path / "cube.npy", 10)
