@@ -25,7 +25,8 @@ class SequenceClassifier(pl.LightningModule):
         num_layers: stacked recurrent layers.
         bidirectional: run each layer in both directions.
         dropout: dropout between layers and before the head.
-        pooling: ``last``, ``mean``, ``max`` or ``attention``.
+        pooling: ``last``, ``mean``, ``max`` or ``attention``; ``none`` (a label per step) is
+            set by itself when the data is labelled per step (``data.per_step``).
         init: ``pytorch`` or ``matlab`` weight initialization.
         lr: learning rate.
         weight_decay: AdamW weight decay (0 gives plain Adam).
@@ -86,6 +87,11 @@ class SequenceClassifier(pl.LightningModule):
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
 
+    @property
+    def per_step(self) -> bool:
+        """True when the model labels every time step (pooling ``none``)."""
+        return self.hparams.pooling == "none"
+
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if not isinstance(datamodule, SequenceDataModule):
@@ -95,6 +101,8 @@ class SequenceClassifier(pl.LightningModule):
                 raise SequenceDataError(
                     "no trained model given: pass --ckpt_path CHECKPOINT (a .ckpt file from fit)."
                 )
+            if datamodule.per_step:
+                self.hparams.pooling = "none"
             self._build(datamodule.class_names, datamodule.input_size)
         if stage == "fit":
             self.hparams.feature_settings = datamodule.feature_settings
@@ -128,6 +136,12 @@ class SequenceClassifier(pl.LightningModule):
                 "(for signals: the same data.signal as the run's config.yaml), or give raw "
                 "inputs to `seqclass classify`, which applies them."
             )
+        if not predicting and datamodule.per_step != self.per_step:
+            raise SequenceDataError(
+                f"{where}: the model labels {'every step' if self.per_step else 'whole sequences'}"
+                f" but the data is labelled {'per step' if datamodule.per_step else 'per sequence'}"
+                "; set data.per_step as in training."
+            )
         if not predicting and datamodule.class_names != self.class_names:
             raise SequenceDataError(
                 f"{where}: classes {datamodule.class_names} differ from the model's "
@@ -138,23 +152,32 @@ class SequenceClassifier(pl.LightningModule):
         """Logits `[B, K]` for raw (unnormalized) right-padded `x [B, T, D]`."""
         return self.net(x, lengths)
 
+    def scored(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits `[N, K]` and targets `[N]`: per sample, or per labelled step (padding and
+        unlabelled steps, target -1, are left out)."""
+        logits, y = self(batch["x"], batch["lengths"]), batch["y"]
+        if self.per_step:
+            keep = y >= 0
+            return logits[keep], y[keep]
+        return logits, y
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        logits = self(batch["x"], batch["lengths"])
-        loss = self.loss(logits, batch["y"])
-        self.train_acc(logits, batch["y"])
-        size = len(batch["y"])
+        logits, y = self.scored(batch)
+        loss = self.loss(logits, y)
+        self.train_acc(logits, y)
+        size = len(y)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        logits = self(batch["x"], batch["lengths"])
-        size = len(batch["y"])
-        self.val_acc(logits, batch["y"])
-        self.val_f1(logits, batch["y"])
+        logits, y = self.scored(batch)
+        size = len(y)
+        self.val_acc(logits, y)
+        self.val_f1(logits, y)
         self.log(
             "val_loss",
-            self.loss(logits, batch["y"]),
+            self.loss(logits, y),
             prog_bar=True,
             batch_size=size,
             sync_dist=True,
@@ -163,11 +186,9 @@ class SequenceClassifier(pl.LightningModule):
         self.log("val_macro_f1", self.val_f1, batch_size=size)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        logits = self(batch["x"], batch["lengths"])
-        self.test_metrics.update(logits, batch["y"])
-        self.log(
-            "test_loss", self.loss(logits, batch["y"]), batch_size=len(batch["y"]), sync_dist=True
-        )
+        logits, y = self.scored(batch)
+        self.test_metrics.update(logits, y)
+        self.log("test_loss", self.loss(logits, y), batch_size=len(y), sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         results = {k: v.cpu() for k, v in self.test_metrics.compute().items()}
@@ -184,8 +205,9 @@ class SequenceClassifier(pl.LightningModule):
         }
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Class probabilities `[B, K]` (per step: `[B, T, K]`, with `lengths`) by sample index."""
         probs = self(batch["x"], batch["lengths"]).float().softmax(dim=-1)
-        return {"index": batch["index"], "probs": probs}
+        return {"index": batch["index"], "probs": probs, "lengths": batch["lengths"]}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from pipeline.reports import write_predictions
+from pipeline.reports import write_predictions, write_step_predictions
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -32,8 +32,9 @@ class PredictionWriter(BasePredictionWriter):
     ) -> None:
         rows = {}
         for batch in predictions:
-            for i, p in zip(batch["index"].tolist(), batch["probs"].cpu(), strict=True):
-                rows[i] = p
+            probs, lengths = batch["probs"].cpu(), batch["lengths"].tolist()
+            for i, p, n in zip(batch["index"].tolist(), probs, lengths, strict=True):
+                rows[i] = p[:n] if p.dim() == 2 else p  # per-step probs: drop the padding
         if trainer.world_size > 1:
             gathered: list[dict] = [{} for _ in range(trainer.world_size)]
             torch.distributed.all_gather_object(gathered, rows)
@@ -44,10 +45,12 @@ class PredictionWriter(BasePredictionWriter):
         if len(rows) != len(samples):
             raise RuntimeError(f"predicted {len(rows)} of {len(samples)} samples")
         order = sorted(rows)
-        probs = torch.stack([rows[i] for i in order])
-        self.path = write_predictions(
-            Path(trainer.log_dir) / self.filename,
-            [samples[i] for i in order],
-            probs,
-            pl_module.class_names,
-        )
+        path = Path(trainer.log_dir) / self.filename
+        ordered = [samples[i] for i in order]
+        if pl_module.per_step:
+            labels = trainer.datamodule.step_labels
+            probs = [rows[i] for i in order]
+            self.path = write_step_predictions(path, ordered, probs, pl_module.class_names, labels)
+        else:
+            probs = torch.stack([rows[i] for i in order])
+            self.path = write_predictions(path, ordered, probs, pl_module.class_names)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pipeline.data.discovery import Sample
@@ -23,21 +24,59 @@ def write_metrics(run_dir: str | Path, results: dict, num_samples: int) -> Path:
 def write_predictions(
     path: str | Path, samples: Sequence[Sample], probs: torch.Tensor, class_names: Sequence[str]
 ) -> Path:
-    """One row per sample: path, true label (if known), predicted label, a probability per class."""
+    """One row per sample: path, true label (if known), predicted label, a probability per class.
+
+    Windows of long recordings also get their first and last step's times (``start_s, end_s``).
+    """
+    windows = any(s.seconds is not None for s in samples)
+    rows = []
+    for sample, p in zip(samples, probs.tolist(), strict=True):
+        times = [f"{t:.6g}" for t in sample.seconds or ("", "")] if windows else []
+        rows.append([_source(sample), *times, sample.label or "", p])
+    return _write(path, ["path", *(["start_s", "end_s"] if windows else []), "label"], rows,
+                  class_names)  # fmt: skip
+
+
+def write_step_predictions(
+    path: str | Path,
+    samples: Sequence[Sample],
+    probs: Sequence[torch.Tensor],
+    class_names: Sequence[str],
+    step_labels: dict[Path, np.ndarray],
+) -> Path:
+    """One row per time step of each sample (`probs[i]`: `[T_i, K]`), with its time in seconds
+    where the features carry step times, and its true label where known."""
+    rows = []
+    for sample, p in zip(samples, probs, strict=True):
+        window = slice(*(sample.steps or (None,)))
+        times = _step_times(sample.path)
+        times = times[window] if times is not None else np.arange(len(p))
+        labels = step_labels.get(sample.path)
+        labels = labels[window] if labels is not None else np.full(len(p), -1)
+        for t, k, row in zip(times.tolist(), labels.tolist(), p.tolist(), strict=True):
+            rows.append([_source(sample), f"{t:.6g}", class_names[k] if k >= 0 else "", row])
+    return _write(path, ["path", "time_s", "label"], rows, class_names)
+
+
+def _source(sample: Sample) -> str:
+    return str(sample.source or sample.path)
+
+
+def _step_times(path: Path) -> np.ndarray | None:
+    if path.suffix != ".npz":
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        return npz["times"] if "times" in npz.files else None
+
+
+def _write(path: str | Path, columns: list[str], rows: list[list], class_names) -> Path:
+    """Write `columns`, ``predicted`` and a probability per class; each row ends in its probs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    predicted = probs.argmax(dim=1).tolist()
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["path", "label", "predicted", *(f"prob_{c}" for c in class_names)])
-        for sample, k, row in zip(samples, predicted, probs.tolist(), strict=True):
-            label = sample.label if sample.label is not None else ""
-            writer.writerow(
-                [
-                    str(sample.source or sample.path),
-                    label,
-                    class_names[k],
-                    *(f"{p:.6f}" for p in row),
-                ]
-            )
+        writer.writerow([*columns, "predicted", *(f"prob_{c}" for c in class_names)])
+        for *fields, p in rows:
+            best = max(range(len(p)), key=p.__getitem__)
+            writer.writerow([*fields, class_names[best], *(f"{v:.6f}" for v in p)])
     return path

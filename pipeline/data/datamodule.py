@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from pipeline.data.discovery import (
     discover,
     discover_unlabelled,
 )
+from pipeline.data.intervals import is_interval_csv, read_intervals, step_labels, window_samples
 from pipeline.data.sequence_files import (
     SEQUENCE_SUFFIXES,
     SequenceDataError,
@@ -32,45 +33,65 @@ Batch = dict[str, torch.Tensor]
 
 
 class SequenceDataset(Dataset):
-    """Samples as `{"x": [T, D] float32, "y": class index (-1 if unknown), "index": i}`."""
+    """Samples as `{"x": [T, D] float32, "y": class index (-1 if unknown), "index": i}`.
 
-    def __init__(self, samples: Sequence[Sample], class_names: Sequence[str]) -> None:
+    A windowed sample is its slice of the file (files of windows are read once and kept). With
+    `step_labels` (file -> class index per step), `y` is the window's labels `[T]` instead.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        class_names: Sequence[str],
+        step_labels: dict[Path, np.ndarray] | None = None,
+    ) -> None:
         self.samples = list(samples)
         self.class_index = {name: i for i, name in enumerate(class_names)}
+        self.step_labels = step_labels
+        self._recordings: dict[Path, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> dict:
         sample = self.samples[i]
-        return {
-            "x": torch.from_numpy(load_sequence(sample.path)),
-            "y": self.class_index.get(sample.label, -1),
-            "index": i,
-        }
+        if sample.steps is None:
+            x = load_sequence(sample.path)
+        else:
+            if sample.path not in self._recordings:
+                self._recordings[sample.path] = load_sequence(sample.path)
+            x = self._recordings[sample.path][slice(*sample.steps)]
+        if self.step_labels is not None:
+            y = torch.from_numpy(self.step_labels[sample.path][slice(*(sample.steps or (None,)))])
+        else:
+            y = self.class_index.get(sample.label, -1)
+        return {"x": torch.from_numpy(x), "y": y, "index": i}
 
 
 def pad_collate(items: list[dict]) -> Batch:
-    """Right-pad a list of `[T_i, D]` samples: `x [B, T_max, D]`, `lengths [B]`, `y [B]`, `index [B]`."""
+    """Right-pad `[T_i, D]` samples: `x [B, T_max, D]`, `lengths [B]`, `y [B]`, `index [B]`.
+
+    Per-step labels are padded with -1 to `y [B, T_max]`.
+    """
     lengths = torch.tensor([item["x"].shape[0] for item in items])
     x = torch.nn.utils.rnn.pad_sequence([item["x"] for item in items], batch_first=True)
-    return {
-        "x": x,
-        "lengths": lengths,
-        "y": torch.tensor([item["y"] for item in items]),
-        "index": torch.tensor([item["index"] for item in items]),
-    }
+    labels = [item["y"] for item in items]
+    if isinstance(labels[0], torch.Tensor):
+        y = torch.nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=-1)
+    else:
+        y = torch.tensor(labels)
+    return {"x": x, "lengths": lengths, "y": y, "index": torch.tensor([i["index"] for i in items])}
 
 
-def channel_stats(paths: Sequence[Path]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and standard deviation over all time steps of all files (float64 sums).
+def channel_stats(sequences: Iterable[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over all time steps of `[T, D]` arrays.
 
-    A constant channel gets std 1 so that normalizing it never divides by zero.
+    Sums are float64. A constant channel gets std 1 so that normalizing never divides by zero.
     """
     total = total_sq = None
     count = 0
-    for path in paths:
-        x = load_sequence(path).astype(np.float64)
+    for x in sequences:
+        x = np.asarray(x, dtype=np.float64)
         s, sq = x.sum(0), np.square(x).sum(0)
         total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
         count += x.shape[0]
@@ -97,6 +118,10 @@ class SequenceDataModule(pl.LightningDataModule):
             sequences (filters, resampling, VMD/EMD modes, ...); computed once and cached.
         cache_dir: where preprocessed recordings are cached, in a subfolder per setting
             (default: ``<root>-cache`` beside the data folder).
+        window_length: with an interval CSV as `root` (``file,start,end,label``, seconds):
+            seconds per window cut from the long recordings.
+        window_hop: seconds between window starts (default: `window_length`, no overlap).
+        per_step: label every time step (sequence-to-sequence) instead of each window.
     """
 
     def __init__(
@@ -111,6 +136,9 @@ class SequenceDataModule(pl.LightningDataModule):
         max_train_length: int | None = None,
         signal: SignalPreprocessing | None = None,
         cache_dir: str | None = None,
+        window_length: float | None = None,
+        window_hop: float | None = None,
+        per_step: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["signal"])
@@ -122,6 +150,9 @@ class SequenceDataModule(pl.LightningDataModule):
         self.channel_std: torch.Tensor | None = None
         self._labelled: list[Sample] | None = None
         self._signal_settings: dict[str, dict] = {}  # per root, once preprocessed
+        self._class_names: list[str] | None = None
+        self.per_step = per_step
+        self.step_labels: dict[Path, np.ndarray] = {}  # per-step class indices of recordings
 
     @property
     def labelled_samples(self) -> list[Sample]:
@@ -129,8 +160,16 @@ class SequenceDataModule(pl.LightningDataModule):
         if self._labelled is None:
             if self.root is None:
                 raise SequenceDataError("no data given: pass --data.root DIR (or a manifest CSV).")
+            if is_interval_csv(self.root):
+                self._labelled = self._windows()
+                return self._labelled
+            if self.per_step:
+                raise SequenceDataError(
+                    "data.per_step labels every time step; it needs an interval CSV "
+                    f"(file,start,end,label) as data.root, not {self.root}."
+                )
             samples = discover(self.root, self._suffixes)
-            class_names_of(samples)
+            self._class_names = class_names_of(samples)
             hp = self.hparams
             samples = assign_splits(samples, hp.val_fraction, hp.test_fraction, hp.seed)
             self._labelled = self._preprocessed(self.root, samples)
@@ -139,7 +178,41 @@ class SequenceDataModule(pl.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         """Sorted class names of `root`."""
-        return class_names_of(self.labelled_samples)
+        self.labelled_samples  # noqa: B018 -- discovered on first use
+        return self._class_names
+
+    def _windows(self) -> list[Sample]:
+        """Windowed samples of the long recordings an interval CSV labels."""
+        hp = self.hparams
+        if self.signal is None or hp.window_length is None:
+            raise SequenceDataError(
+                f"{self.root} labels time intervals of long recordings: set data.signal (at "
+                "least its fs, for files that store no rate) and data.window_length (seconds)."
+            )
+        intervals = read_intervals(self.root)
+        self._class_names = sorted({i.label for found in intervals.values() for i in found})
+        if len(self._class_names) < 2:
+            raise SequenceDataError(f"{self.root}: a classifier needs at least two labels.")
+        index = {name: k for k, name in enumerate(self._class_names)}
+        recordings = self._preprocessed(self.root, [Sample(p, None) for p in intervals])
+        samples = []
+        for recording in recordings:
+            with np.load(recording.path, allow_pickle=False) as npz:
+                times = npz["times"]
+            labels = step_labels(times, intervals[recording.source], index)
+            self.step_labels[recording.path] = labels
+            samples += window_samples(
+                recording.path, recording.source, times, labels, self._class_names,
+                hp.window_length, hp.window_hop or hp.window_length,
+                (hp.val_fraction, hp.test_fraction), self.per_step,
+            )  # fmt: skip
+        splits = {s.split for s in samples}
+        if "train" not in splits:
+            raise SequenceDataError(
+                f"{self.root}: no window fits the train part of any recording; use shorter "
+                "windows or smaller val/test fractions."
+            )
+        return samples
 
     @property
     def input_size(self) -> int:
@@ -201,8 +274,10 @@ class SequenceDataModule(pl.LightningDataModule):
             self._drop_long_training_samples()
             if not self.splits["train"]:
                 raise SequenceDataError(f"{self.root}: the train split is empty.")
-            paths = [s.path for s in self.splits["train"]]
-            self.channel_mean, self.channel_std = channel_stats(paths)
+            train = self._dataset("train")
+            self.channel_mean, self.channel_std = channel_stats(
+                train[i]["x"].numpy() for i in range(len(train))
+            )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -223,14 +298,21 @@ class SequenceDataModule(pl.LightningDataModule):
                 f"the {split} split of {self.root} is empty; give {split}/ folders or a "
                 f"non-zero data.{split}_fraction."
             )
-        dataset = SequenceDataset(samples, self.class_names if self.root else [])
         return DataLoader(
-            dataset,
+            self._dataset(split),
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
             num_workers=self.hparams.num_workers,
             collate_fn=pad_collate,
             persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def _dataset(self, split: str) -> SequenceDataset:
+        labelled = split != "predict" or self.predict_root is None
+        return SequenceDataset(
+            self.splits[split],
+            self.class_names if self.root else [],
+            self.step_labels if self.per_step and labelled else None,
         )
 
     def _check_channels(self, samples: list[Sample]) -> None:

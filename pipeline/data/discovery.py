@@ -26,13 +26,17 @@ SPLITS = ("train", "val", "test")
 class Sample:
     """One input file, its class name (None when unlabelled) and its split.
 
-    `source` is the raw recording a cached feature file was made from, when there is one.
+    `source` is the raw recording a cached feature file was made from, when there is one;
+    `steps` a window ``[start, stop)`` of the file's time steps, and `seconds` its first and
+    last step's times.
     """
 
     path: Path
     label: str | None
     split: str = "train"
     source: Path | None = None
+    steps: tuple[int, int] | None = None
+    seconds: tuple[float, float] | None = None
 
 
 def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:

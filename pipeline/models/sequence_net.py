@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 Cell = Literal["lstm", "gru", "peephole"]
-Pooling = Literal["last", "mean", "max", "attention"]
+Pooling = Literal["last", "mean", "max", "attention", "none"]
 Init = Literal["pytorch", "matlab"]
 
 
@@ -107,7 +107,8 @@ class SequenceNet(nn.Module):
         num_layers: stacked recurrent layers.
         bidirectional: also run each layer backwards in time.
         dropout: dropout between layers and before the head.
-        pooling: ``last`` (final state of each direction), ``mean``, ``max`` or ``attention``.
+        pooling: ``last`` (final state of each direction), ``mean``, ``max``, ``attention``, or
+            ``none``: a label per time step (sequence-to-sequence), logits `[B, T, K]`.
         init: ``pytorch`` defaults, or ``matlab`` (orthogonal recurrent weights, unit forget bias).
     """
 
@@ -124,8 +125,10 @@ class SequenceNet(nn.Module):
         init: Init = "pytorch",
     ) -> None:
         super().__init__()
-        if pooling not in ("last", "mean", "max", "attention"):
-            raise ValueError(f"unknown pooling {pooling!r}; choose last, mean, max or attention")
+        if pooling not in ("last", "mean", "max", "attention", "none"):
+            raise ValueError(
+                f"unknown pooling {pooling!r}; choose last, mean, max, attention or none"
+            )
         directions = 2 if bidirectional else 1
         self.pooling = pooling
         self.layers = nn.ModuleList()
@@ -182,6 +185,11 @@ class SequenceNet(nn.Module):
         return (weights.unsqueeze(-1) * h).sum(1), weights
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits `[B, num_classes]` for right-padded raw `x [B, T, D]` with true `lengths [B]`."""
+        """Logits `[B, num_classes]` for right-padded raw `x [B, T, D]` with true `lengths [B]`.
+
+        With pooling ``none``: logits `[B, T, num_classes]`, one per step.
+        """
+        if self.pooling == "none":
+            return self.head(self.dropout(self.encode(x, lengths)))
         pooled, _ = self.pool(self.encode(x, lengths), lengths)
         return self.head(self.dropout(pooled))

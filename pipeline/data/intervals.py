@@ -1,0 +1,120 @@
+"""Long recordings labelled by time intervals, cut into sliding windows.
+
+An interval CSV has the header ``file,start,end,label`` (seconds; files relative to the CSV).
+Each processed recording has the time of every step, so labels land on the right steps even
+after resampling or spectrogram framing. Windows of `length` seconds every `hop` seconds become
+samples: labelled by the class covering most of the window (sequence-to-label), or keeping the
+label of every step (sequence-to-sequence). Splits are chronological within each recording
+(train, then val, then test), because overlapping windows of one stretch of signal in both
+train and test would leak.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.discovery import Sample
+from pipeline.data.sequence_files import SequenceDataError
+
+INTERVAL_COLUMNS = ("file", "start", "end", "label")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """`label` holds from `start` to `end` seconds."""
+
+    start: float
+    end: float
+    label: str
+
+
+def is_interval_csv(path: str | Path) -> bool:
+    """True for a CSV file whose header starts with ``file,start,end,label``."""
+    path = Path(path)
+    if not (path.is_file() and path.suffix.lower() == ".csv"):
+        return False
+    with path.open(newline="") as fh:
+        header = next(csv.reader(fh), [])
+    return tuple(h.strip() for h in header[:4]) == INTERVAL_COLUMNS
+
+
+def read_intervals(path: str | Path) -> dict[Path, list[Interval]]:
+    """Intervals per recording (absolute paths), checked: numbers, end > start, files exist."""
+    path = Path(path)
+    out: dict[Path, list[Interval]] = defaultdict(list)
+    with path.open(newline="") as fh:
+        for line_no, row in enumerate(csv.DictReader(fh), start=2):
+            where = f"{path}, line {line_no}"
+            try:
+                start, end = float(row["start"]), float(row["end"])
+            except (TypeError, ValueError):
+                raise SequenceDataError(
+                    f"{where}: start and end must be numbers of seconds, got "
+                    f"{row['start']!r} and {row['end']!r}."
+                ) from None
+            if not end > start >= 0:
+                raise SequenceDataError(f"{where}: needs 0 <= start < end, got {start}, {end}.")
+            recording = (path.parent / row["file"].strip()).resolve()
+            if not recording.is_file():
+                raise SequenceDataError(f"{where}: {recording} does not exist.")
+            out[recording].append(Interval(start, end, row["label"].strip()))
+    if not out:
+        raise SequenceDataError(f"{path}: lists no intervals.")
+    return dict(sorted(out.items()))
+
+
+def step_labels(times: np.ndarray, intervals: list[Interval], class_index: dict) -> np.ndarray:
+    """Class index of each step `[T]` (-1 where no interval covers its time)."""
+    labels = np.full(len(times), -1, dtype=np.int64)
+    for interval in intervals:
+        labels[(times >= interval.start) & (times < interval.end)] = class_index[interval.label]
+    return labels
+
+
+def window_samples(
+    path: Path,
+    source: Path,
+    times: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    length: float,
+    hop: float,
+    fractions: tuple[float, float],
+    per_step: bool,
+) -> list[Sample]:
+    """Windows of one processed recording (steps at `times`), labelled and split in time."""
+    rate = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    size, stride = round(length * rate), max(1, round(hop * rate))
+    if size < 1 or size > len(times):
+        raise SequenceDataError(
+            f"{source}: a {length} s window is {size} steps at {rate:g} steps/s, but the "
+            f"processed recording has {len(times)}; choose data.window_length between "
+            f"{1 / rate:g} s and {len(times) / rate:g} s."
+        )
+    val_fraction, test_fraction = fractions
+    cuts = np.array([1 - val_fraction - test_fraction, 1 - test_fraction, 1.0]) * len(times)
+    samples = []
+    for start in range(0, len(times) - size + 1, stride):
+        stop = start + size
+        split_index = int(np.searchsorted(cuts, stop, side="left"))
+        if split_index > 0 and start < cuts[split_index - 1]:
+            continue  # straddles a split boundary
+        window = labels[start:stop]
+        counts = np.bincount(window[window >= 0], minlength=len(class_names))
+        if per_step and counts.sum() == 0:
+            continue
+        if not per_step and counts.max() * 2 < size:
+            continue  # no class covers half the window
+        samples.append(
+            Sample(
+                path, class_names[int(counts.argmax())], ("train", "val", "test")[split_index],
+                source=source, steps=(start, stop),
+                seconds=(float(times[start]), float(times[stop - 1])),
+            )
+        )  # fmt: skip
+    return samples
