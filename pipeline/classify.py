@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -27,17 +28,20 @@ from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError
 from pipeline.extract import extract_videos
 from pipeline.lit_module import SequenceClassifier
 from pipeline.models.video_classifier import VideoClassifier
+from pipeline.reports import step_times
 from pipeline.signals import preprocess_recordings
 
 
 @dataclass
 class Classification:
-    """Class probabilities `[N, K]` for `samples`, and the inputs that could not be read."""
+    """Class probabilities `[N, K]` for `samples` (per-step models: a `[T_i, K]` tensor each),
+    and the inputs that could not be read."""
 
     samples: list[Sample]
-    probs: torch.Tensor
+    probs: torch.Tensor | list[torch.Tensor]
     class_names: list[str]
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    times: list[np.ndarray] | None = None  # per-step models: seconds of each step
 
 
 def load_classifier(checkpoint: str | Path) -> SequenceClassifier:
@@ -143,17 +147,24 @@ def classify(
                 if s.path not in bad
             ]
         probs = _head_probs(classifier, [s.path for s in samples], device)
-    return Classification(samples, probs, classifier.class_names, failed)
+        times = [step_times(s) for s in samples] if classifier.per_step else None
+    return Classification(samples, probs, classifier.class_names, failed, times)
 
 
-def _head_probs(classifier: SequenceClassifier, files: list[Path], device: str) -> torch.Tensor:
+def _head_probs(
+    classifier: SequenceClassifier, files: list[Path], device: str
+) -> torch.Tensor | list[torch.Tensor]:
     if not files:
-        return torch.zeros(0, len(classifier.class_names))
+        return [] if classifier.per_step else torch.zeros(0, len(classifier.class_names))
     dataset = SequenceDataset([Sample(f, None, "predict") for f in files], [])
     classifier.to(device)
     probs = []
     with torch.inference_mode():
         for i, batch in enumerate(DataLoader(dataset, batch_size=32, collate_fn=pad_collate)):
             batch = {k: v.to(device) for k, v in batch.items()}
-            probs.append(classifier.predict_step(batch, i)["probs"].cpu())
-    return torch.cat(probs)
+            out = classifier.predict_step(batch, i)["probs"].cpu()
+            if classifier.per_step:
+                probs += [p[:n] for p, n in zip(out, batch["lengths"].tolist(), strict=True)]
+            else:
+                probs.append(out)
+    return probs if classifier.per_step else torch.cat(probs)

@@ -83,9 +83,10 @@ class SeqClassCLI(LightningCLI):
         if self.trainer.is_global_zero and results is not None:
             count = sum(map(sum, results["confusion_matrix"]))
             path = write_metrics(self.trainer.log_dir, results, count)
+            unit = "labelled time steps" if self.model.per_step else "samples"
             print(
                 f"test: accuracy={results['accuracy']:.4f} macro_f1={results['macro_f1']:.4f} "
-                f"on {count} samples -> {path}"
+                f"on {count} {unit} -> {path}"
             )
 
     def after_predict(self) -> None:
@@ -113,21 +114,28 @@ def lightning_main(args: list[str]) -> None:
 
 
 def sample_data_main(args: list[str]) -> None:
-    """Write a built-in sample dataset: 4-class signals, or 4-class camera-motion videos."""
+    """Write a built-in sample dataset: 4-class signals (.npy), 4-class machine vibration (WAV),
+    long activity recordings with interval labels (CSV), or 4-class camera-motion videos."""
     parser = argparse.ArgumentParser(
         prog="seqclass sample-data", description=sample_data_main.__doc__
     )
-    parser.add_argument("kind", choices=["signals", "videos"])
+    parser.add_argument("kind", choices=["signals", "machines", "activity", "videos"])
     parser.add_argument("out", type=Path, help="folder to create")
-    parser.add_argument("--per-class", type=int, help="samples per class (40 signals, 24 videos)")
+    parser.add_argument(
+        "--per-class", type=int,
+        help="samples per class (signals 40, machines 30, videos 24); recordings for activity (4)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     ns = parser.parse_args(args)
-    from pipeline.sample_data import make_signal_dataset, make_video_dataset
+    from pipeline import sample_data
 
-    if ns.kind == "signals":
-        root = make_signal_dataset(ns.out, samples_per_class=ns.per_class or 40, seed=ns.seed)
-    else:
-        root = make_video_dataset(ns.out, videos_per_class=ns.per_class or 24, seed=ns.seed)
+    makers = {
+        "signals": lambda n: sample_data.make_signal_dataset(ns.out, n or 40, seed=ns.seed),
+        "machines": lambda n: sample_data.make_machine_dataset(ns.out, n or 30, seed=ns.seed),
+        "activity": lambda n: sample_data.make_activity_recordings(ns.out, n or 4, seed=ns.seed),
+        "videos": lambda n: sample_data.make_video_dataset(ns.out, n or 24, seed=ns.seed),
+    }
+    root = makers[ns.kind](ns.per_class)
     print(f"sample-data: wrote {ns.kind} dataset to {root}")
 
 
@@ -207,7 +215,7 @@ def classify_main(args: list[str]) -> None:
     from the checkpoint and applied again.
     """
     from pipeline.classify import classify
-    from pipeline.reports import write_predictions
+    from pipeline.reports import write_predictions, write_step_predictions
 
     parser = argparse.ArgumentParser(prog="seqclass classify", description=classify_main.__doc__)
     parser.add_argument("paths", nargs="+", type=Path, help="files, or folders of them")
@@ -224,10 +232,16 @@ def classify_main(args: list[str]) -> None:
         print(f"  skipped {path}: {reason}", file=sys.stderr)
     if not result.samples:
         raise SequenceDataError(f"none of {', '.join(map(str, ns.paths))} could be read.")
-    write_predictions(ns.out, result.samples, result.probs, result.class_names)
     summary = (
         f"classify: {len(result.samples)} classified, {len(result.failed)} skipped -> {ns.out}"
     )
+    if isinstance(result.probs, list):  # a label per time step
+        write_step_predictions(
+            ns.out, result.samples, result.probs, result.class_names, result.times, {}
+        )
+        print(summary + " (a row per time step)")
+        return
+    write_predictions(ns.out, result.samples, result.probs, result.class_names)
     predicted = [result.class_names[k] for k in result.probs.argmax(1).tolist()]
     labels = [s.label for s in result.samples]
     if all(label in result.class_names for label in labels):

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from pipeline.reports import write_predictions, write_step_predictions
+from pipeline.reports import step_times, write_predictions, write_step_predictions
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -50,7 +50,10 @@ class PredictionWriter(BasePredictionWriter):
         if pl_module.per_step:
             labels = trainer.datamodule.step_labels
             probs = [rows[i] for i in order]
-            self.path = write_step_predictions(path, ordered, probs, pl_module.class_names, labels)
+            times = [step_times(s) for s in ordered]
+            self.path = write_step_predictions(
+                path, ordered, probs, pl_module.class_names, times, labels
+            )
         else:
             probs = torch.stack([rows[i] for i in order])
             self.path = write_predictions(path, ordered, probs, pl_module.class_names)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from pipeline.data.discovery import Sample
+from pipeline.data.sequence_files import sequence_shape
 
 
 def write_metrics(run_dir: str | Path, results: dict, num_samples: int) -> Path:
@@ -42,18 +43,17 @@ def write_step_predictions(
     samples: Sequence[Sample],
     probs: Sequence[torch.Tensor],
     class_names: Sequence[str],
+    times: Sequence[np.ndarray],
     step_labels: dict[Path, np.ndarray],
 ) -> Path:
-    """One row per time step of each sample (`probs[i]`: `[T_i, K]`), with its time in seconds
-    where the features carry step times, and its true label where known."""
+    """One row per time step of each sample (`probs[i]`: `[T_i, K]`, `times[i]`: `[T_i]`
+    seconds, from `step_times`), with its true label where known."""
     rows = []
-    for sample, p in zip(samples, probs, strict=True):
+    for sample, p, t_i in zip(samples, probs, times, strict=True):
         window = slice(*(sample.steps or (None,)))
-        times = _step_times(sample.path)
-        times = times[window] if times is not None else np.arange(len(p))
         labels = step_labels.get(sample.path)
         labels = labels[window] if labels is not None else np.full(len(p), -1)
-        for t, k, row in zip(times.tolist(), labels.tolist(), p.tolist(), strict=True):
+        for t, k, row in zip(t_i.tolist(), labels.tolist(), p.tolist(), strict=True):
             rows.append([_source(sample), f"{t:.6g}", class_names[k] if k >= 0 else "", row])
     return _write(path, ["path", "time_s", "label"], rows, class_names)
 
@@ -62,11 +62,15 @@ def _source(sample: Sample) -> str:
     return str(sample.source or sample.path)
 
 
-def _step_times(path: Path) -> np.ndarray | None:
-    if path.suffix != ".npz":
-        return None
-    with np.load(path, allow_pickle=False) as npz:
-        return npz["times"] if "times" in npz.files else None
+def step_times(sample: Sample) -> np.ndarray:
+    """Seconds of each step of `sample` (its window's): from the features' ``times`` when they
+    carry them (preprocessed signals), else step indices."""
+    window = slice(*(sample.steps or (None,)))
+    if sample.path.suffix == ".npz":
+        with np.load(sample.path, allow_pickle=False) as npz:
+            if "times" in npz.files:
+                return npz["times"][window]
+    return np.arange(sequence_shape(sample.path)[0], dtype=np.float64)[window]
 
 
 def _write(path: str | Path, columns: list[str], rows: list[list], class_names) -> Path:

@@ -142,7 +142,7 @@ class SequenceDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["signal"])
-        self.signal = signal
+        self.signal = SignalPreprocessing(**signal) if isinstance(signal, dict) else signal
         self.root = root
         self.predict_root = predict_root
         self.splits: dict[str, list[Sample]] = {}

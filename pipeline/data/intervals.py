@@ -97,7 +97,9 @@ def window_samples(
             f"{1 / rate:g} s and {len(times) / rate:g} s."
         )
     val_fraction, test_fraction = fractions
-    cuts = np.array([1 - val_fraction - test_fraction, 1 - test_fraction, 1.0]) * len(times)
+    cuts = np.round(
+        np.array([1 - val_fraction - test_fraction, 1 - test_fraction, 1.0]) * len(times)
+    )
     samples = []
     for start in range(0, len(times) - size + 1, stride):
         stop = start + size
