@@ -73,3 +73,12 @@ def test_bad_arguments_say_what_to_change() -> None:
         vmd(np.ones(100), 3, init=[1.0, 2.0])
     with pytest.raises(ValueError, match="unknown init"):
         vmd(np.ones(100), 3, init="middle")
+
+
+def test_compiled_iterations_match_eager():
+    rng = np.random.default_rng(3)
+    x = torch.as_tensor(rng.normal(size=(3, 256)))
+    eager = vmd(x, num_modes=3, alpha=500, max_iterations=40)
+    fused = vmd(x, num_modes=3, alpha=500, max_iterations=40, compile=True)
+    torch.testing.assert_close(fused.modes, eager.modes, rtol=0, atol=1e-9)
+    assert torch.equal(fused.iterations, eager.iterations)
