@@ -19,13 +19,28 @@ install: $(STAMP)  ## create .venv and install the package with its dev tools
 
 DEMO_CKPT := runs/demo/checkpoints/best.ckpt
 VIDEO_CKPT := runs/demo-video/checkpoints/best.ckpt
+MACHINE_CKPT := runs/signal-vmd/checkpoints/best.ckpt
+ACTIVITY_CKPT := runs/activity/checkpoints/best.ckpt
 
-demo: $(STAMP)  ## sample signals and videos: train, test, predict, classify raw videos
-	rm -rf runs/demo runs/demo-video data/demo-videos data/demo-videos-new
+demo: $(STAMP)  ## built-in signals, vibration, activity and videos: train, test, classify
+	rm -rf runs/demo runs/demo-video runs/signal-vmd runs/activity data/demo-videos \
+		data/demo-videos-new data/demo-machines-new
 	$(BIN)/seqclass sample-data signals data/demo-signals
 	$(BIN)/seqclass fit --config configs/demo.yaml
 	$(BIN)/seqclass test --config configs/demo.yaml --ckpt_path $(DEMO_CKPT)
 	$(BIN)/seqclass predict --config configs/demo.yaml --ckpt_path $(DEMO_CKPT)
+	$(BIN)/seqclass sample-data machines data/demo-machines
+	$(BIN)/seqclass fit --config configs/signal_vmd.yaml
+	$(BIN)/seqclass test --config configs/signal_vmd.yaml --ckpt_path $(MACHINE_CKPT)
+	$(BIN)/seqclass sample-data machines data/demo-machines-new --per-class 3 --seed 1
+	$(BIN)/seqclass classify data/demo-machines-new --checkpoint $(MACHINE_CKPT) \
+		--out runs/signal-vmd/classify.csv
+	$(BIN)/seqclass decompose data/demo-machines-new/bearing_fault/bearing_fault_000.wav \
+		--config configs/signal_vmd.yaml --out runs/signal-vmd/modes
+	$(BIN)/seqclass sample-data activity data/demo-activity
+	$(BIN)/seqclass fit --config configs/activity_windows.yaml --data.per_step true
+	$(BIN)/seqclass test --config configs/activity_windows.yaml --data.per_step true \
+		--ckpt_path $(ACTIVITY_CKPT)
 	$(BIN)/seqclass sample-data videos data/demo-videos
 	$(BIN)/seqclass extract data/demo-videos --out data/demo-video-features \
 		--backbone efficientnet_lite0 --sampling uniform --sampling-value 12
@@ -47,4 +62,6 @@ bench: $(STAMP)  ## benchmarks: training, video feature extraction, VMD
 	$(BIN)/python benchmarks/bench_vmd.py
 
 clean:  ## remove generated data and runs
-	rm -rf data/demo-signals data/demo-videos data/demo-videos-new data/demo-video-features runs
+	rm -rf data/demo-signals data/demo-videos data/demo-videos-new data/demo-video-features \
+		data/demo-machines data/demo-machines-new data/demo-machines-cache \
+		data/demo-machines-new-cache data/demo-activity data/demo-activity-cache runs

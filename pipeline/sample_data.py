@@ -60,9 +60,9 @@ def make_machine_dataset(
 ) -> Path:
     """Write `ROOT/<class>/<i>.wav`: 2-axis vibration of a rotating machine, float32 WAV.
 
-    A shaft turns at 20-30 Hz. ``imbalance`` raises the once-per-turn tone, ``misalignment`` the
-    twice-per-turn tone, ``bearing_fault`` adds impacts ringing a 300 Hz resonance at 3.6x the
-    shaft rate. Every recording also carries 50 Hz mains hum, a slow drift and noise, which
+    A shaft turns at 15-22 Hz. ``imbalance`` raises the once-per-turn tone, ``misalignment`` the
+    twice-per-turn tone, ``bearing_fault`` adds short impacts ringing a 300 Hz resonance at 3.6x
+    the shaft rate. Every recording also carries 50 Hz mains hum, a slow drift and noise, which
     the preprocessing chain (`configs/signal_vmd.yaml`) removes.
     """
     import scipy.io.wavfile
@@ -73,7 +73,7 @@ def make_machine_dataset(
         (root / label).mkdir(parents=True, exist_ok=True)
         for i in range(recordings_per_class):
             t = np.arange(int(fs * rng.uniform(*seconds))) / fs
-            shaft = rng.uniform(20, 30)
+            shaft = rng.uniform(15, 22)
             one, two = {"imbalance": (1.0, 0.2), "misalignment": (0.3, 0.9)}.get(label, (0.3, 0.1))
             axes = []
             for axis in range(2):
@@ -82,7 +82,7 @@ def make_machine_dataset(
                 x += two * np.sin(4 * np.pi * shaft * t + 2 * phase)
                 if label == "bearing_fault":
                     since_impact = (t * 3.6 * shaft) % 1.0 / (3.6 * shaft)
-                    x += 0.8 * np.exp(-since_impact * 60) * np.sin(2 * np.pi * 300 * since_impact)
+                    x += 1.5 * np.exp(-since_impact * 300) * np.sin(2 * np.pi * 300 * since_impact)
                 x += 0.5 * np.sin(2 * np.pi * 50 * t + rng.uniform(0, 2 * np.pi))  # mains hum
                 x += rng.uniform(-1, 1) * t + rng.normal(0, 0.15, len(t))  # drift and noise
                 axes.append(x)

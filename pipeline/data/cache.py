@@ -41,7 +41,8 @@ class Job:
 
 def feature_path(source: Path, root: Path, out: Path) -> Path:
     """Where the features of `source` (found under `root`, a folder or the file) go under `out`."""
-    return (out / source.relative_to(root if root.is_dir() else root.parent)).with_suffix(".npz")
+    base = (root if root.is_dir() else root.parent).resolve()
+    return (out / source.resolve().relative_to(base)).with_suffix(".npz")
 
 
 def settings_hash(settings: dict) -> str:
