@@ -38,8 +38,8 @@ demo: $(STAMP)  ## built-in signals, vibration, activity and videos: train, test
 	$(BIN)/seqclass decompose data/demo-machines-new/bearing_fault/bearing_fault_000.wav \
 		--config configs/signal_vmd.yaml --out runs/signal-vmd/modes
 	$(BIN)/seqclass sample-data activity data/demo-activity
-	$(BIN)/seqclass fit --config configs/activity_windows.yaml --data.per_step true
-	$(BIN)/seqclass test --config configs/activity_windows.yaml --data.per_step true \
+	$(BIN)/seqclass fit --config configs/signal_activity.yaml --data.per_step true
+	$(BIN)/seqclass test --config configs/signal_activity.yaml --data.per_step true \
 		--ckpt_path $(ACTIVITY_CKPT)
 	$(BIN)/seqclass sample-data videos data/demo-videos
 	$(BIN)/seqclass extract data/demo-videos --out data/demo-video-features \

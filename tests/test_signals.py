@@ -14,7 +14,7 @@ import yaml
 from feature_extractors.signal import SignalPreprocessing
 from pipeline.cli import main
 from pipeline.data.sequence_files import load_sequence
-from pipeline.sample_data import make_machine_dataset
+from pipeline.sample_data import make_activity_recordings, make_machine_dataset
 from pipeline.signals import preprocess_recordings, signal_cache_dir
 
 STEPS = [
@@ -134,3 +134,21 @@ def test_bad_recordings_stop_fit_with_every_file_named(tmp_path: Path, capsys):
     assert "2 recording(s) could not be preprocessed" in err
     assert "a/1.npy: 1 NaN/Inf values" in err and "nan_policy: interpolate" in err
     assert "b/2.npy: step lowpass: a signal of 10 samples is too short" in err
+
+
+@pytest.mark.parametrize("config", sorted(Path("configs").glob("signal_*.yaml")), ids=str)
+def test_signal_configs_train(config: Path, tmp_path: Path):
+    """Every shipped signal config fits on a tiny version of the data it is written for."""
+    settings = yaml.safe_load(config.read_text())
+    if "activity" in config.name:
+        root = make_activity_recordings(tmp_path / "activity", 2, 40.0)
+    else:
+        root = make_machine_dataset(tmp_path / "machines", 4, fs=2000, seconds=(0.4, 0.5))
+    runs = tmp_path / "runs"
+    main(["fit", f"--config={config}", f"--data.root={root}", f"--trainer.default_root_dir={runs}",
+          "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
+          "--data.val_fraction=0.25", "--data.test_fraction=0.25"])  # fmt: skip
+    ckpt = torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (
+        ckpt["hyper_parameters"]["feature_settings"]["steps"] == settings["data"]["signal"]["steps"]
+    )
