@@ -131,27 +131,29 @@ def _sweep(u, f, omega, lam, freqs, alpha: float, tau: float, dc: bool):
     """
     rest = f - lam / 2 - u.sum(1)  # f - lambda/2 - sum of all modes
     change = torch.zeros_like(omega[:, 0])
+    energy = torch.zeros_like(omega[:, 0])
     modes, centres = [], []
     for k in range(u.shape[1]):
         target = rest + u[:, k]  # f - lambda/2 - the other modes
         new = target / (alpha * (freqs - omega[:, k : k + 1]).square() + 1).unsqueeze(1)
         change = change + (new - u[:, k]).square().sum((1, 2))
         rest = target - new
+        power = new.square().sum(1)
+        energy = energy + power.sum(-1)
         if dc and k == 0:
             centres.append(omega[:, 0])
         else:  # centre of mass of the mode's power spectrum
-            power = new.square().sum(1)
             centres.append((power * freqs).sum(-1) / power.sum(-1))
         modes.append(new)
-    u = torch.stack(modes, dim=1)
-    lam = lam + tau * (u.sum(1) - f)
+    # dual ascent on the new modes' sum, which is f - lambda/2 - rest
+    lam = lam - tau * (lam / 2 + rest)
     total = 2 * freqs.shape[0]
-    energy = u.square().sum((1, 2, 3))
+    eps = torch.finfo(u.dtype).eps
     return (
-        u,
+        torch.stack(modes, dim=1),
         torch.stack(centres, dim=1),
         lam,
-        change / total + torch.finfo(u.dtype).eps,
+        change / total + eps,
         energy / total,
     )
 
