@@ -135,3 +135,13 @@ def test_per_step_labels_every_step(activity: Path, tmp_path: Path, capsys):
     with pytest.raises(SystemExit):
         main(["test", *fit_args(activity, runs), f"--ckpt_path={ckpt}"])
     assert "set data.per_step as in training" in capsys.readouterr().err
+
+
+def test_per_step_evaluation_windows_do_not_overlap():
+    times = np.arange(100) / 10
+    labels = np.zeros(100, dtype=np.int64)
+    samples = window_samples(Path("r"), Path("r"), times, labels, ["a", "b"],
+                             length=2.0, hop=0.5, fractions=(0.2, 0.2), per_step=True)  # fmt: skip
+    by_split = {split: [s.steps for s in samples if s.split == split] for split in ("val", "test")}
+    assert by_split == {"val": [(60, 80)], "test": [(80, 100)]}
+    assert len([s for s in samples if s.split == "train"]) == 9  # training windows overlap

@@ -4,7 +4,8 @@ An interval CSV has the header ``file,start,end,label`` (seconds; files relative
 Each processed recording has the time of every step, so labels land on the right steps even
 after resampling or spectrogram framing. Windows of `length` seconds every `hop` seconds become
 samples: labelled by the class covering most of the window (sequence-to-label), or keeping the
-label of every step (sequence-to-sequence). Splits are chronological within each recording
+label of every step (sequence-to-sequence; its val and test windows do not overlap, so every
+step is scored once). Splits are chronological within each recording
 (train, then val, then test), because overlapping windows of one stretch of signal in both
 train and test would leak.
 """
@@ -101,17 +102,21 @@ def window_samples(
         np.array([1 - val_fraction - test_fraction, 1 - test_fraction, 1.0]) * len(times)
     )
     samples = []
+    scored_until = [0, 0, 0]  # per split: end of the last window kept
     for start in range(0, len(times) - size + 1, stride):
         stop = start + size
         split_index = int(np.searchsorted(cuts, stop, side="left"))
         if split_index > 0 and start < cuts[split_index - 1]:
             continue  # straddles a split boundary
+        if per_step and split_index > 0 and start < scored_until[split_index]:
+            continue  # val/test windows labelled per step tile the time: each step scored once
         window = labels[start:stop]
         counts = np.bincount(window[window >= 0], minlength=len(class_names))
         if per_step and counts.sum() == 0:
             continue
         if not per_step and counts.max() * 2 < size:
             continue  # no class covers half the window
+        scored_until[split_index] = stop
         samples.append(
             Sample(
                 path, class_names[int(counts.argmax())], ("train", "val", "test")[split_index],
