@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
 from feature_extractors.video import VIDEO_SUFFIXES, Backbone, FrameSampling, build_backbone
-from pipeline.data.cache import feature_path
+from pipeline.data.cache import ExtractionReport, feature_path
 from pipeline.data.datamodule import SequenceDataset, pad_collate
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError
@@ -119,35 +119,45 @@ def classify(
     """
     classifier = load_classifier(checkpoint)
     settings = classifier.hparams.feature_settings or {}
-    kind = settings.get("kind")
+    if settings.get("kind") == "video":
+        backbone, sampling = video_pipeline(classifier)
+        suffixes = VIDEO_SUFFIXES
+
+        def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
+            return extract_videos(
+                root, out, backbone, sampling, batch_size, num_workers, device, found
+            )
+    elif settings.get("kind") == "signal":
+        preprocessing = SignalPreprocessing.from_settings(settings)
+        suffixes = RECORDING_SUFFIXES
+
+        def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
+            return preprocess_recordings(root, out, preprocessing, found)
+    else:  # sequence files, classified as they are
+        samples = [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)]
+        return _classified(classifier, samples, [], device)
     with tempfile.TemporaryDirectory() as tmp:
         samples, failed = [], []
         for i, path in enumerate(map(Path, paths)):
             out = Path(tmp) / str(i)
-            if kind == "video":
-                backbone, sampling = video_pipeline(classifier)
-                report = extract_videos(
-                    path, out, backbone, sampling, batch_size, num_workers, device
-                )
-                suffixes = VIDEO_SUFFIXES
-            elif kind == "signal":
-                preprocessing = SignalPreprocessing(
-                    **{k: v for k, v in settings.items() if k != "kind"}
-                )
-                report = preprocess_recordings(path, out, preprocessing)
-                suffixes = RECORDING_SUFFIXES
-            else:
-                samples += discover_unlabelled(path, SEQUENCE_SUFFIXES)
-                continue
+            found = discover_unlabelled(path, suffixes)
+            report = run(path, out, found)
             failed += report.failed
             bad = {p for p, _ in report.failed}
             samples += [
                 Sample(feature_path(s.path, path, out), s.label, s.split, source=s.path)
-                for s in discover_unlabelled(path, suffixes)
+                for s in found
                 if s.path not in bad
             ]
-        probs = _head_probs(classifier, [s.path for s in samples], device)
-        times = [step_times(s) for s in samples] if classifier.per_step else None
+        return _classified(classifier, samples, failed, device)
+
+
+def _classified(
+    classifier: SequenceClassifier, samples: list[Sample], failed: list, device: str
+) -> Classification:
+    """Run the trained head over the samples' feature files."""
+    probs = _head_probs(classifier, [s.path for s in samples], device)
+    times = [step_times(s) for s in samples] if classifier.per_step else None
     return Classification(samples, probs, classifier.class_names, failed, times)
 
 
@@ -162,9 +172,5 @@ def _head_probs(
     with torch.inference_mode():
         for i, batch in enumerate(DataLoader(dataset, batch_size=32, collate_fn=pad_collate)):
             batch = {k: v.to(device) for k, v in batch.items()}
-            out = classifier.predict_step(batch, i)["probs"].cpu()
-            if classifier.per_step:
-                probs += [p[:n] for p, n in zip(out, batch["lengths"].tolist(), strict=True)]
-            else:
-                probs.append(out)
-    return probs if classifier.per_step else torch.cat(probs)
+            probs += classifier.per_sample_probs(classifier.predict_step(batch, i))
+    return probs if classifier.per_step else torch.stack(probs)

@@ -25,7 +25,7 @@ from feature_extractors.video import (
     iter_frame_chunks,
 )
 from pipeline.data.cache import ExtractionReport, gather_reports, plan, write_failures
-from pipeline.data.discovery import discover_unlabelled
+from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import save_sequence, write_feature_settings
 from pipeline.distributed import local_device, rank_and_world
 
@@ -78,6 +78,7 @@ def extract_videos(
     batch_size: int | None = None,
     num_workers: int = 2,
     device: str = "cpu",
+    samples: list[Sample] | None = None,
 ) -> ExtractionReport:
     """Write `OUT/<same relative path>.npz` (`features [T, D]`, `frame_indices [T]`) per video.
 
@@ -94,7 +95,8 @@ def extract_videos(
     settings = video_settings(backbone, sampling)
     if rank == 0:
         write_feature_settings(out, settings)
-    todo, report = plan(discover_unlabelled(root, VIDEO_SUFFIXES), root, out, settings)
+    samples = samples if samples is not None else discover_unlabelled(root, VIDEO_SUFFIXES)
+    todo, report = plan(samples, root, out, settings)
     # channels-last is faster for CNNs on CPU too: 1.3-1.9x measured on 2 cores
     model = backbone.model.to(device, memory_format=torch.channels_last).eval()
     loader = DataLoader(

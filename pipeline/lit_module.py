@@ -209,6 +209,13 @@ class SequenceClassifier(pl.LightningModule):
         probs = self(batch["x"], batch["lengths"]).float().softmax(dim=-1)
         return {"index": batch["index"], "probs": probs, "lengths": batch["lengths"]}
 
+    @staticmethod
+    def per_sample_probs(output: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """`predict_step`'s probabilities one sample at a time: `[K]`, or `[T_i, K]` per step
+        with the padding dropped."""
+        probs, lengths = output["probs"].cpu(), output["lengths"].tolist()
+        return [p[:n] if p.dim() == 2 else p for p, n in zip(probs, lengths, strict=True)]
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
         if hp.weight_decay > 0:

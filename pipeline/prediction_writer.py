@@ -32,9 +32,8 @@ class PredictionWriter(BasePredictionWriter):
     ) -> None:
         rows = {}
         for batch in predictions:
-            probs, lengths = batch["probs"].cpu(), batch["lengths"].tolist()
-            for i, p, n in zip(batch["index"].tolist(), probs, lengths, strict=True):
-                rows[i] = p[:n] if p.dim() == 2 else p  # per-step probs: drop the padding
+            probs = pl_module.per_sample_probs(batch)
+            rows.update(zip(batch["index"].tolist(), probs, strict=True))
         if trainer.world_size > 1:
             gathered: list[dict] = [{} for _ in range(trainer.world_size)]
             torch.distributed.all_gather_object(gathered, rows)

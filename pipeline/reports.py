@@ -50,9 +50,8 @@ def write_step_predictions(
     seconds, from `step_times`), with its true label where known."""
     rows = []
     for sample, p, t_i in zip(samples, probs, times, strict=True):
-        window = slice(*(sample.steps or (None,)))
         labels = step_labels.get(sample.path)
-        labels = labels[window] if labels is not None else np.full(len(p), -1)
+        labels = labels[sample.window] if labels is not None else np.full(len(p), -1)
         for t, k, row in zip(t_i.tolist(), labels.tolist(), p.tolist(), strict=True):
             rows.append([_source(sample), f"{t:.6g}", class_names[k] if k >= 0 else "", row])
     return _write(path, ["path", "time_s", "label"], rows, class_names)
@@ -65,12 +64,11 @@ def _source(sample: Sample) -> str:
 def step_times(sample: Sample) -> np.ndarray:
     """Seconds of each step of `sample` (its window's): from the features' ``times`` when they
     carry them (preprocessed signals), else step indices."""
-    window = slice(*(sample.steps or (None,)))
     if sample.path.suffix == ".npz":
         with np.load(sample.path, allow_pickle=False) as npz:
             if "times" in npz.files:
-                return npz["times"][window]
-    return np.arange(sequence_shape(sample.path)[0], dtype=np.float64)[window]
+                return npz["times"][sample.window]
+    return np.arange(sequence_shape(sample.path)[0], dtype=np.float64)[sample.window]
 
 
 def _write(path: str | Path, columns: list[str], rows: list[list], class_names) -> Path:

@@ -54,7 +54,8 @@ def preprocess_recordings(
     root, out = Path(root), Path(out)
     samples = samples if samples is not None else discover_unlabelled(root, RECORDING_SUFFIXES)
     settings = preprocessing.settings()
-    if rank_and_world()[0] == 0:
+    first_rank = rank_and_world()[0] == 0
+    if first_rank:
         write_feature_settings(out, settings)
     jobs, report = plan(samples, root, out, settings)
     for job in tqdm(jobs, unit="recording", desc="preprocess", disable=not jobs):
@@ -73,7 +74,7 @@ def preprocess_recordings(
         report.written.append(job.target)
         report.frames += signal.data.shape[-1]
     report = gather_reports(report)
-    if rank_and_world()[0] == 0:
+    if first_rank:
         write_failures(out, report.failed)
     return report
 

@@ -206,6 +206,11 @@ class SignalPreprocessing:
         """True when every file is brought to one rate first, whatever its own."""
         return bool(self.steps) and next(iter(self.steps[0])) == "resample"
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> SignalPreprocessing:
+        """The chain that `settings()` describes (as stored in a checkpoint)."""
+        return cls(**{k: v for k, v in settings.items() if k != "kind"})
+
     def settings(self) -> dict:
         """Plain JSON description, stored beside cached features and in checkpoints."""
         return {

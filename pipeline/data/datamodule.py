@@ -60,9 +60,9 @@ class SequenceDataset(Dataset):
         else:
             if sample.path not in self._recordings:
                 self._recordings[sample.path] = load_sequence(sample.path)
-            x = self._recordings[sample.path][slice(*sample.steps)]
+            x = self._recordings[sample.path][sample.window]
         if self.step_labels is not None:
-            y = torch.from_numpy(self.step_labels[sample.path][slice(*(sample.steps or (None,)))])
+            y = torch.from_numpy(self.step_labels[sample.path][sample.window])
         else:
             y = self.class_index.get(sample.label, -1)
         return {"x": torch.from_numpy(x), "y": y, "index": i}

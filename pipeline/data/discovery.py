@@ -38,6 +38,11 @@ class Sample:
     steps: tuple[int, int] | None = None
     seconds: tuple[float, float] | None = None
 
+    @property
+    def window(self) -> slice:
+        """The sample's steps of its file: the window, or all of them."""
+        return slice(*self.steps) if self.steps is not None else slice(None)
+
 
 def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
     """Samples under `root` (a class-folder tree, optionally in train/val/test) or in a manifest.
