@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from feature_extractors.signal import SignalPreprocessing
 from feature_extractors.video import WeightsUnavailableError
 from pipeline.data.datamodule import SequenceDataModule
 from pipeline.data.sequence_files import SequenceDataError
@@ -61,6 +62,7 @@ class SeqClassCLI(LightningCLI):
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
+        log_dir = self.trainer.log_dir  # every process: the run folder is broadcast from rank 0
         if self.trainer.is_global_zero and checkpoint is not None:
             score = checkpoint.best_model_score
             best = f"{score.item():.4f}" if score is not None else "n/a"
@@ -68,7 +70,7 @@ class SeqClassCLI(LightningCLI):
                 f"fit: {self.trainer.current_epoch} epochs, best {checkpoint.monitor}={best}\n"
                 f"  best checkpoint: {checkpoint.best_model_path}\n"
                 f"  last checkpoint: {checkpoint.last_model_path}\n"
-                f"  logs and config: {self.trainer.log_dir}"
+                f"  logs and config: {log_dir}"
             )
 
     def after_validate(self) -> None:
@@ -79,10 +81,10 @@ class SeqClassCLI(LightningCLI):
             print("validate: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())))
 
     def after_test(self) -> None:
-        results = self.model.test_results
+        results, log_dir = self.model.test_results, self.trainer.log_dir
         if self.trainer.is_global_zero and results is not None:
             count = sum(map(sum, results["confusion_matrix"]))
-            path = write_metrics(self.trainer.log_dir, results, count)
+            path = write_metrics(log_dir, results, count)
             unit = "labelled time steps" if self.model.per_step else "samples"
             print(
                 f"test: accuracy={results['accuracy']:.4f} macro_f1={results['macro_f1']:.4f} "
@@ -96,8 +98,8 @@ class SeqClassCLI(LightningCLI):
             print(f"predict: {count} samples -> {writer.path}")
 
 
-def lightning_main(args: list[str]) -> None:
-    """fit / validate / test / predict through LightningCLI."""
+def lightning_main(args: list[str] | None) -> None:
+    """fit / validate / test / predict through LightningCLI (`args` None: the command line)."""
     SeqClassCLI(
         SequenceClassifier,
         SequenceDataModule,
@@ -278,8 +280,7 @@ def decompose_main(args: list[str]) -> None:
     """
     import yaml
 
-    from feature_extractors.signal import SignalPreprocessing
-    from pipeline.decompose import METHODS, decompose_recordings
+    from pipeline.decompose import METHODS
 
     parser = argparse.ArgumentParser(prog="seqclass decompose", description=decompose_main.__doc__)
     parser.add_argument("path", type=Path, help="recording, or folder of them")
@@ -292,6 +293,10 @@ def decompose_main(args: list[str]) -> None:
     parser.add_argument("--variable", help="array to read from MAT/NPZ files")
     parser.add_argument("--nan-policy", choices=["raise", "interpolate"])
     parser.add_argument("--no-plot", action="store_true", help="skip the PNGs")
+    parser.add_argument(
+        "--devices", type=int, default=1,
+        help="processes to shard the recordings over; under torchrun, one per launched process",
+    )  # fmt: skip
     ns = parser.parse_args(args)
     signal, method, options = {}, "vmd", {}
     if ns.config:
@@ -319,12 +324,31 @@ def decompose_main(args: list[str]) -> None:
         preprocessing = SignalPreprocessing(**signal)
     except (TypeError, ValueError) as err:
         parser.exit(2, f"error: {ns.config}: {err}\n")
+    run_on_ranks(_decompose_on_rank, ns.devices, ns, preprocessing, method, num_modes, options)
+
+
+def _decompose_on_rank(
+    ns: argparse.Namespace,
+    preprocessing: SignalPreprocessing,
+    method: str,
+    num_modes: int,
+    options: dict,
+) -> None:
+    from pipeline.decompose import decompose_recordings
+
     try:
-        rows = decompose_recordings(
+        rows, report = decompose_recordings(
             ns.path, ns.out, preprocessing, method, num_modes, plot=not ns.no_plot, **options
         )
     except ValueError as err:
         raise SequenceDataError(str(err)) from None
+    if rank_and_world()[0] != 0:
+        return
+    for _, reason in report.failed:
+        print(f"  skipped {reason}", file=sys.stderr)
+    if not rows:
+        print(f"error: no recording under {ns.path} could be decomposed.", file=sys.stderr)
+        sys.exit(2)
     for row in rows:
         if row["adf_p_value"] == "":
             adf = "ADF: pip install statsmodels"
@@ -334,8 +358,9 @@ def decompose_main(args: list[str]) -> None:
             )
             adf = f"ADF {row['adf_statistic']} (p={row['adf_p_value']}) {verdict}"
         print(f"{row['path']} {row['channel']}: {adf}; modes at {row['center_frequencies_hz']} Hz")
-    print(f"decompose: {method.upper()} K={num_modes}, {len(rows)} channels -> {ns.out} "
-          "(.npz and .png per recording, decompose.csv)")  # fmt: skip
+    print(f"decompose: {method.upper()} K={num_modes}: {len(report.written)} written, "
+          f"{len(report.skipped)} up to date, {len(report.failed)} skipped; {len(rows)} channels "
+          f"-> {ns.out} (.npz{'' if ns.no_plot else ' and .png'} per recording, decompose.csv)")  # fmt: skip
 
 
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
@@ -363,7 +388,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     command = COMMANDS.get(args[0]) if args else None
     try:
-        command(args[1:]) if command else lightning_main(args)
+        # LightningCLI reads the command line itself (as do the processes DDP launches)
+        command(args[1:]) if command else lightning_main(None if argv is None else args)
     except (SequenceDataError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -1,9 +1,10 @@
 """`seqclass decompose`: modes of recordings, a picture of them and a stationarity line each.
 
 For every recording: ``OUT/<relative path>.npz`` (modes ``[C, K, T]``, residual ``[C, T]``,
-centre frequencies ``[C, K]``, ``fs``), ``OUT/<relative path>.png`` (each channel with its modes
-over time, and their spectra) and a row per channel in ``OUT/decompose.csv`` with the augmented
-Dickey-Fuller test (statsmodels), as VMD-LSTM studies report it.
+centre frequencies ``[C, K]``, ``fs``, the channel names and their ADF results),
+``OUT/<relative path>.png`` (each channel with its modes over time, and their spectra) and a row
+per channel in ``OUT/decompose.csv`` with the augmented Dickey-Fuller test (statsmodels), as
+VMD-LSTM studies report it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,16 @@ from feature_extractors.signal import (
     emd,
     vmd,
 )
-from pipeline.data.cache import feature_path
+from pipeline.data.cache import (
+    ExtractionReport,
+    feature_path,
+    gather_reports,
+    plan,
+    write_failures,
+)
 from pipeline.data.discovery import discover_unlabelled
+from pipeline.data.sequence_files import save_npz
+from pipeline.distributed import rank_and_world
 
 METHODS = ("vmd", "emd", "eemd", "ceemdan")
 MAX_PLOTTED_CHANNELS = 4
@@ -117,43 +126,85 @@ def decompose_recordings(
     num_modes: int = 5,
     plot: bool = True,
     **options,
-) -> list[dict]:
-    """Decompose every recording under `root` after `preprocessing`; returns the summary rows."""
+) -> tuple[list[dict], ExtractionReport]:
+    """Decompose every recording under `root` after `preprocessing`.
+
+    Results go through the feature cache: each recording is written once (atomically, keyed on
+    the file and every setting), a rerun skips finished ones, and inside a process group each
+    rank takes its share. Recordings that cannot be used are skipped and listed in
+    ``OUT/failures.csv``. Returns the summary rows (on rank 0; empty elsewhere) and the report.
+    """
     root, out = Path(root), Path(out)
     samples = discover_unlabelled(root, RECORDING_SUFFIXES)
     preprocessing = preprocessing.for_files([s.path for s in samples])
-    rows = []
-    for sample in tqdm(samples, unit="recording", desc="decompose"):
-        signal = preprocessing.process(sample.path)
-        result = decompose_signal(signal, method, num_modes, **options)
-        target = feature_path(sample.path, root, out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            target,
+    settings = {
+        "signal": preprocessing.settings(), "method": method, "num_modes": num_modes,
+        "options": options, "plot": plot,
+    }  # fmt: skip
+    jobs, report = plan(samples, root, out, settings)
+    for job in tqdm(jobs, unit="recording", desc="decompose", disable=not jobs):
+        path = job.sample.path
+        try:
+            signal = preprocessing.process(path)
+            result = decompose_signal(signal, method, num_modes, **options)
+        except ValueError as err:  # unreadable recording, or one too short for these settings
+            report.failed.append((path, str(err) if str(path) in str(err) else f"{path}: {err}"))
+            continue
+        if plot:
+            title = f"{path.name}: {method.upper()}, K={num_modes}"
+            plot_decomposition(signal, result, title, job.target.with_suffix(".png"))
+        adf = [adf_test(channel) for channel in signal.data]
+        save_npz(
+            job.target,
             modes=result.modes.numpy(),
             residual=result.residual.numpy(),
             center_frequencies=result.center_frequencies.numpy(),
+            iterations=result.iterations.reshape(-1).numpy(),
+            converged=result.converged.reshape(-1).numpy(),
             fs=np.array(signal.fs),
+            channels=np.array(signal.names),
+            adf_statistic=np.array([np.nan if a is None else a.statistic for a in adf]),
+            adf_p_value=np.array([np.nan if a is None else a.p_value for a in adf]),
+            cache_key=np.array(job.key),
         )
-        if plot:
-            title = f"{sample.path.name}: {method.upper()}, K={num_modes}"
-            plot_decomposition(signal, result, title, target.with_suffix(".png"))
-        for c, name in enumerate(signal.names):
-            adf = adf_test(signal.data[c])
-            rows.append({
-                "path": str(sample.path),
-                "channel": name,
-                "adf_statistic": "" if adf is None else f"{adf.statistic:.4f}",
-                "adf_p_value": "" if adf is None else f"{adf.p_value:.4g}",
-                "stationary": "" if adf is None else adf.stationary,
-                "center_frequencies_hz": " ".join(
-                    f"{f:.4g}" for f in result.center_frequencies[c].tolist()
-                ),
-                "iterations": int(result.iterations.reshape(-1)[c]),
-                "converged": bool(result.converged.reshape(-1)[c]),
-            })  # fmt: skip
-    with (out / "decompose.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+        report.written.append(job.target)
+        report.frames += signal.data.shape[-1]
+    report = gather_reports(report)
+    if rank_and_world()[0] != 0:
+        return [], report
+    write_failures(out, report.failed)
+    failed = {p for p, _ in report.failed}
+    done = sorted(
+        (s.path, feature_path(s.path, root, out)) for s in samples if s.path not in failed
+    )
+    rows = [row for source, target in done for row in summary_rows(source, target)]
+    if rows:
+        with (out / "decompose.csv").open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows, report
+
+
+def summary_rows(source: Path, target: Path) -> list[dict]:
+    """The ``decompose.csv`` rows of recording `source`, decomposed into `target` (.npz): a row
+    per channel."""
+    with np.load(target, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    rows = []
+    for c, name in enumerate(arrays["channels"].tolist()):
+        statistic, p_value = arrays["adf_statistic"][c], arrays["adf_p_value"][c]
+        tested = not np.isnan(p_value)
+        rows.append({
+            "path": str(source),
+            "channel": name,
+            "adf_statistic": f"{statistic:.4f}" if tested else "",
+            "adf_p_value": f"{p_value:.4g}" if tested else "",
+            "stationary": Stationarity(float(statistic), float(p_value)).stationary if tested else "",
+            "center_frequencies_hz": " ".join(
+                f"{f:.4g}" for f in arrays["center_frequencies"][c].tolist()
+            ),
+            "iterations": int(arrays["iterations"][c]),
+            "converged": bool(arrays["converged"][c]),
+        })  # fmt: skip
     return rows

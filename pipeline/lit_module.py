@@ -73,6 +73,9 @@ class SequenceClassifier(pl.LightningModule):
         self.train_acc = torchmetrics.Accuracy(**task)
         self.val_acc = torchmetrics.Accuracy(**task)
         self.val_f1 = torchmetrics.F1Score(**task, average="macro")
+        # weighted by batch size, synced over processes: the same mean as one process gets
+        self.val_mean_loss = torchmetrics.MeanMetric()
+        self.test_mean_loss = torchmetrics.MeanMetric()
         self.test_metrics = torchmetrics.MetricCollection(
             {
                 "accuracy": torchmetrics.Accuracy(**task),
@@ -166,7 +169,7 @@ class SequenceClassifier(pl.LightningModule):
         loss = self.loss(logits, y)
         self.train_acc(logits, y)
         size = len(y)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        self.log("train_loss", loss, prog_bar=True, on_epoch=True, batch_size=size, sync_dist=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
         return loss
 
@@ -175,26 +178,23 @@ class SequenceClassifier(pl.LightningModule):
         size = len(y)
         self.val_acc(logits, y)
         self.val_f1(logits, y)
-        self.log(
-            "val_loss",
-            self.loss(logits, y),
-            prog_bar=True,
-            batch_size=size,
-            sync_dist=True,
-        )
+        self.val_mean_loss(self.loss(logits, y), weight=size)
+        self.log("val_loss", self.val_mean_loss, prog_bar=True, batch_size=size)
         self.log("val_acc", self.val_acc, prog_bar=True, batch_size=size)
         self.log("val_macro_f1", self.val_f1, batch_size=size)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         logits, y = self.scored(batch)
         self.test_metrics.update(logits, y)
-        self.log("test_loss", self.loss(logits, y), batch_size=len(y), sync_dist=True)
+        self.test_mean_loss(self.loss(logits, y), weight=len(y))
+        self.log("test_loss", self.test_mean_loss, batch_size=len(y))
 
     def on_test_epoch_end(self) -> None:
         results = {k: v.cpu() for k, v in self.test_metrics.compute().items()}
         self.test_metrics.reset()
-        self.log("test_acc", results["accuracy"])
-        self.log("test_macro_f1", results["macro_f1"])
+        # already over every process: syncing averages equal numbers, and keeps Lightning quiet
+        self.log("test_acc", results["accuracy"], sync_dist=True)
+        self.log("test_macro_f1", results["macro_f1"], sync_dist=True)
         self.test_results = {
             "accuracy": results["accuracy"].item(),
             "macro_f1": results["macro_f1"].item(),

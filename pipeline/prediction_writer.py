@@ -38,13 +38,13 @@ class PredictionWriter(BasePredictionWriter):
             gathered: list[dict] = [{} for _ in range(trainer.world_size)]
             torch.distributed.all_gather_object(gathered, rows)
             rows = {i: p for part in gathered for i, p in part.items()}
+        path = Path(trainer.log_dir) / self.filename  # every process: broadcast from rank 0
         if not trainer.is_global_zero:
             return
         samples = trainer.datamodule.splits["predict"]
         if len(rows) != len(samples):
             raise RuntimeError(f"predicted {len(rows)} of {len(samples)} samples")
         order = sorted(rows)
-        path = Path(trainer.log_dir) / self.filename
         ordered = [samples[i] for i in order]
         if pl_module.per_step:
             labels = trainer.datamodule.step_labels

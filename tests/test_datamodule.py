@@ -1,4 +1,5 @@
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -44,3 +45,29 @@ def test_max_train_length_drops_long_training_sequences(tmp_path: Path) -> None:
     dm.setup("fit")
     assert dm.splits["train"]
     assert all(np.load(s.path).shape[0] <= 10 for s in dm.splits["train"])
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_processes_split_the_global_batch_and_evaluate_each_sample_once(
+    tmp_path: Path, world: int
+) -> None:
+    random_tree(tmp_path, {"a": 12, "b": 9})
+    loaders = []
+    for rank in range(world):
+        dm = SequenceDataModule(str(tmp_path), val_fraction=0.25, test_fraction=0.25, batch_size=6)
+        dm.trainer = SimpleNamespace(world_size=world, global_rank=rank)
+        dm.setup("fit")
+        assert dm.device_batch_size == 6 // world
+        loaders.append(dm.test_dataloader())
+    seen = [i for loader in loaders for batch in loader for i in batch["index"].tolist()]
+    assert sorted(seen) == list(range(len(dm.splits["test"])))  # no sample repeated or lost
+    assert len(seen) % world  # uneven on purpose: a padding sampler would have repeated one
+
+
+def test_a_global_batch_that_does_not_divide_over_the_processes_is_refused(tmp_path: Path):
+    random_tree(tmp_path, {"a": 6, "b": 6})
+    dm = SequenceDataModule(str(tmp_path), batch_size=30)
+    dm.trainer = SimpleNamespace(world_size=4, global_rank=0)
+    dm.setup("fit")
+    with pytest.raises(SequenceDataError, match="divide evenly over 4 processes: use 28 or 32"):
+        dm.train_dataloader()

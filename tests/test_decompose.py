@@ -74,3 +74,29 @@ def test_bad_requests_name_the_fix(recordings: Path, tmp_path: Path, capsys):
         main(["decompose", str(recordings), "--out", str(tmp_path / "o"), "--fs", "1000",
               "--num-modes", "600"])  # fmt: skip
     assert "cannot hold 600 modes" in capsys.readouterr().err
+
+
+def test_two_processes_decompose_each_recording_once_and_a_rerun_resumes(
+    recordings: Path, tmp_path: Path, capfd
+):
+    for i in range(3):  # four recordings in all, and one that cannot be read
+        np.save(recordings / f"tone{i}.npy", np.sin(2 * np.pi * (5 + i) * T)[:, None])
+    (recordings / "broken.npy").write_bytes(b"not an array")
+    args = ["--fs", "1000", "--num-modes", "2", "--no-plot"]
+    main(["decompose", str(recordings), "--out", str(tmp_path / "one"), *args])
+    main(["decompose", str(recordings), "--out", str(tmp_path / "two"), *args, "--devices", "2"])
+    printed = capfd.readouterr()
+    assert printed.out.count("4 written, 0 up to date, 1 skipped") == 2
+    assert printed.err.count("broken.npy") == 2  # named by each run, once
+    assert read_rows(tmp_path / "two" / "decompose.csv") == read_rows(
+        tmp_path / "one" / "decompose.csv"
+    )
+    assert [r["path"] for r in read_rows(tmp_path / "two" / "failures.csv")] == [
+        str(recordings / "broken.npy")
+    ]
+    (tmp_path / "two" / "tone1.npz").unlink()  # as if killed before this one was written
+    main(["decompose", str(recordings), "--out", str(tmp_path / "two"), *args, "--devices", "2"])
+    assert "1 written, 3 up to date, 1 skipped" in capfd.readouterr().out
+    assert read_rows(tmp_path / "two" / "decompose.csv") == read_rows(
+        tmp_path / "one" / "decompose.csv"
+    )

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
@@ -111,7 +113,9 @@ class SequenceDataModule(pl.LightningDataModule):
         val_fraction: share of each class moved from train to val when no val split is given.
         test_fraction: share of each class moved from train to test when no test split is given.
         seed: seed of the stratified split.
-        batch_size: samples per batch (per device).
+        batch_size: samples per optimizer step over all processes (the global batch): with N
+            processes (devices x nodes) each loads `batch_size / N`, so a config trains the
+            same way on one device or many. It must divide evenly by N.
         num_workers: DataLoader worker processes.
         max_train_length: drop training sequences longer than this many steps (None keeps all).
         signal: preprocessing that turns raw recordings (.wav, .mat, .csv, .npy, .npz) into the
@@ -291,6 +295,23 @@ class SequenceDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")
 
+    @property
+    def _world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    @property
+    def device_batch_size(self) -> int:
+        """Samples per batch in each process: the global `batch_size` over the processes."""
+        world = self._world_size
+        if self.hparams.batch_size % world:
+            size = self.hparams.batch_size
+            lower, upper = size - size % world, size + world - size % world
+            raise SequenceDataError(
+                f"data.batch_size {size} is the global batch and must divide evenly over "
+                f"{world} processes: use {lower or upper} or {upper}."
+            )
+        return self.hparams.batch_size // world
+
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         samples = self.splits.get(split)
         if not samples:
@@ -298,10 +319,23 @@ class SequenceDataModule(pl.LightningDataModule):
                 f"the {split} split of {self.root} is empty; give {split}/ folders or a "
                 f"non-zero data.{split}_fraction."
             )
+        dataset, sampler, world = self._dataset(split), None, self._world_size
+        if split != "train" and world > 1:
+            # Lightning's default sampler repeats samples to even out the processes, which
+            # would count them twice in the metrics: evaluate each sample exactly once.
+            if len(dataset) < world:
+                raise SequenceDataError(
+                    f"the {split} split has {len(dataset)} samples for {world} processes; "
+                    "use fewer devices or a larger split."
+                )
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=world, rank=self.trainer.global_rank, shuffle=False
+            )
         return DataLoader(
-            self._dataset(split),
-            batch_size=self.hparams.batch_size,
+            dataset,
+            batch_size=self.device_batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.hparams.num_workers,
             collate_fn=pad_collate,
             persistent_workers=self.hparams.num_workers > 0,
@@ -333,5 +367,7 @@ class SequenceDataModule(pl.LightningDataModule):
         train = self.splits["train"]
         kept = [s for s in train if sequence_shape(s.path)[0] <= limit]
         if len(kept) < len(train):
-            print(f"data: dropped {len(train) - len(kept)} training sequences longer than {limit}")
+            rank_zero_info(
+                f"data: dropped {len(train) - len(kept)} training sequences longer than {limit}"
+            )
         self.splits["train"] = kept

@@ -105,15 +105,19 @@ def sequence_shape(path: str | Path) -> tuple[int, int]:
 def save_sequence(
     path: str | Path, features: np.ndarray | torch.Tensor, **extra: np.ndarray
 ) -> None:
-    """Write `features` `[T, D]` (plus named extra arrays) to `path` (.npz) atomically.
+    """Write `features` `[T, D]` (plus named extra arrays) to `path` (.npz) atomically."""
+    save_npz(path, features=np.asarray(features, dtype=np.float32), **extra)
 
-    The file appears complete or not at all: it is written to a temporary file in the same
-    folder and renamed, so an interrupted run never leaves a truncated sample behind.
+
+def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Write named arrays to `path` (.npz) so that it appears complete or not at all.
+
+    The arrays go to a temporary file in the same folder, which is then renamed: an
+    interrupted run never leaves a truncated file behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"features": np.asarray(features, dtype=np.float32)}
-    arrays.update({k: np.asarray(v) for k, v in extra.items()})
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:

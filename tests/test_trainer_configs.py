@@ -1,0 +1,64 @@
+"""The trainer presets in configs/trainer/ and the deterministic switch, on the CPU."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pipeline.cli import main
+
+TRAINER_CONFIGS = sorted(Path("configs/trainer").glob("*.yaml"))
+FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--model.hidden_size=16", "--data.batch_size=8"]  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", TRAINER_CONFIGS, ids=lambda p: p.name)
+def test_each_preset_combines_with_a_config(preset: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config=configs/demo.yaml", f"--trainer={preset}", "--trainer.devices=4",
+              "--print_config"])  # fmt: skip
+    assert exit_info.value.code in (0, None)
+    trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    assert str(trainer["devices"]) == "4"  # the command line wins over the preset
+    assert trainer["max_epochs"] == 40  # and the preset keeps the rest of the config
+    for key, value in yaml.safe_load(preset.read_text()).items():
+        if key != "devices":
+            assert trainer[key] == value
+
+
+def probabilities(path: Path) -> torch.Tensor:
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    return torch.tensor([[float(v) for k, v in r.items() if k.startswith("prob_")] for r in rows])
+
+
+def test_bf16_mixed_preset_predicts_like_float32(signal_root: Path, tmp_path: Path) -> None:
+    data = [f"--data.root={signal_root}"]
+    main(["fit", *FAST, *data, "--trainer.max_epochs=3", f"--trainer.default_root_dir={tmp_path}",
+          "--model.bidirectional=true", "--model.pooling=attention"])  # fmt: skip
+    best = f"--ckpt_path={tmp_path / 'checkpoints' / 'best.ckpt'}"
+    for name, precision in (("fp32", []), ("bf16", ["--trainer=configs/trainer/gpu.yaml",
+                                                    "--trainer.accelerator=cpu"])):  # fmt: skip
+        main(["predict", *FAST, *data, best, *precision,
+              f"--trainer.default_root_dir={tmp_path / name}"])  # fmt: skip
+    fp32 = probabilities(tmp_path / "fp32" / "version_0" / "predictions.csv")
+    bf16 = probabilities(tmp_path / "bf16" / "version_0" / "predictions.csv")
+    assert not torch.equal(bf16, fp32)  # bf16 really ran
+    torch.testing.assert_close(bf16, fp32, atol=0.03, rtol=0)  # within bf16's 8-bit mantissa
+
+
+def test_deterministic_runs_give_identical_weights(signal_root: Path, tmp_path: Path) -> None:
+    weights = []
+    for run in ("a", "b"):
+        main(["fit", *FAST, f"--data.root={signal_root}", "--trainer.max_epochs=2",
+              "--trainer.deterministic=true", "--data.num_workers=2", "--model.dropout=0.3",
+              "--model.num_layers=2", f"--trainer.default_root_dir={tmp_path / run}"])  # fmt: skip
+        state = torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)
+        weights.append(state["state_dict"])
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
