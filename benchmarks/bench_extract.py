@@ -27,6 +27,8 @@ import torch
 from feature_extractors.video import FrameSampling, build_backbone, iter_frame_chunks
 from pipeline.extract import extract_videos
 
+from common import sync
+
 SIZE = (320, 240)
 
 
@@ -61,11 +63,11 @@ def cnn_fps(model, frames: torch.Tensor, batch: int, device: str) -> float:
     on_cuda = device.startswith("cuda")
     with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
         model(frames[:batch])  # warm-up
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for i in range(0, len(frames), batch):
             model(frames[i : i + batch])
-        _sync(device)
+        sync(device)
     return len(frames) / (time.perf_counter() - start)
 
 
@@ -85,13 +87,8 @@ def naive_fps(videos: list[Path], model, preprocess, batch: int, device: str) ->
                 x = preprocess(pixels[i : i + batch]).to(device, memory_format=torch.channels_last)
                 model(x)
         count += len(frames)
-    _sync(device)
+    sync(device)
     return count / (time.perf_counter() - start)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def peak_rss_mb(video: Path, args: argparse.Namespace) -> float:

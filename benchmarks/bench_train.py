@@ -24,6 +24,8 @@ from torch.utils.data import DataLoader
 from pipeline.data.datamodule import pad_collate
 from pipeline.lit_module import SequenceClassifier
 
+from common import sync
+
 CLASSES = ["a", "b", "c", "d"]
 
 
@@ -50,20 +52,27 @@ class PackedLSTM(nn.Module):
         return self.head(torch.cat(list(h), dim=-1))
 
 
-def raw_loop(net: nn.Module, loader: DataLoader, steps: int) -> float:
-    """Steps per second of a plain PyTorch training loop."""
+def raw_loop(
+    net: nn.Module, loader: DataLoader, steps: int, device: str = "cpu", bf16: bool = False
+) -> float:
+    """Steps per second of a plain PyTorch training loop (`bf16`: under bf16 autocast)."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
+    device_type = torch.device(device).type
+    sync(device)
     done, start = 0, time.perf_counter()
     while done < steps:
         for batch in loader:
+            x, y = batch["x"].to(device, non_blocking=True), batch["y"].to(device)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(batch["x"], batch["lengths"]), batch["y"])
+            with torch.autocast(device_type, torch.bfloat16, enabled=bf16):
+                loss = loss_fn(net(x, batch["lengths"]), y)
             loss.backward()
             opt.step()
             done += 1
             if done == steps:
                 break
+    sync(device)
     return steps / (time.perf_counter() - start)
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from feature_extractors.signal import (
     RECORDING_SUFFIXES,
@@ -30,6 +29,7 @@ from pipeline.data.cache import (
     feature_path,
     gather_reports,
     plan,
+    progress,
     write_failures,
 )
 from pipeline.data.discovery import discover_unlabelled
@@ -142,7 +142,7 @@ def decompose_recordings(
         "options": options, "plot": plot,
     }  # fmt: skip
     jobs, report = plan(samples, root, out, settings)
-    for job in tqdm(jobs, unit="recording", desc="decompose", disable=not jobs):
+    for job in progress(jobs, "recording", "decompose"):
         path = job.sample.path
         try:
             signal = preprocessing.process(path)

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from tqdm import tqdm
 
 from feature_extractors.video import (
     VIDEO_SUFFIXES,
@@ -24,7 +23,7 @@ from feature_extractors.video import (
     VideoReadError,
     iter_frame_chunks,
 )
-from pipeline.data.cache import ExtractionReport, gather_reports, plan, write_failures
+from pipeline.data.cache import ExtractionReport, gather_reports, plan, progress, write_failures
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import save_sequence, write_feature_settings
 from pipeline.distributed import local_device, rank_and_world
@@ -88,7 +87,7 @@ def extract_videos(
     size; ``cuda`` means the rank's own GPU) and the returned report covers all ranks.
     """
     root, out = Path(root), Path(out)
-    rank, world = rank_and_world()
+    rank = rank_and_world()[0]
     device = local_device(device)
     on_cuda = device.startswith("cuda")
     batch_size = batch_size or (64 if on_cuda else 8)
@@ -106,8 +105,7 @@ def extract_videos(
     pending: dict[int, list] = {}  # video -> [(features, indices), ...]
     buffer: list[dict] = []
     start = time.perf_counter()
-    desc = "extract" if world == 1 else f"extract (rank 0 of {world})"
-    bar = tqdm(total=len(todo), unit="video", desc=desc, disable=rank > 0 or not todo)
+    bar = progress(todo, "video", "extract")
 
     def flush() -> None:
         if not buffer:

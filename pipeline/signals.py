@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalError, SignalPreprocessing
 from pipeline.data.cache import (
     ExtractionReport,
     gather_reports,
     plan,
+    progress,
     settings_hash,
     write_failures,
 )
@@ -58,7 +58,7 @@ def preprocess_recordings(
     if first_rank:
         write_feature_settings(out, settings)
     jobs, report = plan(samples, root, out, settings)
-    for job in tqdm(jobs, unit="recording", desc="preprocess", disable=not jobs):
+    for job in progress(jobs, "recording", "preprocess"):
         try:
             signal = preprocessing.process(job.sample.path)
         except SignalError as err:

@@ -5,11 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_video
 
 from feature_extractors.video import FrameSampling, build_backbone, iter_frame_chunks
 from pipeline.cli import main
 from pipeline.data.sequence_files import load_sequence
+
+from conftest import write_video
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import random_tree, write_npy
 
 from pipeline.cli import main
+
+from conftest import random_tree, write_npy
 
 FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         "--model.hidden_size=16", "--data.batch_size=8"]  # fmt: skip

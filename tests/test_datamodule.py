@@ -4,10 +4,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import random_tree, write_npy
 
 from pipeline.data.datamodule import SequenceDataModule, pad_collate
 from pipeline.data.sequence_files import SequenceDataError
+
+from conftest import random_tree, write_npy
 
 
 def test_normalization_statistics_come_from_the_train_split_only(tmp_path: Path) -> None:

@@ -2,10 +2,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import random_tree
 
 from pipeline.data.discovery import assign_splits, class_names_of, discover
 from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError
+
+from conftest import random_tree
 
 
 def test_class_folders_are_split_stratified_and_reproducibly(tmp_path: Path) -> None:

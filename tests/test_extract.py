@@ -3,9 +3,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_video
 
 from pipeline.cli import main
+
+from conftest import write_video
 
 
 def extract(root: Path, out: Path, *extra: str) -> None:

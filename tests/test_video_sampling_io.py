@@ -2,7 +2,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_video
 
 from feature_extractors.video import (
     FrameSampling,
@@ -12,6 +11,8 @@ from feature_extractors.video import (
     uniform_indices,
 )
 from feature_extractors.video.sampling import FrameSelector
+
+from conftest import write_video
 
 
 def kept(sampling: FrameSampling, times: list[float], num_frames: int | None = None) -> list[int]:

@@ -128,7 +128,8 @@ def _torchvision(
         else {}
     )
     if weights == "random" and weights_path is None:
-        return torchvision.models.get_model(name, weights=None), preprocess, "random"
+        model = torchvision.models.get_model(name, weights=None, **extra)
+        return _drop_aux(model), preprocess, "random"
     if weights_path is not None:
         model = torchvision.models.get_model(name, weights=None, **extra)
         model.load_state_dict(_load_state_dict(weights_path, name))

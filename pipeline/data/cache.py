@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from pipeline.data.discovery import Sample
 from pipeline.distributed import gather_to_all, rank_and_world
@@ -85,6 +86,13 @@ def plan(
         else:
             jobs.append(Job(sample, target, key))
     return jobs, report
+
+
+def progress(jobs: list, unit: str, desc: str) -> tqdm:
+    """A progress bar over this rank's `jobs`, shown by rank 0 alone (which says so)."""
+    rank, world = rank_and_world()
+    desc = desc if world == 1 else f"{desc} (rank 0 of {world})"
+    return tqdm(jobs, unit=unit, desc=desc, disable=rank > 0 or not jobs)
 
 
 def gather_reports(report: ExtractionReport) -> ExtractionReport:
