@@ -21,8 +21,9 @@ from pipeline.data.datamodule import SequenceDataModule
 from pipeline.data.sequence_files import SequenceDataError
 from pipeline.distributed import rank_and_world, run_on_ranks
 from pipeline.lit_module import SequenceClassifier
+from pipeline.plots import plot_training_curves
 from pipeline.prediction_writer import PredictionWriter
-from pipeline.reports import write_metrics
+from pipeline.reports import write_indexed_predictions, write_metrics, write_report
 
 
 def run_loggers(root: str | Path) -> list[Logger]:
@@ -63,6 +64,10 @@ class SeqClassCLI(LightningCLI):
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
         log_dir = self.trainer.log_dir  # every process: the run folder is broadcast from rank 0
+        if self.trainer.is_global_zero and log_dir is not None:
+            log = Path(log_dir) / "metrics.csv"
+            if log.is_file():
+                plot_training_curves(log, Path(log_dir) / "training_curves.png")
         if self.trainer.is_global_zero and checkpoint is not None:
             score = checkpoint.best_model_score
             best = f"{score.item():.4f}" if score is not None else "n/a"
@@ -81,15 +86,24 @@ class SeqClassCLI(LightningCLI):
             print("validate: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())))
 
     def after_test(self) -> None:
-        results, log_dir = self.model.test_results, self.trainer.log_dir
-        if self.trainer.is_global_zero and results is not None:
-            count = sum(map(sum, results["confusion_matrix"]))
-            path = write_metrics(log_dir, results, count)
-            unit = "labelled time steps" if self.model.per_step else "samples"
-            print(
-                f"test: accuracy={results['accuracy']:.4f} macro_f1={results['macro_f1']:.4f} "
-                f"on {count} {unit} -> {path}"
-            )
+        model, data = self.model, self.datamodule
+        results, log_dir = model.test_results, self.trainer.log_dir
+        if not self.trainer.is_global_zero or results is None:
+            return
+        count = sum(map(sum, results["confusion_matrix"]))
+        unit = "labelled time steps" if model.per_step else "samples"
+        results = {**results, "unit": unit, "data": data.split_counts(),
+                   "checkpoint": self.trainer.ckpt_path, "fit_log_dir": model.fit_log_dir}  # fmt: skip
+        path = write_metrics(log_dir, results, count)
+        write_indexed_predictions(
+            Path(log_dir) / "test_predictions.csv", data.splits["test"], model.test_probs,
+            model.class_names, data.step_labels if model.per_step else None,
+        )  # fmt: skip
+        report = write_report(log_dir)
+        print(
+            f"test: accuracy={results['accuracy']:.4f} macro_f1={results['macro_f1']:.4f} "
+            f"on {count} {unit} -> {path}\n  report with figures: {report}"
+        )
 
     def after_predict(self) -> None:
         writer = next(c for c in self.trainer.callbacks if isinstance(c, PredictionWriter))
@@ -363,11 +377,21 @@ def _decompose_on_rank(
           f"-> {ns.out} (.npz{'' if ns.no_plot else ' and .png'} per recording, decompose.csv)")  # fmt: skip
 
 
+def report_main(args: list[str]) -> None:
+    """Redraw a test run's figures (confusion matrix, per-class scores, training curves) and
+    write its report.md: metrics, data counts, misclassified samples and configuration."""
+    parser = argparse.ArgumentParser(prog="seqclass report", description=report_main.__doc__)
+    parser.add_argument("run_dir", type=Path, help="run folder of `seqclass test` (version_N)")
+    ns = parser.parse_args(args)
+    print(f"report: {write_report(ns.run_dir)}")
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "classify": classify_main,
     "decompose": decompose_main,
     "export": export_main,
     "extract": extract_main,
+    "report": report_main,
     "sample-data": sample_data_main,
 }
 _EXTRA_HELP = "Data commands: " + ", ".join(f"`seqclass {c} -h`" for c in COMMANDS) + "."

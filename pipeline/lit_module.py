@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 import torchmetrics
@@ -9,6 +11,7 @@ from torch import nn
 
 from pipeline.data.datamodule import Batch, SequenceDataModule
 from pipeline.data.sequence_files import SequenceDataError
+from pipeline.distributed import gather_to_all
 from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
 
 
@@ -56,6 +59,8 @@ class SequenceClassifier(pl.LightningModule):
         self.save_hyperparameters()
         self.net: SequenceNet | None = None
         self.test_results: dict | None = None
+        self.test_probs: dict[int, torch.Tensor] = {}  # test sample index -> probabilities
+        self.fit_log_dir: str | None = None  # the training run's logs, kept in checkpoints
         if class_names is not None and input_size is not None:
             self._build(class_names, input_size)
 
@@ -82,6 +87,7 @@ class SequenceClassifier(pl.LightningModule):
                 "macro_f1": torchmetrics.F1Score(**task, average="macro"),
                 "precision": torchmetrics.Precision(**task, average="none"),
                 "recall": torchmetrics.Recall(**task, average="none"),
+                "f1": torchmetrics.F1Score(**task, average="none"),
                 "confusion_matrix": torchmetrics.ConfusionMatrix(**task),
             }
         )
@@ -151,6 +157,16 @@ class SequenceClassifier(pl.LightningModule):
                 f"{self.class_names}. Evaluate on data with the same class folders."
             )
 
+    def on_fit_start(self) -> None:
+        log_dir = self.trainer.log_dir  # on every rank: the folder is broadcast from rank 0
+        self.fit_log_dir = None if log_dir is None else str(Path(log_dir).resolve())
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["fit_log_dir"] = self.fit_log_dir
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.fit_log_dir = checkpoint.get("fit_log_dir")
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits `[B, K]` for raw (unnormalized) right-padded `x [B, T, D]`."""
         return self.net(x, lengths)
@@ -158,7 +174,10 @@ class SequenceClassifier(pl.LightningModule):
     def scored(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits `[N, K]` and targets `[N]`: per sample, or per labelled step (padding and
         unlabelled steps, target -1, are left out)."""
-        logits, y = self(batch["x"], batch["lengths"]), batch["y"]
+        return self.labelled(self(batch["x"], batch["lengths"]), batch["y"])
+
+    def labelled(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`logits` and targets `y` of a batch, flattened to the labelled steps when per step."""
         if self.per_step:
             keep = y >= 0
             return logits[keep], y[keep]
@@ -183,13 +202,23 @@ class SequenceClassifier(pl.LightningModule):
         self.log("val_acc", self.val_acc, prog_bar=True, batch_size=size)
         self.log("val_macro_f1", self.val_f1, batch_size=size)
 
+    def on_test_epoch_start(self) -> None:
+        self._test_probs: dict[int, torch.Tensor] = {}
+
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        logits, y = self.scored(batch)
+        outputs = self(batch["x"], batch["lengths"])
+        logits, y = self.labelled(outputs, batch["y"])
         self.test_metrics.update(logits, y)
         self.test_mean_loss(self.loss(logits, y), weight=len(y))
         self.log("test_loss", self.test_mean_loss, batch_size=len(y))
+        probs = {"probs": outputs.float().softmax(dim=-1), "lengths": batch["lengths"]}
+        indices = batch["index"].tolist()
+        self._test_probs.update(zip(indices, self.per_sample_probs(probs), strict=True))
 
     def on_test_epoch_end(self) -> None:
+        self.test_probs = {
+            i: p for part in gather_to_all(self._test_probs) for i, p in part.items()
+        }
         results = {k: v.cpu() for k, v in self.test_metrics.compute().items()}
         self.test_metrics.reset()
         # already over every process: syncing averages equal numbers, and keeps Lightning quiet
@@ -201,6 +230,10 @@ class SequenceClassifier(pl.LightningModule):
             "class_names": self.class_names,
             "precision": dict(zip(self.class_names, results["precision"].tolist(), strict=True)),
             "recall": dict(zip(self.class_names, results["recall"].tolist(), strict=True)),
+            "f1": dict(zip(self.class_names, results["f1"].tolist(), strict=True)),
+            "support": dict(
+                zip(self.class_names, results["confusion_matrix"].sum(1).tolist(), strict=True)
+            ),  # fmt: skip
             "confusion_matrix": results["confusion_matrix"].tolist(),
         }
 

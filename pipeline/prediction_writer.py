@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from pipeline.reports import step_times, write_predictions, write_step_predictions
+from pipeline.distributed import gather_to_all
+from pipeline.reports import write_indexed_predictions
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -30,29 +30,17 @@ class PredictionWriter(BasePredictionWriter):
         predictions: Any,
         batch_indices: Any,
     ) -> None:
-        rows = {}
+        mine = {}
         for batch in predictions:
-            probs = pl_module.per_sample_probs(batch)
-            rows.update(zip(batch["index"].tolist(), probs, strict=True))
-        if trainer.world_size > 1:
-            gathered: list[dict] = [{} for _ in range(trainer.world_size)]
-            torch.distributed.all_gather_object(gathered, rows)
-            rows = {i: p for part in gathered for i, p in part.items()}
+            mine.update(
+                zip(batch["index"].tolist(), pl_module.per_sample_probs(batch), strict=True)
+            )
+        rows = {i: p for part in gather_to_all(mine) for i, p in part.items()}
         path = Path(trainer.log_dir) / self.filename  # every process: broadcast from rank 0
         if not trainer.is_global_zero:
             return
         samples = trainer.datamodule.splits["predict"]
         if len(rows) != len(samples):
             raise RuntimeError(f"predicted {len(rows)} of {len(samples)} samples")
-        order = sorted(rows)
-        ordered = [samples[i] for i in order]
-        if pl_module.per_step:
-            labels = trainer.datamodule.step_labels
-            probs = [rows[i] for i in order]
-            times = [step_times(s) for s in ordered]
-            self.path = write_step_predictions(
-                path, ordered, probs, pl_module.class_names, times, labels
-            )
-        else:
-            probs = torch.stack([rows[i] for i in order])
-            self.path = write_predictions(path, ordered, probs, pl_module.class_names)
+        labels = trainer.datamodule.step_labels if pl_module.per_step else None
+        self.path = write_indexed_predictions(path, samples, rows, pl_module.class_names, labels)

@@ -1,4 +1,4 @@
-"""Run outputs people read: metrics.json and predictions.csv."""
+"""Run outputs people read: metrics.json, predictions CSVs, and report.md with its figures."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from pipeline.data.discovery import Sample
-from pipeline.data.sequence_files import sequence_shape
+from pipeline.data.sequence_files import SequenceDataError, sequence_shape
+from pipeline.plots import plot_confusion, plot_per_class, plot_training_curves
 
 
 def write_metrics(run_dir: str | Path, results: dict, num_samples: int) -> Path:
@@ -55,6 +56,117 @@ def write_step_predictions(
         for t, k, row in zip(t_i.tolist(), labels.tolist(), p.tolist(), strict=True):
             rows.append([_source(sample), f"{t:.6g}", class_names[k] if k >= 0 else "", row])
     return _write(path, ["path", "time_s", "label"], rows, class_names)
+
+
+def write_indexed_predictions(
+    path: str | Path,
+    samples: Sequence[Sample],
+    probs: dict[int, torch.Tensor],
+    class_names: Sequence[str],
+    step_labels: dict[Path, np.ndarray] | None = None,
+) -> Path:
+    """Predictions of `samples[i]` for every index `i` of `probs`, in input order: a row per
+    sample, or with `step_labels` (a per-step model) a row per time step."""
+    order = sorted(probs)
+    ordered = [samples[i] for i in order]
+    if step_labels is not None:
+        times = [step_times(s) for s in ordered]
+        return write_step_predictions(
+            path, ordered, [probs[i] for i in order], class_names, times, step_labels
+        )
+    return write_predictions(path, ordered, torch.stack([probs[i] for i in order]), class_names)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Draw a test run's figures and write ``report.md``, which shows them beside the metrics,
+    the data counts, the misclassified samples and the configuration."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.json").is_file():
+        raise SequenceDataError(
+            f"{run_dir}: no metrics.json here. Give the run folder that `seqclass test` printed "
+            "(runs/.../version_N)."
+        )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    names = metrics["class_names"]
+    figures = {
+        "Confusion matrix": plot_confusion(
+            metrics["confusion_matrix"], names, run_dir / "confusion_matrix.png"
+        ),
+        "Per-class scores": plot_per_class(
+            {k: metrics[k] for k in ("precision", "recall", "f1")}, names,
+            run_dir / "per_class.png",
+        ),
+    }  # fmt: skip
+    log = Path(metrics.get("fit_log_dir") or run_dir) / "metrics.csv"
+    curves = plot_training_curves(log, run_dir / "training_curves.png") if log.is_file() else None
+    if curves is not None:
+        figures["Training curves"] = curves
+    lines = [
+        f"# Test report: {run_dir}",
+        "",
+        f"Checkpoint: `{metrics.get('checkpoint', '?')}`; training logs: "
+        f"`{metrics.get('fit_log_dir') or 'not recorded'}`",
+        "",
+        "## Metrics",
+        "",
+        f"Accuracy **{metrics['accuracy']:.4f}**, macro-F1 **{metrics['macro_f1']:.4f}** on "
+        f"{metrics['num_samples']} {metrics.get('unit', 'samples')}.",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *(f"| {c} | {metrics['precision'][c]:.3f} | {metrics['recall'][c]:.3f} | "
+          f"{metrics['f1'][c]:.3f} | {metrics['support'][c]} |" for c in names),
+        "",
+        *(f"![{title}]({png.name})\n" for title, png in figures.items()),
+        *_data_table(metrics.get("data") or {}, names),
+        *_misclassified(run_dir / "test_predictions.csv"),
+    ]  # fmt: skip
+    if (run_dir / "config.yaml").is_file():
+        config = (run_dir / "config.yaml").read_text()
+        lines += ["## Configuration", "", "```yaml", config.rstrip(), "```", ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _data_table(counts: dict[str, dict[str, int]], names: Sequence[str]) -> list[str]:
+    if not counts:
+        return []
+    splits = list(counts)
+    return [
+        "## Data",
+        "",
+        f"| class | {' | '.join(splits)} |",
+        f"| --- |{' ---: |' * len(splits)}",
+        *(f"| {c} | {' | '.join(str(counts[s].get(c, 0)) for s in splits)} |" for c in names),
+        f"| all | {' | '.join(str(sum(counts[s].values())) for s in splits)} |",
+        "",
+    ]
+
+
+def _misclassified(predictions: Path, limit: int = 50) -> list[str]:
+    if not predictions.is_file():
+        return []
+    with predictions.open() as fh:
+        rows = list(csv.DictReader(fh))
+    wrong = [r for r in rows if r["label"] and r["label"] != r["predicted"]]
+    where = (
+        "time_s"
+        if rows and "time_s" in rows[0]
+        else "start_s"
+        if rows and "start_s" in rows[0]
+        else None
+    )
+    lines = ["## Misclassified", "", f"{len(wrong)} of {len(rows)} rows of "
+             f"`{predictions.name}` (first {min(limit, len(wrong))} shown).", ""]  # fmt: skip
+    if wrong:
+        lines += [f"| path |{f' {where} |' if where else ''} label | predicted | probability |",
+                  f"| --- |{' ---: |' if where else ''} --- | --- | ---: |"]  # fmt: skip
+        for r in wrong[:limit]:
+            at = f" {r[where]} |" if where else ""
+            lines.append(f"| {r['path']} |{at} {r['label']} | {r['predicted']} | "
+                         f"{float(r['prob_' + r['predicted']]):.3f} |")  # fmt: skip
+    return [*lines, ""]
 
 
 def _source(sample: Sample) -> str:

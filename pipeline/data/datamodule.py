@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -256,6 +257,14 @@ class SequenceDataModule(pl.LightningDataModule):
             Sample(feature_path(s.path, base, out), s.label, s.split, source=s.path)
             for s in samples
         ]
+
+    def split_counts(self) -> dict[str, dict[str, int]]:
+        """Samples (or windows) per class in each split, after `setup`."""
+        return {
+            split: dict(sorted(Counter(s.label for s in self.splits[split]).items()))
+            for split in ("train", "val", "test")
+            if self.splits.get(split)
+        }
 
     def split_channels(self, split: str) -> int:
         """Channels per time step of the samples of `split` (after `setup`)."""

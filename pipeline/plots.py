@@ -1,0 +1,120 @@
+"""Figures of a run (PNG): confusion matrix, per-class scores, training curves, CV folds."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path) -> Path:
+    """Write `fig` to `path` (folders made as needed) and free it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
+    return path
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path) -> Path:
+    """Counts and row-normalized (recall per true class) confusion matrices, side by side."""
+    plt = pyplot()
+    counts = np.asarray(matrix, dtype=float)
+    rows = counts.sum(1, keepdims=True)
+    normalized = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    size = 2.5 + 0.5 * len(class_names)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    for ax, values, title, fmt in (
+        (axes[0], counts, "counts", "{:.0f}"),
+        (axes[1], normalized, "normalized over each true class", "{:.2f}"),
+    ):
+        ax.imshow(values, cmap="Blues", vmin=0)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+        ax.set_yticks(range(len(class_names)), class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        peak = values.max() or 1
+        for (r, c), v in np.ndenumerate(values):
+            color = "white" if v > peak / 2 else "black"
+            ax.text(c, r, fmt.format(v), ha="center", va="center", color=color, fontsize=9)
+    return save(fig, path)
+
+
+def plot_per_class(
+    scores: dict[str, dict[str, float]], class_names: Sequence[str], path: Path
+) -> Path:
+    """Grouped bars: `scores[metric][class]` for each metric (precision, recall, F1)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(2 + 1.2 * len(class_names), 3.5))
+    x = np.arange(len(class_names))
+    width = 0.8 / len(scores)
+    for i, (metric, values) in enumerate(scores.items()):
+        ax.bar(x + (i - (len(scores) - 1) / 2) * width, [values[c] for c in class_names], width,
+               label=metric)  # fmt: skip
+    ax.set_xticks(x, class_names, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return save(fig, path)
+
+
+def plot_training_curves(metrics_csv: Path, path: Path) -> Path | None:
+    """Loss and accuracy per epoch, training and validation, from a run's CSV log (None when
+    the log holds no epoch values)."""
+    with metrics_csv.open() as fh:
+        rows = list(csv.DictReader(fh))
+    series: dict[str, dict[int, float]] = {}
+    for row in rows:
+        for key in ("train_loss_epoch", "val_loss", "train_acc", "val_acc"):
+            if row.get(key):
+                series.setdefault(key, {})[int(row["epoch"]) + 1] = float(row[key])
+    if not series:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, kind in zip(axes, ("loss", "acc"), strict=True):
+        for split, style in (("train", "-"), ("val", "--")):
+            key = (
+                f"{split}_{kind}_epoch" if (split, kind) == ("train", "loss") else f"{split}_{kind}"
+            )
+            if key in series:
+                epochs = sorted(series[key])
+                ax.plot(epochs, [series[key][e] for e in epochs], style, marker=".",
+                        label="training" if split == "train" else "validation")  # fmt: skip
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel("loss" if kind == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def plot_folds(folds: Sequence[dict], metrics: Sequence[str], path: Path) -> Path:
+    """Per-fold bars of each metric with its mean (line) and standard deviation (band)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.5 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        values = np.array([f[metric] for f in folds])
+        ax.bar(np.arange(len(values)) + 1, values, color="C0", alpha=0.8)
+        mean, std = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+        ax.axhline(mean, color="C3", label=f"mean {mean:.3f} ± {std:.3f}")
+        ax.axhspan(mean - std, mean + std, color="C3", alpha=0.15)
+        ax.set_xlabel("fold")
+        ax.set_title(metric, fontsize=10)
+        ax.set_xticks(np.arange(len(values)) + 1)
+        ax.legend(fontsize=8, loc="lower right")
+    return save(fig, path)
