@@ -48,7 +48,7 @@ class SeqClassCLI(LightningCLI):
         parser.set_defaults({"early_stopping.monitor": "val_loss", "early_stopping.patience": 10})
 
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config
         root = config.trainer.default_root_dir or "runs"
         config.trainer.default_root_dir = root
         # Checkpoints live beside the run folders so that `--ckpt_path last` finds them.
@@ -114,10 +114,17 @@ class SeqClassCLI(LightningCLI):
 
 def lightning_main(args: list[str] | None) -> None:
     """fit / validate / test / predict through LightningCLI (`args` None: the command line)."""
-    SeqClassCLI(
+    make_cli(args)
+
+
+def make_cli(args: list[str] | None, run: bool = True) -> SeqClassCLI:
+    """The LightningCLI of `seqclass`; with `run=False`, `args` hold no subcommand and the
+    model, data and trainer are only built (for commands that drive several runs)."""
+    return SeqClassCLI(
         SequenceClassifier,
         SequenceDataModule,
         args=args,
+        run=run,
         seed_everything_default=0,
         trainer_defaults={
             "max_epochs": 30,
@@ -377,6 +384,24 @@ def _decompose_on_rank(
           f"-> {ns.out} (.npz{'' if ns.no_plot else ' and .png'} per recording, decompose.csv)")  # fmt: skip
 
 
+def cv_main(args: list[str]) -> None:
+    """Stratified k-fold cross-validation: one model per fold, each validated on its held-out
+    fold; per-fold metrics, their mean and standard deviation in OUT/cv.json and OUT/cv.png.
+    Other options (--config, --model.*, --data.*, --trainer.*) are those of `seqclass fit`."""
+    from pipeline.cross_validation import cross_validate
+
+    parser = argparse.ArgumentParser(prog="seqclass cv", description=cv_main.__doc__)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("runs/cv"), help="folder to write")
+    ns, fit_args = parser.parse_known_args(args)
+    if ns.folds < 2:
+        parser.exit(2, "error: --folds must be at least 2.\n")
+    summary, path = cross_validate(fit_args, ns.folds, ns.out)
+    print(f"cv: {ns.folds} folds -> {path}")
+    for metric, mean in summary["mean"].items():
+        print(f"  {metric}: {mean:.4f} ± {summary['std'][metric]:.4f}")
+
+
 def report_main(args: list[str]) -> None:
     """Redraw a test run's figures (confusion matrix, per-class scores, training curves) and
     write its report.md: metrics, data counts, misclassified samples and configuration."""
@@ -388,6 +413,7 @@ def report_main(args: list[str]) -> None:
 
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "classify": classify_main,
+    "cv": cv_main,
     "decompose": decompose_main,
     "export": export_main,
     "extract": extract_main,

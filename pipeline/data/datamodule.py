@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
 from pipeline.data.cache import feature_path
 from pipeline.data.discovery import (
     Sample,
+    assign_fold,
     assign_splits,
     class_names_of,
     discover,
@@ -127,6 +129,12 @@ class SequenceDataModule(pl.LightningDataModule):
             seconds per window cut from the long recordings.
         window_hop: seconds between window starts (default: `window_length`, no overlap).
         per_step: label every time step (sequence-to-sequence) instead of each window.
+        fold: cross-validation fold to hold out as the val split (``seqclass cv`` sets it):
+            the train and val samples are dealt into `folds` stratified folds from `seed`.
+        folds: number of cross-validation folds.
+        group_pattern: regular expression finding a sample's group (subject, speaker, ...) in
+            its file name (its first group, or the whole match), so that no group is spread
+            over two folds; a manifest's ``group`` column does the same.
     """
 
     def __init__(
@@ -144,6 +152,9 @@ class SequenceDataModule(pl.LightningDataModule):
         window_length: float | None = None,
         window_hop: float | None = None,
         per_step: bool = False,
+        fold: int | None = None,
+        folds: int = 5,
+        group_pattern: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["signal"])
@@ -166,7 +177,7 @@ class SequenceDataModule(pl.LightningDataModule):
             if self.root is None:
                 raise SequenceDataError("no data given: pass --data.root DIR (or a manifest CSV).")
             if is_interval_csv(self.root):
-                self._labelled = self._windows()
+                self._labelled = self._held_out_fold(self._windows())
                 return self._labelled
             if self.per_step:
                 raise SequenceDataError(
@@ -177,8 +188,14 @@ class SequenceDataModule(pl.LightningDataModule):
             self._class_names = class_names_of(samples)
             hp = self.hparams
             samples = assign_splits(samples, hp.val_fraction, hp.test_fraction, hp.seed)
-            self._labelled = self._preprocessed(self.root, samples)
+            self._labelled = self._held_out_fold(self._preprocessed(self.root, samples))
         return self._labelled
+
+    def _held_out_fold(self, samples: list[Sample]) -> list[Sample]:
+        hp = self.hparams
+        if hp.fold is None:
+            return samples
+        return assign_fold(samples, hp.fold, hp.folds, hp.seed, hp.group_pattern)
 
     @property
     def class_names(self) -> list[str]:
@@ -253,10 +270,7 @@ class SequenceDataModule(pl.LightningDataModule):
         raise_failures(preprocess_recordings(root, out, preprocessing, samples), out)
         self._signal_settings[str(root)] = settings
         base = Path(root)
-        return [
-            Sample(feature_path(s.path, base, out), s.label, s.split, source=s.path)
-            for s in samples
-        ]
+        return [replace(s, path=feature_path(s.path, base, out), source=s.path) for s in samples]
 
     def split_counts(self) -> dict[str, dict[str, int]]:
         """Samples (or windows) per class in each split, after `setup`."""

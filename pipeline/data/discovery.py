@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.data.sequence_files import SequenceDataError
@@ -37,6 +38,7 @@ class Sample:
     source: Path | None = None
     steps: tuple[int, int] | None = None
     seconds: tuple[float, float] | None = None
+    group: str | None = None  # e.g. subject or speaker: kept within one cross-validation fold
 
     @property
     def window(self) -> slice:
@@ -125,10 +127,58 @@ def assign_splits(
             )
         cut_val = counts["val"]
         cut_test = cut_val + counts["test"]
-        out += [Sample(s.path, s.label, "val") for s in group[:cut_val]]
-        out += [Sample(s.path, s.label, "test") for s in group[cut_val:cut_test]]
+        out += [replace(s, split="val") for s in group[:cut_val]]
+        out += [replace(s, split="test") for s in group[cut_val:cut_test]]
         out += group[cut_test:]
     return sorted(out, key=lambda s: (SPLITS.index(s.split), str(s.path)))
+
+
+def assign_fold(
+    samples: list[Sample], fold: int, folds: int, seed: int, group_pattern: str | None = None
+) -> list[Sample]:
+    """Deal the train and val samples into `folds` stratified, seeded folds and make fold
+    `fold` the val split, the others train; the test split is left alone.
+
+    With groups (a manifest's ``group`` column, or `group_pattern`, a regular expression
+    whose first group, or whole match, is searched in each file name; windows of one recording
+    form a group), no group is spread over two folds.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if not 0 <= fold < folds:
+        raise SequenceDataError(f"data.fold {fold} must be in [0, {folds}) for {folds} folds.")
+    pool = [s for s in samples if s.split != "test"]
+    groups = [_group_of(s, group_pattern) for s in pool]
+    grouped = any(g is not None for g in groups)
+    missing = next((s for s, g in zip(pool, groups, strict=True) if grouped and g is None), None)
+    if missing is not None:
+        raise SequenceDataError(
+            f"{missing.path}: has no group while other samples do; give every sample a group "
+            "(manifest column `group`, or a data.group_pattern that matches every file name)."
+        )
+    kind = StratifiedGroupKFold if grouped else StratifiedKFold
+    splitter = kind(n_splits=folds, shuffle=True, random_state=seed)
+    labels = [s.label for s in pool]
+    try:
+        _, held_out = list(splitter.split(pool, labels, groups if grouped else None))[fold]
+    except ValueError as err:
+        raise SequenceDataError(
+            f"cannot make {folds} folds of {len(pool)} samples: {err}"
+        ) from None
+    val = set(held_out.tolist())
+    dealt = [replace(s, split="val" if i in val else "train") for i, s in enumerate(pool)]
+    return dealt + [s for s in samples if s.split == "test"]
+
+
+def _group_of(sample: Sample, pattern: str | None) -> str | None:
+    if sample.group is not None:
+        return sample.group
+    if pattern is not None:
+        match = re.search(pattern, sample.path.name)
+        return None if match is None else (match.group(1) if match.groups() else match.group(0))
+    if sample.steps is not None:
+        return str(sample.source or sample.path)  # windows of one recording
+    return None
 
 
 def _class_folders(folder: Path, suffixes: tuple[str, ...], split: str) -> list[Sample]:
@@ -153,7 +203,7 @@ def _read_manifest(manifest: Path) -> list[Sample]:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
             raise SequenceDataError(
-                f"manifest {manifest}: needs a header with columns path,label[,split]; "
+                f"manifest {manifest}: needs a header with columns path,label[,split][,group]; "
                 f"found {reader.fieldnames}."
             )
         rows = list(reader)
@@ -167,7 +217,8 @@ def _read_manifest(manifest: Path) -> list[Sample]:
         path = (manifest.parent / row["path"].strip()).resolve()
         if not path.is_file():
             raise SequenceDataError(f"manifest {manifest}, line {line_no}: {path} does not exist.")
-        samples.append(Sample(path, row["label"].strip(), split))
+        group = (row.get("group") or "").strip() or None
+        samples.append(Sample(path, row["label"].strip(), split, group=group))
     if not samples:
         raise SequenceDataError(f"manifest {manifest} lists no samples.")
     return samples
