@@ -402,6 +402,27 @@ def cv_main(args: list[str]) -> None:
         print(f"  {metric}: {mean:.4f} ± {summary['std'][metric]:.4f}")
 
 
+def tune_main(args: list[str]) -> None:
+    """Hyper-parameter search with Optuna (TPE, median pruning) over the options of a YAML
+    search space; the study is kept in OUT/study.db and resumes. Writes OUT/best.yaml (run it
+    with `seqclass fit --config OUT/best.yaml`), OUT/trials.csv and OUT/tune.png. Other options
+    (--config, --model.*, --data.*, --trainer.*) are those of `seqclass fit`."""
+    from pipeline.tuning import read_space, tune
+
+    parser = argparse.ArgumentParser(prog="seqclass tune", description=tune_main.__doc__)
+    parser.add_argument("--trials", type=int, default=20, help="finished trials the study holds")
+    parser.add_argument("--space", type=Path, default=Path("configs/tune/space.yaml"))
+    parser.add_argument("--out", type=Path, default=Path("runs/tune"), help="folder to write")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
+    ns, fit_args = parser.parse_known_args(args)
+    if not ns.space.is_file():
+        parser.exit(2, f"error: search space {ns.space} not found; see configs/tune/space.yaml.\n")
+    study, best_yaml = tune(fit_args, read_space(ns.space), ns.trials, ns.out, ns.seed)
+    best = study.best_trial
+    print(f"tune: {len(study.trials)} trials in {ns.out / 'study.db'}; best trial {best.number}: "
+          f"{best.value:.4f} with {best.params}\n  ready to run: seqclass fit --config {best_yaml}")  # fmt: skip
+
+
 def report_main(args: list[str]) -> None:
     """Redraw a test run's figures (confusion matrix, per-class scores, training curves) and
     write its report.md: metrics, data counts, misclassified samples and configuration."""
@@ -419,6 +440,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "extract": extract_main,
     "report": report_main,
     "sample-data": sample_data_main,
+    "tune": tune_main,
 }
 _EXTRA_HELP = "Data commands: " + ", ".join(f"`seqclass {c} -h`" for c in COMMANDS) + "."
 

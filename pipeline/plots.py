@@ -1,4 +1,5 @@
-"""Figures of a run (PNG): confusion matrix, per-class scores, training curves, CV folds."""
+"""Figures of runs (PNG): confusion matrix, per-class scores, training curves, CV folds,
+tuning trials."""
 
 from __future__ import annotations
 
@@ -117,4 +118,28 @@ def plot_folds(folds: Sequence[dict], metrics: Sequence[str], path: Path) -> Pat
         ax.set_title(metric, fontsize=10)
         ax.set_xticks(np.arange(len(values)) + 1)
         ax.legend(fontsize=8, loc="lower right")
+    return save(fig, path)
+
+
+def plot_trials(
+    numbers: Sequence[int], scores: Sequence[float], pruned: Sequence[bool], metric: str,
+    direction: str, path: Path,
+) -> Path:  # fmt: skip
+    """Each trial's score (pruned ones hollow, at their last report) and the best so far."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    kept = [(n, v) for n, v, p in zip(numbers, scores, pruned, strict=True) if not p]
+    cut = [(n, v) for n, v, p in zip(numbers, scores, pruned, strict=True) if p]
+    if kept:
+        ax.plot(*zip(*kept, strict=True), "o", color="C0", label="complete")
+    if cut:
+        ax.plot(*zip(*cut, strict=True), "o", mfc="none", color="C1", label="pruned")
+    better = max if direction == "maximize" else min
+    best = [better(v for n, v in kept if n <= m) for m, _ in kept]
+    if kept:
+        ax.step([n for n, _ in kept], best, where="post", color="C3", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return save(fig, path)

@@ -1,0 +1,131 @@
+"""`seqclass tune`: Optuna search over `seqclass fit` options declared in a YAML search space.
+
+Each trial trains a model from the base arguments plus its sampled options into
+``OUT/trial_N``; its score is the best value of the checkpoint's monitor (``val_loss`` unless
+``--checkpoint.monitor`` says otherwise). TPE proposes the options, a median pruner stops
+trials whose validation score lags after each epoch, and the study lives in
+``OUT/study.db`` (SQLite), so an interrupted search resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+import yaml
+
+from pipeline.data.sequence_files import SequenceDataError
+from pipeline.plots import plot_trials
+
+KINDS = ("int", "float", "categorical")
+
+
+def read_space(path: Path) -> dict[str, dict]:
+    """The search space: ``option: {type: int|float|categorical, low, high, log, step, choices}``."""
+    space = yaml.safe_load(path.read_text()) or {}
+    for key, spec in space.items():
+        if not isinstance(spec, dict) or spec.get("type") not in KINDS:
+            raise SequenceDataError(
+                f"{path}: {key} needs a mapping with type one of {KINDS}, e.g. "
+                "`model.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}`."
+            )
+        needed = ("choices",) if spec["type"] == "categorical" else ("low", "high")
+        missing = [k for k in needed if k not in spec]
+        if missing:
+            raise SequenceDataError(f"{path}: {key} ({spec['type']}) needs {', '.join(missing)}.")
+    return space
+
+
+def suggest(trial: optuna.Trial, key: str, spec: dict) -> Any:
+    """Sample option `key` of the space for `trial`."""
+    options = {k: v for k, v in spec.items() if k != "type"}
+    if spec["type"] == "categorical":
+        return trial.suggest_categorical(key, options["choices"])
+    if spec["type"] == "int":
+        return trial.suggest_int(key, **options)
+    return trial.suggest_float(key, **options)
+
+
+class PruneOnValidation(pl.Callback):
+    """Reports the monitored validation score to the trial after each epoch and stops the
+    trial when the pruner says it lags behind earlier trials."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None:
+            return
+        self.trial.report(float(value), step=trainer.current_epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {trainer.current_epoch}: {self.monitor}={value:.4f}")
+
+
+def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, seed: int = 0):
+    """Run the study until it holds `trials` finished trials; write ``best.yaml`` (the best
+    trial's full config, ready for ``seqclass fit --config``), ``trials.csv`` and ``tune.png``."""
+    from pipeline.cli import make_cli
+
+    out.mkdir(parents=True, exist_ok=True)
+    monitor, direction = _objective_of(make_cli([*fit_args, "--trainer.logger=false"], run=False))
+    study = optuna.create_study(
+        study_name="seqclass", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True,
+        direction=direction, sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )  # fmt: skip
+    for stale in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # left by a killed run
+
+    def objective(trial: optuna.Trial) -> float:
+        chosen = [f"--{key}={suggest(trial, key, spec)}" for key, spec in space.items()]
+        run_dir = out / f"trial_{trial.number}"
+        cli = make_cli([*fit_args, *chosen, f"--trainer.default_root_dir={run_dir}"], run=False)
+        cli.trainer.callbacks.append(PruneOnValidation(trial, monitor))
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        trial.set_user_attr("config", str(Path(cli.trainer.log_dir) / "config.yaml"))
+        return float(cli.trainer.checkpoint_callback.best_model_score)
+
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    remaining = trials - len(study.get_trials(states=done))
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining)
+    best = study.best_trial
+    config = yaml.safe_load(Path(best.user_attrs["config"]).read_text())
+    config["trainer"]["default_root_dir"] = str(out / "best")
+    config["checkpoint"]["dirpath"] = None  # beside the new run, not the trial's
+    best_yaml = out / "best.yaml"
+    best_yaml.write_text(
+        f"# Best of {len(study.trials)} trials: {monitor}={best.value:.4f} (trial {best.number})\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    _write_trials(study, space, out / "trials.csv")
+    finished = study.get_trials(states=done)
+    plot_trials([t.number for t in finished], [_score(t) for t in finished],
+                [t.state == optuna.trial.TrialState.PRUNED for t in finished], monitor,
+                direction, out / "tune.png")  # fmt: skip
+    return study, best_yaml
+
+
+def _score(trial: optuna.trial.FrozenTrial) -> float:
+    """A finished trial's value; a pruned one's last reported score."""
+    if trial.value is not None:
+        return trial.value
+    return trial.intermediate_values[max(trial.intermediate_values)]
+
+
+def _objective_of(cli) -> tuple[str, str]:
+    checkpoint = cli.trainer.checkpoint_callback
+    return checkpoint.monitor, "maximize" if checkpoint.mode == "max" else "minimize"
+
+
+def _write_trials(study: optuna.Study, space: dict, path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["trial", "state", "value", *space])
+        for t in study.trials:
+            writer.writerow([t.number, t.state.name.lower(), "" if t.value is None else t.value,
+                             *(t.params.get(k, "") for k in space)])  # fmt: skip

@@ -1,0 +1,84 @@
+"""`seqclass tune`: Optuna over a YAML space, SQLite study that resumes, pruning, best.yaml."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib.image
+import optuna
+import pytest
+import torch
+import yaml
+
+from pipeline.cli import main
+from pipeline.data.sequence_files import SequenceDataError
+from pipeline.tuning import PruneOnValidation, read_space
+
+SPACE = {
+    "model.hidden_size": {"type": "int", "low": 8, "high": 32, "log": True},
+    "model.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "model.pooling": {"type": "categorical", "choices": ["last", "mean"]},
+}
+
+
+def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
+    signal_root: Path, tmp_path: Path, capsys
+) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    out = tmp_path / "tune"
+    args = ["tune", "--space", str(space), "--out", str(out), f"--data.root={signal_root}",
+            "--trainer.max_epochs=2", "--data.batch_size=8", "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false"]  # fmt: skip
+    main([*args, "--trials", "2"])
+    main([*args, "--trials", "3"])  # one more: the first two come from study.db
+    study = optuna.load_study(study_name="seqclass", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert len({t.params["model.hidden_size"] for t in study.trials}) > 1
+    for t in study.trials:
+        assert 8 <= t.params["model.hidden_size"] <= 32 and 1e-3 <= t.params["model.lr"] <= 1e-2
+        assert (out / f"trial_{t.number}" / "checkpoints" / "best.ckpt").is_file()
+    with (out / "trials.csv").open() as fh:
+        assert [int(r["trial"]) for r in csv.DictReader(fh)] == [0, 1, 2]
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert best["model"]["hidden_size"] == study.best_trial.params["model.hidden_size"]
+    assert "ready to run" in capsys.readouterr().out
+    main(["fit", f"--config={out / 'best.yaml'}", "--trainer.max_epochs=1",
+          "--trainer.enable_progress_bar=false"])  # fmt: skip
+    state = torch.load(out / "best" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["hyper_parameters"]["hidden_size"] == best["model"]["hidden_size"]
+    image = matplotlib.image.imread(out / "tune.png")
+    assert image.shape[1] > 300 and image[..., :3].std() > 0.05
+
+
+def test_a_lagging_trial_is_pruned_after_an_epoch() -> None:
+    study = optuna.create_study(
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    )
+    for _ in range(2):  # two earlier trials at val_loss 0.5 after epoch 0
+        trial = study.ask()
+        trial.report(0.5, step=0)
+        study.tell(trial, 0.5)
+
+    def epoch_end(trial: optuna.Trial, loss: float) -> None:
+        trainer = SimpleNamespace(sanity_checking=False, current_epoch=0,
+                                  callback_metrics={"val_loss": torch.tensor(loss)})  # fmt: skip
+        PruneOnValidation(trial, "val_loss").on_validation_end(trainer, None)
+
+    epoch_end(study.ask(), 0.4)  # ahead of the median: goes on
+    with pytest.raises(optuna.TrialPruned, match="val_loss=2.0000"):
+        epoch_end(study.ask(), 2.0)
+
+
+def test_a_malformed_search_space_names_the_option(tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("model.lr: {type: float, low: 0.001}\n")
+    with pytest.raises(SequenceDataError, match="model.lr \\(float\\) needs high"):
+        read_space(space)
+
+
+def test_the_shipped_search_space_is_valid() -> None:
+    space = read_space(Path("configs/tune/space.yaml"))
+    assert {"model.hidden_size", "model.lr", "model.bidirectional"} <= space.keys()
