@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +118,26 @@ def classify(
     Inputs that cannot be read are skipped and listed in `Classification.failed`.
     """
     classifier = load_classifier(checkpoint)
+    with tempfile.TemporaryDirectory() as tmp:
+        samples, failed = encode_inputs(
+            classifier, paths, Path(tmp), batch_size, num_workers, device
+        )
+        return _classified(classifier, samples, failed, device)
+
+
+def encode_inputs(
+    classifier: SequenceClassifier,
+    paths: list[str | Path],
+    out: Path,
+    batch_size: int | None = None,
+    num_workers: int = 2,
+    device: str = "cpu",
+) -> tuple[list[Sample], list[tuple[Path, str]]]:
+    """Feature files, under `out`, of raw videos or recordings made as for the checkpoint's
+    training data (sequence files are taken as they are), and the inputs that failed.
+
+    Each sample's `source` is its raw input.
+    """
     settings = classifier.hparams.feature_settings or {}
     if settings.get("kind") == "video":
         backbone, sampling = video_pipeline(classifier)
@@ -133,23 +153,21 @@ def classify(
 
         def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
             return preprocess_recordings(root, out, preprocessing, found)
-    else:  # sequence files, classified as they are
-        samples = [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)]
-        return _classified(classifier, samples, [], device)
-    with tempfile.TemporaryDirectory() as tmp:
-        samples, failed = [], []
-        for i, path in enumerate(map(Path, paths)):
-            out = Path(tmp) / str(i)
-            found = discover_unlabelled(path, suffixes)
-            report = run(path, out, found)
-            failed += report.failed
-            bad = {p for p, _ in report.failed}
-            samples += [
-                Sample(feature_path(s.path, path, out), s.label, s.split, source=s.path)
-                for s in found
-                if s.path not in bad
-            ]
-        return _classified(classifier, samples, failed, device)
+    else:  # sequence files, as they are
+        return [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)], []
+    samples, failed = [], []
+    for i, path in enumerate(map(Path, paths)):
+        features = out / str(i)
+        found = discover_unlabelled(path, suffixes)
+        report = run(path, features, found)
+        failed += report.failed
+        bad = {p for p, _ in report.failed}
+        samples += [
+            replace(s, path=feature_path(s.path, path, features), source=s.path)
+            for s in found
+            if s.path not in bad
+        ]
+    return samples, failed
 
 
 def _classified(

@@ -423,6 +423,32 @@ def tune_main(args: list[str]) -> None:
           f"{best.value:.4f} with {best.params}\n  ready to run: seqclass fit --config {best_yaml}")  # fmt: skip
 
 
+def explain_main(args: list[str]) -> None:
+    """Show which time steps made a checkpoint choose its class for each input (raw videos,
+    recordings or sequence files): integrated gradients over time and features, plus attention
+    weights with attention pooling. Writes a PNG and .npz per input and OUT/explain.csv."""
+    from pipeline.explain import explain
+
+    parser = argparse.ArgumentParser(prog="seqclass explain", description=explain_main.__doc__)
+    parser.add_argument("checkpoint", type=Path, help=".ckpt file from fit")
+    parser.add_argument("paths", nargs="+", type=Path, help="files, or folders of them")
+    parser.add_argument("--out", type=Path, default=Path("explain"), help="folder to write")
+    parser.add_argument("--target", help="class to explain (default: the predicted one)")
+    parser.add_argument("--steps", type=int, default=32, help="integrated-gradient path steps")
+    parser.add_argument("--num-workers", type=int, default=2, help="video decoding processes")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ns = parser.parse_args(args)
+    results, failed = explain(
+        ns.paths, ns.checkpoint, ns.out, ns.target, ns.steps, ns.num_workers, ns.device
+    )
+    for path, reason in failed:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    if not results:
+        raise SequenceDataError(f"none of {', '.join(map(str, ns.paths))} could be read.")
+    print(f"explain: {len(results)} explained, {len(failed)} skipped -> {ns.out} "
+          "(a .png and .npz per input, explain.csv)")  # fmt: skip
+
+
 def report_main(args: list[str]) -> None:
     """Redraw a test run's figures (confusion matrix, per-class scores, training curves) and
     write its report.md: metrics, data counts, misclassified samples and configuration."""
@@ -436,6 +462,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "classify": classify_main,
     "cv": cv_main,
     "decompose": decompose_main,
+    "explain": explain_main,
     "export": export_main,
     "extract": extract_main,
     "report": report_main,

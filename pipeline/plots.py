@@ -1,5 +1,5 @@
 """Figures of runs (PNG): confusion matrix, per-class scores, training curves, CV folds,
-tuning trials."""
+tuning trials, and the time-step importance of explanations."""
 
 from __future__ import annotations
 
@@ -143,3 +143,70 @@ def plot_trials(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def plot_step_importance(
+    series: np.ndarray, series_times: np.ndarray, times: np.ndarray, importance: np.ndarray,
+    attention: np.ndarray | None, title: str, xlabel: str, path: Path, channels: int = 3,
+) -> Path:  # fmt: skip
+    """The input's first `channels` rows of `series [C, N]` over time with each model step's
+    importance shaded behind them (darker: more important), and the signed importance (plus
+    attention weights, if any) per step below."""
+    plt = pyplot()
+    shown = min(channels, len(series))
+    fig, axes = plt.subplots(shown + 1, 1, figsize=(10, 1.6 * shown + 2.2), sharex=True)
+    edges = _step_edges(times)
+    weight = np.abs(importance) / (np.abs(importance).max() or 1.0)
+    for c, ax in enumerate(axes[:-1]):
+        for left, right, w in zip(edges[:-1], edges[1:], weight, strict=True):
+            ax.axvspan(left, right, color="C3", alpha=0.6 * w, lw=0)
+        ax.plot(series_times, series[c], lw=0.7, color="black")
+        ax.set_ylabel(f"channel {c}", fontsize=8)
+    bars = axes[-1]
+    bars.bar(times, importance, width=np.diff(edges), color=np.where(importance >= 0, "C3", "C0"))
+    bars.set_ylabel("importance", fontsize=8)
+    bars.set_xlabel(xlabel)
+    if attention is not None:
+        twin = bars.twinx()
+        twin.plot(times, attention, color="C2", lw=1)
+        twin.set_ylabel("attention", fontsize=8, color="C2")
+    axes[0].set_title(f"{title}; shading: importance of each step", fontsize=10)
+    return save(fig, path)
+
+
+def plot_frame_importance(
+    frames: Sequence[np.ndarray], importance: np.ndarray, attention: np.ndarray | None,
+    title: str, path: Path, shown: int = 10,
+) -> Path:  # fmt: skip
+    """A strip of up to `shown` evenly spaced sampled frames, each titled with its importance,
+    over a bar chart of every frame's importance (and attention weights, if any)."""
+    plt = pyplot()
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(shown, len(frames))).round().astype(int))
+    fig = plt.figure(figsize=(1.4 * len(picks) + 1, 4.2))
+    grid = fig.add_gridspec(2, len(picks), height_ratios=[1.2, 1])
+    peak = np.abs(importance).max() or 1.0
+    for col, i in enumerate(picks):
+        ax = fig.add_subplot(grid[0, col])
+        ax.imshow(frames[i])
+        ax.set_title(f"frame {i}\n{importance[i] / peak:+.2f}", fontsize=8)
+        ax.axis("off")
+    bars = fig.add_subplot(grid[1, :])
+    colors = np.where(importance >= 0, "C3", "C0")
+    bars.bar(np.arange(len(importance)), importance, color=colors)
+    bars.set_xlabel("sampled frame")
+    bars.set_ylabel("importance", fontsize=8)
+    if attention is not None:
+        twin = bars.twinx()
+        twin.plot(np.arange(len(attention)), attention, color="C2", lw=1)
+        twin.set_ylabel("attention", fontsize=8, color="C2")
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def _step_edges(times: np.ndarray) -> np.ndarray:
+    """Boundaries between consecutive step times (half a step beyond each end)."""
+    times = np.asarray(times, dtype=float)
+    if len(times) == 1:
+        return np.array([times[0] - 0.5, times[0] + 0.5])
+    mids = (times[1:] + times[:-1]) / 2
+    return np.concatenate([[2 * times[0] - mids[0]], mids, [2 * times[-1] - mids[-1]]])

@@ -2,6 +2,7 @@ import csv
 import json
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 import torch
@@ -126,3 +127,13 @@ def test_classify_sequence_checkpoint_and_bad_checkpoint(
     with pytest.raises(SystemExit):
         main(["classify", str(signal_root), "--checkpoint", str(tmp_path / "bad.ckpt")])
     assert "not a checkpoint of a trained model" in capsys.readouterr().err
+
+
+def test_explain_draws_the_frames_the_model_saw(video_run: dict, tmp_path: Path) -> None:
+    video = video_run["videos"] / "right" / "3.avi"  # 11 frames, every 2nd sampled: 6
+    main(["explain", str(video_run["ckpt"]), str(video), "--out", str(tmp_path),
+          "--num-workers", "0"])  # fmt: skip
+    with np.load(tmp_path / "3.npz") as npz:
+        assert npz["importance"].shape == (6,) and npz["attributions"].shape[0] == 6
+    image = matplotlib.image.imread(tmp_path / "3.png")
+    assert image.shape[1] > 300 and image[..., :3].std() > 0.05

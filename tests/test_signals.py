@@ -6,6 +6,7 @@ import csv
 import os
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 import torch
@@ -152,3 +153,13 @@ def test_signal_configs_train(config: Path, tmp_path: Path):
     assert (
         ckpt["hyper_parameters"]["feature_settings"]["steps"] == settings["data"]["signal"]["steps"]
     )
+
+
+def test_explain_shades_the_raw_recording(machine_run: dict, tmp_path: Path) -> None:
+    wav = sorted(machine_run["root"].rglob("*.wav"))[0]
+    main(["explain", str(machine_run["ckpt"]), str(wav), "--out", str(tmp_path)])
+    with np.load(tmp_path / f"{wav.stem}.npz") as npz:
+        times = npz["times"]
+        assert npz["importance"].shape == times.shape and times[-1] < 0.5  # seconds
+    image = matplotlib.image.imread(tmp_path / f"{wav.stem}.png")
+    assert image.shape[1] > 300 and image[..., :3].std() > 0.05

@@ -1,0 +1,150 @@
+"""`seqclass explain`: which time steps (and features) made a model choose a class.
+
+Integrated gradients (Sundararajan et al., 2017) attribute the class logit to every input value
+``[T, D]``, relative to a baseline (the training mean: all zeros after normalization); their sum
+over the features is the importance of each step. With attention pooling the attention weights
+are shown as well. Pictures: for signals, the raw recording with the importance shaded along
+time; for videos, a strip of the sampled frames with the importance of each; for sequence files,
+their first channels.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from feature_extractors.signal import SignalPreprocessing, load_recording
+from feature_extractors.video import iter_frame_chunks
+from pipeline.classify import encode_inputs, load_classifier, video_pipeline
+from pipeline.data.discovery import Sample
+from pipeline.data.sequence_files import SequenceDataError, load_sequence, save_npz
+from pipeline.models.sequence_net import SequenceNet
+from pipeline.plots import plot_frame_importance, plot_step_importance
+from pipeline.reports import step_times
+
+
+def integrated_gradients(
+    net: SequenceNet, x: torch.Tensor, target: int, steps: int = 32
+) -> torch.Tensor:
+    """Attributions `[T, D]` of logit `target` for one raw sequence `x [T, D]`.
+
+    The path runs from the baseline (the normalization mean) to `x` in `steps` midpoint steps;
+    the attributions sum to logit(x) - logit(baseline), up to the path's discretization.
+    """
+    baseline = net.channel_mean.expand_as(x)
+    alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps
+    path = (baseline + alphas[:, None, None] * (x - baseline)).requires_grad_(True)
+    lengths = torch.full((steps,), len(x), dtype=torch.long)
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # RNN backward in eval
+        logits = net(path, lengths)[:, target]
+        (grads,) = torch.autograd.grad(logits.sum(), path)
+    return (x - baseline) * grads.mean(0)
+
+
+@dataclass
+class Explanation:
+    """One input's explanation: the class explained, its probability, per-step importance
+    (sums of the attributions over the features), and attention weights when pooled so."""
+
+    sample: Sample
+    class_name: str
+    probability: float
+    attributions: np.ndarray  # [T, D]
+    attention: np.ndarray | None  # [T]
+    times: np.ndarray  # [T] seconds (or step indices)
+
+    @property
+    def importance(self) -> np.ndarray:
+        return self.attributions.sum(1)
+
+
+def explain(
+    paths: list[str | Path],
+    checkpoint: str | Path,
+    out: str | Path,
+    target: str | None = None,
+    steps: int = 32,
+    num_workers: int = 2,
+    device: str = "cpu",
+) -> tuple[list[Explanation], list[tuple[Path, str]]]:
+    """Explain the checkpoint's decision on each input (raw videos, recordings or sequence
+    files): ``OUT/<name>.png`` and ``.npz`` each, and ``OUT/explain.csv``. `target` explains that
+    class instead of the predicted one. Returns the explanations and the inputs that failed."""
+    classifier = load_classifier(checkpoint).to(device)
+    if classifier.per_step:
+        raise SequenceDataError(
+            f"{checkpoint}: this model labels every time step; `explain` shows which steps decided "
+            "a sequence's single label, so it needs a sequence-to-label checkpoint."
+        )
+    names = classifier.class_names
+    if target is not None and target not in names:
+        raise SequenceDataError(f"--target {target!r} is not one of the model's classes {names}.")
+    out = Path(out)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        samples, failed = encode_inputs(classifier, paths, Path(tmp), None, num_workers, device)
+        for sample in samples:
+            x = torch.from_numpy(load_sequence(sample.path)).to(device)
+            net = classifier.net
+            with torch.no_grad():
+                encoded = net.encode(x[None], torch.tensor([len(x)]))
+                pooled, attention = net.pool(encoded, torch.tensor([len(x)]))
+                probs = net.head(pooled).softmax(-1)[0]
+            k = names.index(target) if target is not None else int(probs.argmax())
+            results.append(Explanation(
+                sample, names[k], float(probs[k]),
+                integrated_gradients(net, x, k, steps).cpu().numpy(),
+                None if attention is None else attention[0].cpu().numpy(), step_times(sample),
+            ))  # fmt: skip
+            _draw(results[-1], classifier, out)
+    _write_summary(results, out / "explain.csv")
+    return results, failed
+
+
+def _draw(result: Explanation, classifier, out: Path) -> None:
+    source = result.sample.source or result.sample.path
+    target = out / f"{source.stem}.png"
+    save_npz(target.with_suffix(".npz"), attributions=result.attributions,
+             importance=result.importance, times=result.times, class_name=result.class_name,
+             **({} if result.attention is None else {"attention": result.attention}))  # fmt: skip
+    title = f"{source.name}: {result.class_name} (p={result.probability:.2f})"
+    kind = (classifier.hparams.feature_settings or {}).get("kind")
+    if kind == "video":
+        frames = _sampled_frames(source, classifier)
+        plot_frame_importance(frames, result.importance, result.attention, title, target)
+        return
+    if kind == "signal":
+        settings = classifier.hparams.feature_settings
+        preprocessing = SignalPreprocessing.from_settings(settings)
+        data, fs = load_recording(source, preprocessing.fs, preprocessing.variable,
+                                  preprocessing.nan_policy)  # fmt: skip
+        series, series_times = data, np.arange(data.shape[1]) / fs
+        xlabel = "time (s)"
+    else:
+        series = load_sequence(result.sample.path).T
+        series_times, xlabel = result.times, "step"
+    plot_step_importance(series, series_times, result.times, result.importance, result.attention,
+                         title, xlabel, target)  # fmt: skip
+
+
+def _sampled_frames(video: Path, classifier) -> list[np.ndarray]:
+    """The frames the model saw (RGB), decoded again with the checkpoint's sampling."""
+    _, sampling = video_pipeline(classifier)
+    return [frame for chunk, _ in iter_frame_chunks(video, sampling, 64) for frame in chunk]
+
+
+def _write_summary(results: list[Explanation], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "explained_class", "probability", "steps", "most_important_s"])
+        for r in results:
+            top = np.argsort(-np.abs(r.importance))[:3]
+            writer.writerow([str(r.sample.source or r.sample.path), r.class_name,
+                             f"{r.probability:.4f}", len(r.importance),
+                             " ".join(f"{r.times[i]:.4g}" for i in top)])  # fmt: skip

@@ -1,0 +1,62 @@
+"""`seqclass explain`: integrated gradients over time and features, attention, pictures."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+
+from pipeline.cli import main
+from pipeline.explain import integrated_gradients
+from pipeline.models.sequence_net import SequenceNet
+
+FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--model.hidden_size=16", "--data.batch_size=8"]  # fmt: skip
+
+
+@pytest.mark.parametrize("pooling", ["last", "attention"])
+def test_attributions_add_up_to_the_change_in_the_logit(pooling: str) -> None:
+    torch.manual_seed(0)
+    net = SequenceNet(3, 4, hidden_size=8, bidirectional=True, pooling=pooling).eval()
+    net.channel_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    x = torch.randn(30, 3)
+    attributions = integrated_gradients(net, x, target=2, steps=128)
+    assert attributions.shape == (30, 3)
+    with torch.no_grad():
+        gain = (
+            net(x[None], torch.tensor([30]))[0, 2]
+            - net(net.channel_mean.expand(1, 30, 3), torch.tensor([30]))[0, 2]
+        )
+    assert attributions.sum().item() == pytest.approx(gain.item(), rel=0.02, abs=1e-4)
+
+
+def assert_picture(path: Path) -> None:
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] > 200 and image.shape[1] > 300 and image[..., :3].std() > 0.05
+
+
+def test_explain_sequence_files(signal_root: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    main(["fit", *FAST, f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}",
+          "--trainer.max_epochs=2", "--model.pooling=attention"])  # fmt: skip
+    files = sorted((signal_root / "rising").glob("*.npy"))[:2]
+    out = tmp_path / "explain"
+    main(["explain", str(runs / "checkpoints" / "last.ckpt"), *map(str, files), "--out", str(out),
+          "--target", "rising"])  # fmt: skip
+    assert "explain: 2 explained" in capsys.readouterr().out
+    for f in files:
+        with np.load(out / f"{f.stem}.npz") as npz:
+            steps = len(np.load(f))
+            assert npz["importance"].shape == (steps,) and npz["attention"].shape == (steps,)
+            assert npz["attributions"].shape == (steps, 3) and str(npz["class_name"]) == "rising"
+            np.testing.assert_allclose(npz["attention"].sum(), 1.0, rtol=1e-5)
+        assert_picture(out / f"{f.stem}.png")
+    with (out / "explain.csv").open() as fh:
+        assert [r["explained_class"] for r in csv.DictReader(fh)] == ["rising", "rising"]
+    with pytest.raises(SystemExit):
+        main(["explain", str(runs / "checkpoints" / "last.ckpt"), str(files[0]), "--target", "x"])
+    assert "is not one of the model's classes" in capsys.readouterr().err
