@@ -42,6 +42,11 @@ def gather_to_all(value: Any) -> list[Any]:
     return gathered
 
 
+def merge_to_all(mapping: dict) -> dict:
+    """The union of every rank's `mapping` (disjoint keys, e.g. sample index -> result)."""
+    return {k: v for part in gather_to_all(mapping) for k, v in part.items()}
+
+
 def run_on_ranks(fn: Callable[..., None], devices: int, *args: Any) -> None:
     """Call `fn(*args)` on every rank: in this process if a launcher started us, else spawn.
 

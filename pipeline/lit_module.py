@@ -11,7 +11,7 @@ from torch import nn
 
 from pipeline.data.datamodule import Batch, SequenceDataModule
 from pipeline.data.sequence_files import SequenceDataError
-from pipeline.distributed import gather_to_all
+from pipeline.distributed import merge_to_all
 from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
 
 
@@ -216,9 +216,7 @@ class SequenceClassifier(pl.LightningModule):
         self._test_probs.update(zip(indices, self.per_sample_probs(probs), strict=True))
 
     def on_test_epoch_end(self) -> None:
-        self.test_probs = {
-            i: p for part in gather_to_all(self._test_probs) for i, p in part.items()
-        }
+        self.test_probs = merge_to_all(self._test_probs)
         results = {k: v.cpu() for k, v in self.test_metrics.compute().items()}
         self.test_metrics.reset()
         # already over every process: syncing averages equal numbers, and keeps Lightning quiet

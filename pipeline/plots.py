@@ -73,6 +73,11 @@ def plot_per_class(
     return save(fig, path)
 
 
+# (split, quantity) -> its per-epoch column in Lightning's CSV log
+CURVE_COLUMNS = {("train", "loss"): "train_loss_epoch", ("val", "loss"): "val_loss",
+                 ("train", "acc"): "train_acc", ("val", "acc"): "val_acc"}  # fmt: skip
+
+
 def plot_training_curves(metrics_csv: Path, path: Path) -> Path | None:
     """Loss and accuracy per epoch, training and validation, from a run's CSV log (None when
     the log holds no epoch values)."""
@@ -80,7 +85,7 @@ def plot_training_curves(metrics_csv: Path, path: Path) -> Path | None:
         rows = list(csv.DictReader(fh))
     series: dict[str, dict[int, float]] = {}
     for row in rows:
-        for key in ("train_loss_epoch", "val_loss", "train_acc", "val_acc"):
+        for key in CURVE_COLUMNS.values():
             if row.get(key):
                 series.setdefault(key, {})[int(row["epoch"]) + 1] = float(row[key])
     if not series:
@@ -89,9 +94,7 @@ def plot_training_curves(metrics_csv: Path, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, kind in zip(axes, ("loss", "acc"), strict=True):
         for split, style in (("train", "-"), ("val", "--")):
-            key = (
-                f"{split}_{kind}_epoch" if (split, kind) == ("train", "loss") else f"{split}_{kind}"
-            )
+            key = CURVE_COLUMNS[split, kind]
             if key in series:
                 epochs = sorted(series[key])
                 ax.plot(epochs, [series[key][e] for e in epochs], style, marker=".",

@@ -8,7 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from pipeline.distributed import gather_to_all
+from pipeline.distributed import merge_to_all
 from pipeline.reports import write_indexed_predictions
 
 
@@ -35,7 +35,7 @@ class PredictionWriter(BasePredictionWriter):
             mine.update(
                 zip(batch["index"].tolist(), pl_module.per_sample_probs(batch), strict=True)
             )
-        rows = {i: p for part in gather_to_all(mine) for i, p in part.items()}
+        rows = merge_to_all(mine)
         path = Path(trainer.log_dir) / self.filename  # every process: broadcast from rank 0
         if not trainer.is_global_zero:
             return

@@ -150,13 +150,7 @@ def _misclassified(predictions: Path, limit: int = 50) -> list[str]:
     with predictions.open() as fh:
         rows = list(csv.DictReader(fh))
     wrong = [r for r in rows if r["label"] and r["label"] != r["predicted"]]
-    where = (
-        "time_s"
-        if rows and "time_s" in rows[0]
-        else "start_s"
-        if rows and "start_s" in rows[0]
-        else None
-    )
+    where = next((c for c in ("time_s", "start_s") if rows and c in rows[0]), None)
     lines = ["## Misclassified", "", f"{len(wrong)} of {len(rows)} rows of "
              f"`{predictions.name}` (first {min(limit, len(wrong))} shown).", ""]  # fmt: skip
     if wrong:
