@@ -145,8 +145,8 @@ def main() -> None:
         }
         start = time.perf_counter()
         report = extract_videos(
-            Path(tmp) / "v", Path(tmp) / "f", backbone, FrameSampling(), batch, args.workers,
-            args.device,
+            Path(tmp) / "v", Path(tmp) / "f", backbone, FrameSampling(), batch_size=batch,
+            num_workers=args.workers, device=args.device,
         )  # fmt: skip
         rates["pipeline"] = report.frames / (time.perf_counter() - start)
         print("\n| stage | frames/s | × CNN-only |\n| --- | ---: | ---: |")

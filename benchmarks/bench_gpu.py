@@ -91,7 +91,8 @@ def extraction(args: argparse.Namespace) -> None:
         for workers in args.workers:
             start = time.perf_counter()
             report = extract_videos(Path(tmp) / "v", Path(tmp) / f"f{workers}", backbone,
-                                    FrameSampling(), batch, workers, args.device)  # fmt: skip
+                                    FrameSampling(), batch_size=batch, num_workers=workers,
+                                    device=args.device)  # fmt: skip
             rates[f"pipeline, {workers} decode workers"] = report.frames / (
                 time.perf_counter() - start
             )

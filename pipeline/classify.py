@@ -1,7 +1,7 @@
 """Apply a trained checkpoint to raw inputs, with the feature settings it was trained on.
 
 A checkpoint from `fit` holds the feature settings of its training data. For video features
-that is the backbone, weights, layer and frame sampling: `classify` decodes and encodes new
+that is the backbone, weights, layer, pooling grid, frame sampling and motion descriptors: `classify` decodes and encodes new
 videos exactly that way (streaming, with the extraction engine) and runs the trained head. For
 signals it is the preprocessing chain (rate, filters, decomposition). Sequence files made
 elsewhere are classified as they are.
@@ -20,7 +20,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
-from feature_extractors.video import VIDEO_SUFFIXES, Backbone, FrameSampling, build_backbone
+from feature_extractors.video import (
+    VIDEO_SUFFIXES,
+    Backbone,
+    FrameSampling,
+    MotionSettings,
+    build_backbone,
+)
 from pipeline.data.cache import ExtractionReport, feature_path
 from pipeline.data.datamodule import SequenceDataset, pad_collate
 from pipeline.data.discovery import Sample, discover_unlabelled
@@ -64,21 +70,30 @@ def load_classifier(checkpoint: str | Path) -> SequenceClassifier:
     return model.eval()
 
 
-def video_pipeline(classifier: SequenceClassifier) -> tuple[Backbone, FrameSampling]:
-    """The frame encoder and sampling a video-trained classifier expects."""
+def video_pipeline(
+    classifier: SequenceClassifier,
+) -> tuple[Backbone | None, FrameSampling, MotionSettings | None]:
+    """The frame encoder, sampling and motion descriptors a video-trained classifier expects."""
     settings = classifier.hparams.feature_settings
     if not settings or settings.get("kind") != "video":
         raise SequenceDataError(
             "this checkpoint was not trained on video features from `seqclass extract`; it "
             "classifies sequence files (.npy, .npz, .pt, .csv) as they are."
         )
-    backbone = build_backbone(**settings["backbone"])
-    return backbone, FrameSampling(**settings["sampling"])
+    backbone = build_backbone(**settings["backbone"]) if settings["backbone"] else None
+    motion = settings.get("motion")
+    return backbone, FrameSampling(**settings["sampling"]), motion and MotionSettings(**motion)
 
 
 def assemble_video_classifier(classifier: SequenceClassifier) -> VideoClassifier:
     """One module, preprocessed frames -> logits, with the training run's backbone."""
-    backbone, _ = video_pipeline(classifier)
+    backbone, _, motion = video_pipeline(classifier)
+    if backbone is None or motion is not None:
+        raise SequenceDataError(
+            "this model uses optical-flow motion descriptors, which OpenCV computes outside "
+            "any torch module: it cannot be exported as one module. Use `seqclass classify`, "
+            "or export a model trained on CNN features alone."
+        )
     size = backbone.preprocess.crop_size[0]
     return VideoClassifier(backbone.model, classifier.net, size).eval()
 
@@ -140,12 +155,12 @@ def encode_inputs(
     """
     settings = classifier.hparams.feature_settings or {}
     if settings.get("kind") == "video":
-        backbone, sampling = video_pipeline(classifier)
+        backbone, sampling, motion = video_pipeline(classifier)
         suffixes = VIDEO_SUFFIXES
 
         def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
             return extract_videos(
-                root, out, backbone, sampling, batch_size, num_workers, device, found
+                root, out, backbone, sampling, motion, batch_size, num_workers, device, found
             )
     elif settings.get("kind") == "signal":
         preprocessing = SignalPreprocessing.from_settings(settings)

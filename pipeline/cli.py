@@ -138,15 +138,19 @@ def make_cli(args: list[str] | None, run: bool = True) -> SeqClassCLI:
 
 def sample_data_main(args: list[str]) -> None:
     """Write a built-in sample dataset: 4-class signals (.npy), 4-class machine vibration (WAV),
-    long activity recordings with interval labels (CSV), or 4-class camera-motion videos."""
+    long activity recordings with interval labels (CSV), 4-class camera-motion videos, or the
+    5-class camera-motion benchmark (train/test videos from disjoint photos)."""
     parser = argparse.ArgumentParser(
         prog="seqclass sample-data", description=sample_data_main.__doc__
     )
-    parser.add_argument("kind", choices=["signals", "machines", "activity", "videos"])
+    parser.add_argument(
+        "kind", choices=["signals", "machines", "activity", "videos", "camera-motion"]
+    )
     parser.add_argument("out", type=Path, help="folder to create")
     parser.add_argument(
         "--per-class", type=int,
-        help="samples per class (signals 40, machines 30, videos 24); recordings for activity (4)",
+        help="samples per class (signals 40, machines 30, videos 24, camera-motion 24 train + "
+        "a third as many test); recordings for activity (4)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     ns = parser.parse_args(args)
@@ -157,37 +161,59 @@ def sample_data_main(args: list[str]) -> None:
         "machines": lambda n: sample_data.make_machine_dataset(ns.out, n or 30, seed=ns.seed),
         "activity": lambda n: sample_data.make_activity_recordings(ns.out, n or 4, seed=ns.seed),
         "videos": lambda n: sample_data.make_video_dataset(ns.out, n or 24, seed=ns.seed),
+        "camera-motion": lambda n: sample_data.make_camera_motion_dataset(
+            ns.out, n or 24, max(1, (n or 24) // 3), seed=ns.seed
+        ),
     }
     root = makers[ns.kind](ns.per_class)
     print(f"sample-data: wrote {ns.kind} dataset to {root}")
 
 
 def extract_main(args: list[str]) -> None:
-    """Encode every video under ROOT into a [T, D] per-frame CNN feature file under OUT."""
-    from feature_extractors.video import DEFAULT_BACKBONE, FrameSampling
+    """Encode every video under ROOT into a [T, D] per-frame feature file under OUT: CNN
+    features, optical-flow motion descriptors, or both side by side."""
+    from feature_extractors.video import DEFAULT_BACKBONE, FrameSampling, MotionSettings
 
     parser = argparse.ArgumentParser(prog="seqclass extract", description=extract_main.__doc__)
     parser.add_argument("root", type=Path, help="video file, or folder of <class>/<video> files")
     parser.add_argument("--out", type=Path, required=True, help="feature folder to write")
-    parser.add_argument(
+    cnn = parser.add_argument_group("appearance: a pretrained CNN on every sampled frame")
+    cnn.add_argument(
         "--backbone",
         default=DEFAULT_BACKBONE,
-        help="torchvision model name, or efficientnet_lite0 (offline)",
+        help="torchvision model name, efficientnet_lite0 (offline), or 'none' (motion alone)",
     )
-    parser.add_argument(
+    cnn.add_argument(
         "--weights", default="DEFAULT", help="weights enum entry, or 'random' (untrained)"
     )
-    parser.add_argument(
-        "--weights-path", help="local state-dict file instead of the torch hub cache"
-    )
-    parser.add_argument(
+    cnn.add_argument("--weights-path", help="local state-dict file instead of the torch hub cache")
+    cnn.add_argument(
         "--layer", help="graph node to take features from (default: pooled, before the classifier)"
     )
-    parser.add_argument("--sampling", default="all", choices=["all", "every", "uniform", "fps"])
-    parser.add_argument(
+    cnn.add_argument(
+        "--grid", type=int, default=1,
+        help="pool the last feature map to GRID x GRID cells instead of globally (keeps where "
+        "things are)",
+    )  # fmt: skip
+    cnn.add_argument(
+        "--projection", type=int,
+        help="keep this many channels per cell, through a fixed random orthonormal projection",
+    )  # fmt: skip
+    flow = parser.add_argument_group("motion: optical flow between consecutive sampled frames")
+    flow.add_argument(
+        "--motion", default="none", choices=["none", "dis", "farneback"],
+        help="add per-cell mean flow, flow magnitude, divergence (zoom) and curl (rotation)",
+    )  # fmt: skip
+    flow.add_argument("--motion-grid", type=int, default=3, help="cells per side of the flow grid")
+    flow.add_argument(
+        "--motion-width", type=int, default=160, help="frame width the flow is computed at"
+    )
+    frames = parser.add_argument_group("frame sampling")
+    frames.add_argument("--sampling", default="all", choices=["all", "every", "uniform", "fps"])
+    frames.add_argument(
         "--sampling-value", type=float, help="k (every), N (uniform) or frames/s (fps)"
     )
-    parser.add_argument("--max-frames", type=int, help="keep at most this many frames per video")
+    frames.add_argument("--max-frames", type=int, help="keep at most this many frames per video")
     parser.add_argument(
         "--batch-size", type=int, help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
     )
@@ -199,31 +225,42 @@ def extract_main(args: list[str]) -> None:
         "torchrun, one per launched process",
     )  # fmt: skip
     ns = parser.parse_args(args)
+    if ns.backbone == "none" and ns.motion == "none":
+        parser.exit(2, "error: --backbone none needs --motion dis or farneback\n")
     try:
         FrameSampling(ns.sampling, ns.sampling_value, ns.max_frames)
+        if ns.motion != "none":
+            MotionSettings(ns.motion, ns.motion_grid, ns.motion_width)
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
     run_on_ranks(_extract_on_rank, ns.devices, ns)
 
 
 def _extract_on_rank(ns: argparse.Namespace) -> None:
-    from feature_extractors.video import FrameSampling, build_backbone
+    from feature_extractors.video import FrameSampling, MotionSettings, build_backbone
     from pipeline.extract import extract_videos
 
     sampling = FrameSampling(ns.sampling, ns.sampling_value, ns.max_frames)
+    motion = (
+        None if ns.motion == "none" else MotionSettings(ns.motion, ns.motion_grid, ns.motion_width)
+    )
     try:
-        backbone = build_backbone(ns.backbone, ns.weights, ns.weights_path, ns.layer)
+        backbone = None if ns.backbone == "none" else build_backbone(
+            ns.backbone, ns.weights, ns.weights_path, ns.layer, ns.grid, ns.projection
+        )  # fmt: skip
     except (ValueError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     report = extract_videos(
-        ns.root, ns.out, backbone, sampling, ns.batch_size, ns.num_workers, ns.device
+        ns.root, ns.out, backbone, sampling, motion, ns.batch_size, ns.num_workers, ns.device
     )
     if rank_and_world()[0] == 0:
+        streams = [f"{backbone.name} {backbone.feature_dim}-d"] if backbone else []
+        streams += [f"{motion.method} motion {motion.dim}-d"] if motion else []
         print(
             f"extract: {len(report.written)} written, {len(report.skipped)} up to date, "
-            f"{len(report.failed)} failed ({report.frames} frames, {backbone.name} "
-            f"{backbone.feature_dim}-d) -> {ns.out}"
+            f"{len(report.failed)} failed ({report.frames} frames, {' + '.join(streams)}) "
+            f"-> {ns.out}"
         )
         if report.failed:
             print(f"  failures listed in {ns.out / 'failures.csv'}")

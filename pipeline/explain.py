@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from feature_extractors.signal import SignalPreprocessing, load_recording
-from feature_extractors.video import iter_frame_chunks
-from pipeline.classify import encode_inputs, load_classifier, video_pipeline
+from feature_extractors.video import FrameSampling, iter_frame_chunks
+from pipeline.classify import encode_inputs, load_classifier
 from pipeline.data.discovery import Sample
 from pipeline.data.sequence_files import SequenceDataError, load_sequence, save_npz
 from pipeline.models.sequence_net import SequenceNet
@@ -134,7 +134,7 @@ def _draw(result: Explanation, classifier, out: Path) -> None:
 
 def _sampled_frames(video: Path, classifier) -> list[np.ndarray]:
     """The frames the model saw (RGB), decoded again with the checkpoint's sampling."""
-    _, sampling = video_pipeline(classifier)
+    sampling = FrameSampling(**classifier.hparams.feature_settings["sampling"])
     return [frame for chunk, _ in iter_frame_chunks(video, sampling, 64) for frame in chunk]
 
 

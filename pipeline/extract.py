@@ -1,7 +1,9 @@
 """Run a video backbone over a folder of videos into a `[T, D]` feature-sequence folder.
 
-DataLoader workers decode and preprocess videos in parallel while the main process runs the CNN
-on frames batched across videos. Outputs go through the
+DataLoader workers decode and preprocess videos in parallel (and compute optical-flow motion
+descriptors, when asked) while the main process runs the CNN on frames batched across videos.
+Each frame's features are its CNN features followed by its motion descriptor (two streams fused
+at the input of the sequence model); either stream may be used alone. Outputs go through the
 shared feature cache (`pipeline.data.cache`): atomic, resumable, sharded across ranks.
 Unreadable videos are skipped and listed in ``failures.csv``.
 """
@@ -12,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -20,6 +23,8 @@ from feature_extractors.video import (
     VIDEO_SUFFIXES,
     Backbone,
     FrameSampling,
+    MotionSettings,
+    MotionStream,
     VideoReadError,
     iter_frame_chunks,
 )
@@ -29,35 +34,53 @@ from pipeline.data.sequence_files import save_sequence, write_feature_settings
 from pipeline.distributed import local_device, rank_and_world
 
 
-def video_settings(backbone: Backbone, sampling: FrameSampling) -> dict:
-    """What turns a video into features: recorded beside them and in trained checkpoints."""
+def video_settings(
+    backbone: Backbone | None, sampling: FrameSampling, motion: MotionSettings | None = None
+) -> dict:
+    """What turns a video into features: recorded beside them and in trained checkpoints.
+
+    Features are the backbone's (if any) followed by the motion descriptor (if any).
+    """
+    if backbone is None and motion is None:
+        raise ValueError("video features need a backbone, motion descriptors, or both")
     return {
         "kind": "video",
-        "backbone": backbone.spec(),
-        "feature_dim": backbone.feature_dim,
+        "backbone": backbone.spec() if backbone else None,
+        "motion": motion.as_dict() if motion else None,
+        "feature_dim": (backbone.feature_dim if backbone else 0) + (motion.dim if motion else 0),
         "sampling": sampling.as_dict(),
     }
 
 
 class _VideoChunks(IterableDataset):
-    """Yields preprocessed frame chunks of this worker's share of the videos."""
+    """Yields chunks of this worker's share of the videos: preprocessed frames for the CNN
+    and/or motion descriptors."""
 
-    def __init__(self, videos: list[Path], sampling: FrameSampling, backbone: Backbone, chunk: int):
-        self.videos, self.sampling, self.preprocess, self.chunk = (
-            videos,
-            sampling,
-            backbone.preprocess,
-            chunk,
-        )
+    def __init__(
+        self,
+        videos: list[Path],
+        sampling: FrameSampling,
+        backbone: Backbone | None,
+        motion: MotionSettings | None,
+        chunk: int,
+    ) -> None:
+        self.videos, self.sampling, self.motion, self.chunk = videos, sampling, motion, chunk
+        self.preprocess = backbone.preprocess if backbone else None
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         for i in range(worker, len(self.videos), workers):
             try:
+                stream = MotionStream(self.motion) if self.motion else None
                 for frames, indices in iter_frame_chunks(self.videos[i], self.sampling, self.chunk):
-                    pixels = self.preprocess(torch.from_numpy(frames).permute(0, 3, 1, 2))
-                    yield {"video": i, "frames": pixels, "indices": indices, "done": False}
+                    item = {"video": i, "indices": indices, "done": False}
+                    if self.preprocess is not None:
+                        rgb = torch.from_numpy(frames).permute(0, 3, 1, 2)
+                        item["frames"] = self.preprocess(rgb)
+                    if stream is not None:
+                        item["motion"] = torch.from_numpy(stream(frames))
+                    yield item
                 yield {"video": i, "done": True}
             except VideoReadError as err:
                 yield {"video": i, "done": True, "error": str(err)}
@@ -72,14 +95,18 @@ class _VideoChunks(IterableDataset):
 def extract_videos(
     root: str | Path,
     out: str | Path,
-    backbone: Backbone,
+    backbone: Backbone | None,
     sampling: FrameSampling,
+    motion: MotionSettings | None = None,
     batch_size: int | None = None,
     num_workers: int = 2,
     device: str = "cpu",
     samples: list[Sample] | None = None,
 ) -> ExtractionReport:
     """Write `OUT/<same relative path>.npz` (`features [T, D]`, `frame_indices [T]`) per video.
+
+    Features are the `backbone`'s per-frame features followed by the `motion` descriptors; pass
+    None for either to leave that stream out.
 
     `batch_size` frames go through the CNN at once; by default 64 on CUDA and 8 on CPU, where
     small batches stay in cache and run 2-3x faster than batches of 64. Inside a
@@ -91,16 +118,18 @@ def extract_videos(
     device = local_device(device)
     on_cuda = device.startswith("cuda")
     batch_size = batch_size or (64 if on_cuda else 8)
-    settings = video_settings(backbone, sampling)
+    settings = video_settings(backbone, sampling, motion)
     if rank == 0:
         write_feature_settings(out, settings)
     samples = samples if samples is not None else discover_unlabelled(root, VIDEO_SUFFIXES)
     todo, report = plan(samples, root, out, settings)
     # channels-last is faster for CNNs on CPU too: 1.3-1.9x measured on 2 cores
-    model = backbone.model.to(device, memory_format=torch.channels_last).eval()
+    if backbone is not None:
+        model = backbone.model.to(device, memory_format=torch.channels_last).eval()
+    videos = _VideoChunks([job.sample.path for job in todo], sampling, backbone, motion, batch_size)
     loader = DataLoader(
-        _VideoChunks([job.sample.path for job in todo], sampling, backbone, chunk=batch_size),
-        batch_size=None, num_workers=min(num_workers, len(todo)), worker_init_fn=_one_thread,
+        videos, batch_size=None, num_workers=min(num_workers, len(todo)),
+        worker_init_fn=_one_thread,
     )  # fmt: skip
     pending: dict[int, list] = {}  # video -> [(features, indices), ...]
     buffer: list[dict] = []
@@ -110,16 +139,17 @@ def extract_videos(
     def flush() -> None:
         if not buffer:
             return
-        frames = torch.cat([c["frames"] for c in buffer]).to(
-            device, memory_format=torch.channels_last
-        )
-        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
-            features = model(frames)
-        features = features.float().cpu()
+        if backbone is not None:
+            frames = torch.cat([c["frames"] for c in buffer])
+            frames = frames.to(device, memory_format=torch.channels_last)
+            with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
+                appearance = model(frames).float().cpu()
         offset = 0
         for c in buffer:
             n = len(c["indices"])
-            pending.setdefault(c["video"], []).append((features[offset : offset + n], c["indices"]))
+            streams = [appearance[offset : offset + n]] if backbone is not None else []
+            streams += [c["motion"]] if "motion" in c else []
+            pending.setdefault(c["video"], []).append((torch.cat(streams, 1), c["indices"]))
             offset += n
         report.frames += offset
         buffer.clear()
@@ -147,7 +177,7 @@ def extract_videos(
     with bar:
         buffered = 0  # frames waiting in `buffer`
         for item in loader:
-            if "frames" in item:
+            if "indices" in item:  # a chunk of frames
                 buffer.append(item)
                 buffered += len(item["indices"])
                 if buffered < batch_size:
@@ -168,3 +198,4 @@ def extract_videos(
 def _one_thread(worker_id: int) -> None:
     """Decode workers use one thread each, leaving the cores to the CNN."""
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)

@@ -130,7 +130,12 @@ def make_activity_recordings(
 
 
 VIDEO_CLASSES = ("zoom_in", "zoom_out", "pan_left", "pan_right")
+CAMERA_MOTIONS = ("static", *VIDEO_CLASSES)
 _PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
+# The camera-motion benchmark films disjoint photos for training and testing.
+_TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
+                 "retina", "camera", "brick", "grass", "moon", "coins", "page")  # fmt: skip
+_TEST_PHOTOS = ("chelsea", "stereo_motorcycle", "colorwheel", "gravel", "clock", "cell", "text")
 
 
 def camera_path(motion: str, steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -147,7 +152,10 @@ def camera_path(motion: str, steps: int, rng: np.random.Generator) -> np.ndarray
         x = 0.5 - span / 2 + span * (t if motion == "pan_right" else 1 - t)
         y = np.full_like(t, rng.uniform(0.4, 0.6))
         return np.concatenate([x, y, side], axis=1)
-    raise ValueError(f"unknown camera motion {motion!r}; choose one of {VIDEO_CLASSES}")
+    if motion == "static":
+        window = [*rng.uniform(0.4, 0.6, size=2), rng.uniform(near, far)]
+        return np.tile(window, (steps, 1))
+    raise ValueError(f"unknown camera motion {motion!r}; choose one of {CAMERA_MOTIONS}")
 
 
 def make_video_dataset(
@@ -157,27 +165,24 @@ def make_video_dataset(
     size: tuple[int, int] = (128, 96),
     fps: float = 15.0,
     seed: int = 0,
+    classes: tuple[str, ...] = VIDEO_CLASSES,
+    photos: tuple[str, ...] = _PHOTOS,
 ) -> Path:
     """Write `ROOT/<class>/<i>.avi`: real photos (scikit-image's samples) filmed by a moving camera.
 
-    The class is the camera motion (zoom in/out, pan left/right); the photo, speed, framing and
-    length vary per video, so the label is in how the frames change, not in any single frame.
+    The class is the camera motion (zoom in/out, pan left/right; static too if asked); the photo,
+    speed, framing and length vary per video, so the label is in how the frames change, not in
+    any single frame.
     """
     import cv2
 
-    try:
-        from skimage import data
-    except ImportError:
-        raise ImportError(
-            "the sample videos are made from scikit-image's photos: pip install scikit-image"
-        ) from None
     root = Path(root)
     rng = np.random.default_rng(seed)
-    photos = [getattr(data, name)() for name in _PHOTOS]
-    for label in VIDEO_CLASSES:
+    images = [_photo(name) for name in photos]
+    for label in classes:
         (root / label).mkdir(parents=True, exist_ok=True)
         for i in range(videos_per_class):
-            photo = photos[rng.integers(len(photos))]
+            photo = images[rng.integers(len(images))]
             steps = int(rng.integers(*frame_range, endpoint=True))
             short = min(photo.shape[:2])
             writer = cv2.VideoWriter(
@@ -198,3 +203,32 @@ def make_video_dataset(
                 writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             writer.release()
     return root
+
+
+def make_camera_motion_dataset(
+    root: str | Path, train_per_class: int = 24, test_per_class: int = 8, seed: int = 0
+) -> Path:
+    """Write `ROOT/train|test/<class>/<i>.avi`: five camera motions (static, zoom in/out, pan
+    left/right) over scikit-image photos, with test videos filmed from photos never seen in
+    training, so that a model must recognise the motion, not the scene."""
+    root = Path(root)
+    for split, count, photos, offset in (
+        ("train", train_per_class, _TRAIN_PHOTOS, 0),
+        ("test", test_per_class, _TEST_PHOTOS, 1),
+    ):
+        make_video_dataset(root / split, count, seed=seed * 2 + offset, classes=CAMERA_MOTIONS,
+                           photos=photos)  # fmt: skip
+    return root
+
+
+def _photo(name: str) -> np.ndarray:
+    """A scikit-image sample photo as RGB uint8."""
+    try:
+        from skimage import data
+    except ImportError:
+        raise ImportError(
+            "the sample videos are made from scikit-image's photos: pip install scikit-image"
+        ) from None
+    image = getattr(data, name)()
+    image = image[0] if isinstance(image, tuple) else image  # stereo pairs: the left view
+    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]

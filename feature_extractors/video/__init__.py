@@ -1,4 +1,5 @@
-"""Video -> `[T, D]` per-frame CNN features: sampling, OpenCV decoding, pretrained backbones."""
+"""Video -> `[T, D]` per-frame features: sampling, OpenCV decoding, pretrained backbones, and
+optical-flow motion descriptors."""
 
 from feature_extractors.video.backbones import (
     DEFAULT_BACKBONE,
@@ -14,6 +15,12 @@ from feature_extractors.video.io import (
     count_frames,
     iter_frame_chunks,
 )
+from feature_extractors.video.motion import (
+    MotionSettings,
+    MotionStream,
+    flow_descriptor,
+    optical_flow,
+)
 from feature_extractors.video.sampling import FrameSampling, uniform_indices
 
 __all__ = [
@@ -22,11 +29,15 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "Backbone",
     "FrameSampling",
+    "MotionSettings",
+    "MotionStream",
     "VideoReadError",
     "WeightsUnavailableError",
     "build_backbone",
     "count_frames",
+    "flow_descriptor",
     "iter_frame_chunks",
     "list_backbones",
+    "optical_flow",
     "uniform_indices",
 ]

