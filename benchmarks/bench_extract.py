@@ -4,7 +4,9 @@
 2. CNN: the backbone alone on frames decoded beforehand (frames/s): the ceiling.
 3. naive: read every frame of a video into memory, then run the CNN in batches.
 4. pipeline: `extract_videos` (decode workers in parallel with the CNN, batches across videos).
-5. Peak RSS of `extract_videos` on a short and a long video, each in a fresh process.
+5. motion: optical-flow descriptors alone (DIS, Farnebäck; decoded frames, one process), and the
+   pipeline with DIS motion descriptors computed in the decode workers beside the CNN.
+6. Peak RSS of `extract_videos` on a short and a long video, each in a fresh process.
 
     python benchmarks/bench_extract.py [--backbone efficientnet_lite0] [--device cpu]
         [--videos 8] [--frames 150] [--long-frames 10000]
@@ -24,7 +26,13 @@ import cv2
 import numpy as np
 import torch
 
-from feature_extractors.video import FrameSampling, build_backbone, iter_frame_chunks
+from feature_extractors.video import (
+    FrameSampling,
+    MotionSettings,
+    MotionStream,
+    build_backbone,
+    iter_frame_chunks,
+)
 from pipeline.extract import extract_videos
 
 from common import sync
@@ -68,6 +76,13 @@ def cnn_fps(model, frames: torch.Tensor, batch: int, device: str) -> float:
         for i in range(0, len(frames), batch):
             model(frames[i : i + batch])
         sync(device)
+    return len(frames) / (time.perf_counter() - start)
+
+
+def flow_fps(frames: np.ndarray, method: str) -> float:
+    """Motion descriptors alone, on frames decoded beforehand (one process)."""
+    stream, start = MotionStream(MotionSettings(method)), time.perf_counter()
+    stream(frames)
     return len(frames) / (time.perf_counter() - start)
 
 
@@ -132,12 +147,8 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         videos = [write_clip(Path(tmp) / f"v/{i}.avi", args.frames, i) for i in range(args.videos)]
-        decoded = torch.cat(
-            [
-                backbone.preprocess(torch.from_numpy(f).permute(0, 3, 1, 2))
-                for f, _ in iter_frame_chunks(videos[0], FrameSampling(), 64)
-            ]
-        )
+        rgb = np.concatenate([f for f, _ in iter_frame_chunks(videos[0], FrameSampling(), 64)])
+        decoded = backbone.preprocess(torch.from_numpy(rgb).permute(0, 3, 1, 2))
         rates = {
             "decode": decode_fps(videos, backbone.preprocess),
             "CNN": cnn_fps(model, decoded, batch, args.device),
@@ -149,6 +160,14 @@ def main() -> None:
             num_workers=args.workers, device=args.device,
         )  # fmt: skip
         rates["pipeline"] = report.frames / (time.perf_counter() - start)
+        rates["flow alone, DIS"] = flow_fps(rgb, "dis")
+        rates["flow alone, Farnebäck"] = flow_fps(rgb, "farneback")
+        start = time.perf_counter()
+        report = extract_videos(
+            Path(tmp) / "v", Path(tmp) / "fm", backbone, FrameSampling(), MotionSettings("dis"),
+            batch_size=batch, num_workers=args.workers, device=args.device,
+        )  # fmt: skip
+        rates["pipeline + DIS motion"] = report.frames / (time.perf_counter() - start)
         print("\n| stage | frames/s | × CNN-only |\n| --- | ---: | ---: |")
         for name, rate in rates.items():
             print(f"| {name} | {rate:.1f} | {rate / rates['CNN']:.2f} |")

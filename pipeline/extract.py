@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -198,4 +197,5 @@ def extract_videos(
 def _one_thread(worker_id: int) -> None:
     """Decode workers use one thread each, leaving the cores to the CNN."""
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    # OpenCV's own threads are left alone: cv2.setNumThreads in a forked worker deadlocks when
+    # the parent process already ran OpenCV's thread pool (OpenCV 5, pthreads backend).

@@ -51,3 +51,49 @@ def test_local_weights_file_is_loaded(tmp_path) -> None:
 def test_unknown_backbone_lists_the_choices() -> None:
     with pytest.raises(ValueError, match="efficientnet_lite0"):
         build_backbone("not_a_net")
+
+
+def test_grid_pooling_keeps_where_things_are_and_averages_to_global_pooling() -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    pooled = build_backbone("efficientnet_lite0")
+    cells = build_backbone("efficientnet_lite0", grid=7)  # the 7 x 7 map of a 224 crop, as is
+    assert cells.layer != pooled.layer and cells.feature_dim == 49 * 1280
+    cat = pooled.preprocess(torch.from_numpy(skimage_data.chelsea()).permute(2, 0, 1)[None])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            cells.model(cat).view(49, 1280).mean(0), pooled.model(cat)[0], rtol=1e-4, atol=1e-5
+        )
+    # the cat squeezed into the left half of a frame, then into the right half
+    halves = build_backbone("efficientnet_lite0", grid=2)
+    small = torch.nn.functional.interpolate(cat, size=(224, 112), mode="area")
+    left, right = torch.zeros(2, 1, 3, 224, 224)
+    left[..., :112], right[..., 112:] = small, small
+    with torch.no_grad():
+        a, b = (halves.model(x).view(2, 2, 1280) for x in (left, right))  # rows x columns
+    followed = (a[:, 0] - b[:, 1]).norm()  # the cells that saw the cat, in either frame
+    same_place = (a[:, 0] - b[:, 0]).norm()
+    assert followed < 0.5 * same_place
+
+
+def test_projection_is_fixed_orthonormal_and_recorded() -> None:
+    full = build_backbone("resnet18", weights="random", grid=2)
+    small = build_backbone("resnet18", weights="random", grid=2, projection=16)
+    again = build_backbone(**small.spec())
+    assert small.feature_dim == 4 * 16 and small.spec()["projection"] == 16
+    q = small.model.projection  # 512 x 16
+    torch.testing.assert_close(q.T @ q, torch.eye(16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(again.model.projection, q)
+    x = torch.randn(3, 3, 96, 96)
+    small.model.encoder.load_state_dict(full.model.encoder.state_dict())
+    with torch.no_grad():
+        expected = (full.model(x).view(3, 4, 512) @ q).flatten(1)
+        torch.testing.assert_close(small.model(x), expected)
+
+
+def test_grid_pooling_needs_a_feature_map() -> None:
+    with pytest.raises(ValueError, match="not a feature map"):
+        build_backbone("efficientnet_lite0", layer="mean", grid=2)
+    with pytest.raises(ValueError, match="pass --layer"):
+        build_backbone("vit_b_16", weights="random", grid=2)
+    with pytest.raises(ValueError, match="between 1 and 1280"):
+        build_backbone("efficientnet_lite0", projection=2000)

@@ -1,12 +1,17 @@
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from skimage import data
 
 from pipeline.cli import main
+from pipeline.sample_data import CAMERA_MOTIONS
 
 from conftest import write_video
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def extract(root: Path, out: Path, *extra: str) -> None:
@@ -80,3 +85,71 @@ def test_sharded_extraction_writes_each_video_once_with_the_same_features(
             np.testing.assert_allclose(a["features"], b["features"], rtol=1e-4, atol=1e-4)
     extract(root, tmp_path / "two", "--num-workers", "0", "--devices", "2")
     assert "0 written, 6 up to date, 1 failed" in capfd.readouterr().out
+
+
+def features_of(out: Path) -> dict[str, np.ndarray]:
+    files = sorted(out.rglob("*.npz"))
+    return {p.relative_to(out).as_posix(): np.load(p)["features"] for p in files}
+
+
+def test_motion_descriptors_alone_and_beside_the_cnn(tmp_path: Path, capsys) -> None:
+    root, photo = tmp_path / "videos", data.astronaut()[100:300, 50:450]  # texture to follow
+    for label, step in (("left", -1), ("right", 1)):
+        write_video(root / label / "0.avi", frames=9, step=step, image=photo)
+    (root / "left" / "junk.avi").write_bytes(b"junk")
+    every = ["--sampling", "every", "--sampling-value", "2"]
+    extract(root, tmp_path / "motion", "--backbone", "none", "--motion", "dis", *every)
+    assert "2 written, 0 up to date, 1 failed" in capsys.readouterr().out
+    motion = features_of(tmp_path / "motion")
+    assert motion["left/0.npz"].shape == (5, 29)
+    dx = slice(0, 9)  # mean horizontal flow of the 3 x 3 cells
+    assert np.all(motion["left/0.npz"][1:, dx] > 0.01) and np.all(
+        motion["right/0.npz"][1:, dx] < -0.01
+    )
+    settings = json.loads((tmp_path / "motion" / "feature_settings.json").read_text())
+    assert settings["backbone"] is None and settings["feature_dim"] == 29
+    assert settings["motion"] == {"method": "dis", "grid": 3, "width": 160}
+
+    extract(root, tmp_path / "cnn", *every)
+    extract(root, tmp_path / "both", "--motion", "dis", *every)
+    cnn, both = features_of(tmp_path / "cnn"), features_of(tmp_path / "both")
+    for name, features in both.items():  # CNN features first, then the motion descriptor
+        assert features.shape == (5, 1280 + 29)
+        np.testing.assert_allclose(features[:, :1280], cnn[name], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(features[:, 1280:], motion[name])
+
+    capsys.readouterr()
+    extract(root, tmp_path / "both", "--motion", "dis", "--motion-grid", "2", *every)
+    assert "2 written, 0 up to date" in capsys.readouterr().out  # a new setting: a new cache key
+    assert features_of(tmp_path / "both")["left/0.npz"].shape == (5, 1280 + 14)
+
+    with pytest.raises(SystemExit) as exit_info:
+        extract(root, tmp_path / "none", "--backbone", "none")
+    assert exit_info.value.code == 2 and "--motion" in capsys.readouterr().err
+
+
+def test_camera_motion_is_learnt_from_flow_on_unseen_photos(tmp_path: Path, capsys) -> None:
+    videos, features, runs = tmp_path / "videos", tmp_path / "features", tmp_path / "runs"
+    main(["sample-data", "camera-motion", str(videos), "--per-class", "12"])  # 12 train, 4 test
+    assert sorted(p.name for p in (videos / "test").iterdir()) == sorted(CAMERA_MOTIONS)
+    extract(videos, features, "--backbone", "none", "--motion", "dis", "--sampling", "uniform",
+            "--sampling-value", "8")  # fmt: skip
+    common = [f"--config={CONFIGS / 'camera_motion.yaml'}", f"--data.root={features}",
+              f"--trainer.default_root_dir={runs}", "--trainer.enable_progress_bar=false",
+              "--model.hidden_size=16"]  # fmt: skip
+    main(["fit", *common])
+    best = runs / "checkpoints" / "best.ckpt"
+    main(["test", *common, f"--ckpt_path={best}"])
+    metrics = json.loads(next(runs.glob("version_*/metrics.json")).read_text())
+    assert metrics["accuracy"] >= 0.9, metrics  # 20 videos of photos never seen in training
+
+    main(["classify", str(videos / "test"), "--checkpoint", str(best), "--out",
+          str(tmp_path / "classify.csv"), "--num-workers", "1"])  # fmt: skip
+    with (tmp_path / "classify.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    hits = sum(Path(r["path"]).parent.name == r["predicted"] for r in rows)
+    assert len(rows) == 20 and hits / 20 == pytest.approx(metrics["accuracy"])
+
+    with pytest.raises(SystemExit):
+        main(["export", "--checkpoint", str(best), "--out", str(tmp_path / "m.ts")])
+    assert "optical-flow motion descriptors" in capsys.readouterr().err
