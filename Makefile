@@ -45,7 +45,8 @@ demo: $(STAMP)  ## built-in signals, vibration, activity and videos: train, test
 		--ckpt_path $(ACTIVITY_CKPT)
 	$(BIN)/seqclass sample-data videos data/demo-videos
 	$(BIN)/seqclass extract data/demo-videos --out data/demo-video-features \
-		--backbone efficientnet_lite0 --sampling uniform --sampling-value 12
+		--backbone efficientnet_lite0 --projection 64 --motion dis --sampling uniform \
+		--sampling-value 12
 	$(BIN)/seqclass fit --config configs/demo_video.yaml
 	$(BIN)/seqclass test --config configs/demo_video.yaml --ckpt_path $(VIDEO_CKPT)
 	$(BIN)/seqclass sample-data videos data/demo-videos-new --per-class 3 --seed 1
@@ -58,10 +59,11 @@ test: $(STAMP)  ## run the test suite
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## benchmarks: training, video feature extraction, VMD
+bench: $(STAMP)  ## benchmarks: training, video feature extraction, VMD, camera motion
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_vmd.py
+	$(BIN)/python benchmarks/bench_motion.py
 
 bench-gpu: $(STAMP)  ## GPU figures: training precision/packing, GoogLeNet extraction, DDP
 	$(BIN)/python benchmarks/bench_gpu.py
