@@ -1,8 +1,9 @@
 """Apply a trained checkpoint to raw inputs, with the feature settings it was trained on.
 
 A checkpoint from `fit` holds the feature settings of its training data. For video features
-that is the backbone, weights, layer, pooling grid, frame sampling and motion descriptors: `classify` decodes and encodes new
-videos exactly that way (streaming, with the extraction engine) and runs the trained head. For
+that is the backbone, weights, layer, pooling grid, frame sampling and motion descriptors:
+`classify` decodes and encodes new videos exactly that way (streaming, with the extraction
+engine) and runs the trained head. For
 signals it is the preprocessing chain (rate, filters, decomposition). Sequence files made
 elsewhere are classified as they are.
 """
@@ -81,8 +82,8 @@ def video_pipeline(
             "classifies sequence files (.npy, .npz, .pt, .csv) as they are."
         )
     backbone = build_backbone(**settings["backbone"]) if settings["backbone"] else None
-    motion = settings.get("motion")
-    return backbone, FrameSampling(**settings["sampling"]), motion and MotionSettings(**motion)
+    motion = MotionSettings(**settings["motion"]) if settings.get("motion") else None
+    return backbone, FrameSampling(**settings["sampling"]), motion
 
 
 def assemble_video_classifier(classifier: SequenceClassifier) -> VideoClassifier:

@@ -15,6 +15,7 @@ def test_camera_paths_move_as_their_class_says() -> None:
     left, right = camera_path("pan_left", 10, rng), camera_path("pan_right", 10, rng)
     assert np.all(np.diff(left[:, x]) < 0) and np.all(np.diff(right[:, x]) > 0)
     assert np.ptp(left[:, side]) == 0 and np.ptp(zoom_in[:, x]) == 0
+    assert np.ptp(camera_path("static", 10, rng), axis=0).max() == 0
 
 
 def test_sample_videos_are_decodable_photo_clips(tmp_path: Path) -> None:
