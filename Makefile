@@ -71,4 +71,5 @@ bench-gpu: $(STAMP)  ## GPU figures: training precision/packing, GoogLeNet extra
 clean:  ## remove generated data and runs
 	rm -rf data/demo-signals data/demo-videos data/demo-videos-new data/demo-video-features \
 		data/demo-machines data/demo-machines-new data/demo-machines-cache \
-		data/demo-machines-new-cache data/demo-activity data/demo-activity-cache runs
+		data/demo-machines-new-cache data/demo-activity data/demo-activity-cache \
+		data/camera-motion data/camera-motion-features runs
