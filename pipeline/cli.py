@@ -251,17 +251,18 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
     except (ValueError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    if rank_and_world()[0] == 0 and backbone and motion and backbone.feature_dim > 8 * motion.dim:
+    first_rank = rank_and_world()[0] == 0
+    if first_rank and backbone and motion and backbone.feature_dim > 8 * motion.dim:
         print(
             f"note: {backbone.feature_dim} appearance dimensions beside {motion.dim} motion ones: "
-            "on small datasets a model can learn the scenes and ignore the motion; "
-            "--projection 64 balances the two streams.",
+            "on small datasets a model can learn the scenes and ignore the motion; fewer "
+            "appearance dimensions (--projection 64, a smaller --grid) balance the two streams.",
             file=sys.stderr,
         )
     report = extract_videos(
         ns.root, ns.out, backbone, sampling, motion, ns.batch_size, ns.num_workers, ns.device
     )
-    if rank_and_world()[0] == 0:
+    if first_rank:
         streams = [f"{backbone.name} {backbone.feature_dim}-d"] if backbone else []
         streams += [f"{motion.method} motion {motion.dim}-d"] if motion else []
         print(

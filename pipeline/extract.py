@@ -176,7 +176,7 @@ def extract_videos(
     with bar:
         buffered = 0  # frames waiting in `buffer`
         for item in loader:
-            if "indices" in item:  # a chunk of frames
+            if not item["done"]:  # a chunk of frames
                 buffer.append(item)
                 buffered += len(item["indices"])
                 if buffered < batch_size:
