@@ -33,7 +33,7 @@ from pipeline.data.datamodule import SequenceDataset, pad_collate
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError
 from pipeline.extract import extract_videos
-from pipeline.lit_module import SequenceClassifier
+from pipeline.lit_module import SequenceClassifier, with_legacy_defaults
 from pipeline.models.video_classifier import VideoClassifier
 from pipeline.reports import step_times
 from pipeline.signals import preprocess_recordings
@@ -60,7 +60,8 @@ def load_classifier(checkpoint: str | Path) -> SequenceClassifier:
     accepted = inspect.signature(SequenceClassifier).parameters
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
+        hparams = with_legacy_defaults(ckpt["hyper_parameters"])
+        hparams = {k: v for k, v in hparams.items() if k in accepted}
         model = SequenceClassifier(**hparams)
         model.load_state_dict(ckpt["state_dict"])
     except Exception as err:  # torch.load alone raises a dozen exception types on bad files

@@ -23,7 +23,7 @@ def cross_validate(fit_args: list[str], folds: int, out: Path) -> tuple[dict, Pa
 
     The standard deviation is the sample one (ddof=1) over the folds.
     """
-    from pipeline.cli import make_cli
+    from pipeline.lightning_cli import make_cli
 
     results = []
     for fold in range(folds):

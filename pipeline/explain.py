@@ -92,18 +92,24 @@ def explain(
             x = torch.from_numpy(load_sequence(sample.path)).to(device)
             net = classifier.net
             with torch.no_grad():
-                encoded = net.encode(x[None], torch.tensor([len(x)]))
-                pooled, attention = net.pool(encoded, torch.tensor([len(x)]))
+                pooled, attention = net.embed(x[None], torch.tensor([len(x)]))
                 probs = net.head(pooled).softmax(-1)[0]
             k = names.index(target) if target is not None else int(probs.argmax())
             results.append(Explanation(
                 sample, names[k], float(probs[k]),
                 integrated_gradients(net, x, k, steps).cpu().numpy(),
-                None if attention is None else attention[0].cpu().numpy(), step_times(sample),
+                None if attention is None else _per_input_step(attention[0], net.stride, len(x)),
+                step_times(sample),
             ))  # fmt: skip
             _draw(results[-1], classifier, out)
     _write_summary(results, out / "explain.csv")
     return results, failed
+
+
+def _per_input_step(attention: torch.Tensor, stride: int, steps: int) -> np.ndarray:
+    """Attention over the recurrent steps, each shared evenly by the `stride` input steps it
+    stands for: `[steps]`."""
+    return (attention.repeat_interleave(stride)[:steps] / stride).cpu().numpy()
 
 
 def _draw(result: Explanation, classifier, out: Path) -> None:

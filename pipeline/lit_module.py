@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -12,7 +14,29 @@ from torch import nn
 from pipeline.data.datamodule import Batch, SequenceDataModule
 from pipeline.data.sequence_files import SequenceDataError
 from pipeline.distributed import merge_to_all
+from pipeline.metrics import test_metrics, test_results
+from pipeline.models.frontends import ChannelAttention, Frontend
 from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
+
+# What checkpoints written before an option existed were trained with: absent keys get these.
+LEGACY_HPARAMS = {
+    "frontend": "none",
+    "conv_channels": 128,
+    "stride": 1,
+    "channel_attention": "none",
+    "max_recurrent_steps": None,
+    "lr_schedule": "constant",
+}
+
+
+def with_legacy_defaults(hparams: dict) -> dict:
+    """A checkpoint's hyperparameters, with the options it predates set as it was trained."""
+    return {**LEGACY_HPARAMS, **hparams}
+
+
+def auto_stride(longest: int, max_recurrent_steps: int) -> int:
+    """Input steps per recurrent step so that `longest` runs at most `max_recurrent_steps`."""
+    return max(1, -(-longest // max_recurrent_steps))
 
 
 class SequenceClassifier(pl.LightningModule):
@@ -31,7 +55,17 @@ class SequenceClassifier(pl.LightningModule):
         pooling: ``last``, ``mean``, ``max`` or ``attention``; ``none`` (a label per step) is
             set by itself when the data is labelled per step (``data.per_step``).
         init: ``pytorch`` or ``matlab`` weight initialization.
-        lr: learning rate.
+        frontend: ``conv`` (convolution blocks before the recurrent layers), ``fcn`` (LSTM-FCN:
+            a fully convolutional branch beside them) or ``none`` (the raw steps).
+        conv_channels: channels of the convolution blocks.
+        stride: input steps per recurrent step; None picks the smallest that keeps the
+            longest training sequence within `max_recurrent_steps` (1 when labelling steps).
+        channel_attention: ``none``, ``se`` (squeeze-and-excitation) or ``feca`` (from each
+            channel's FFT magnitude spectrum), on the recurrent layers' input.
+        max_recurrent_steps: longest recurrent run that stride None allows.
+        lr: peak learning rate.
+        lr_schedule: ``onecycle`` (linear warm-up over the first tenth of the steps, then cosine
+            decay to zero) or ``constant``. The learning rate is logged every step.
         weight_decay: AdamW weight decay (0 gives plain Adam).
         label_smoothing: cross-entropy label smoothing.
         class_names: set from the data at fit; stored in checkpoints.
@@ -42,14 +76,20 @@ class SequenceClassifier(pl.LightningModule):
     def __init__(
         self,
         cell: Cell = "lstm",
-        hidden_size: int = 128,
+        hidden_size: int = 64,
         num_layers: int = 1,
-        bidirectional: bool = False,
+        bidirectional: bool = True,
         dropout: float = 0.0,
-        pooling: Pooling = "last",
+        pooling: Pooling = "mean",
         init: Init = "pytorch",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        frontend: Frontend = "conv",
+        conv_channels: int = 128,
+        stride: int | None = None,
+        channel_attention: ChannelAttention = "none",
+        max_recurrent_steps: int | None = 128,
+        lr: float = 1e-2,
+        lr_schedule: Literal["onecycle", "constant"] = "onecycle",
+        weight_decay: float = 1e-2,
         label_smoothing: float = 0.0,
         class_names: list[str] | None = None,
         input_size: int | None = None,
@@ -64,14 +104,20 @@ class SequenceClassifier(pl.LightningModule):
         if class_names is not None and input_size is not None:
             self._build(class_names, input_size)
 
-    def _build(self, class_names: list[str], input_size: int) -> None:
+    def _build(self, class_names: list[str], input_size: int, longest: int | None = None) -> None:
+        """Build the network; `longest` (training steps) resolves stride None."""
         hp = self.hparams
         hp.class_names, hp.input_size = list(class_names), int(input_size)
+        if hp.stride is None:
+            auto = hp.frontend != "none" and hp.pooling != "none" and hp.max_recurrent_steps
+            hp.stride = auto_stride(longest or 1, hp.max_recurrent_steps) if auto else 1
         num_classes = len(class_names)
         self.net = SequenceNet(
             input_size, num_classes, cell=hp.cell, hidden_size=hp.hidden_size,
             num_layers=hp.num_layers, bidirectional=hp.bidirectional, dropout=hp.dropout,
-            pooling=hp.pooling, init=hp.init,
+            pooling=hp.pooling, init=hp.init, frontend=hp.frontend,
+            conv_channels=hp.conv_channels, stride=hp.stride,
+            channel_attention=hp.channel_attention,
         )  # fmt: skip
         self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
         task = {"task": "multiclass", "num_classes": num_classes}
@@ -81,16 +127,7 @@ class SequenceClassifier(pl.LightningModule):
         # weighted by batch size, synced over processes: the same mean as one process gets
         self.val_mean_loss = torchmetrics.MeanMetric()
         self.test_mean_loss = torchmetrics.MeanMetric()
-        self.test_metrics = torchmetrics.MetricCollection(
-            {
-                "accuracy": torchmetrics.Accuracy(**task),
-                "macro_f1": torchmetrics.F1Score(**task, average="macro"),
-                "precision": torchmetrics.Precision(**task, average="none"),
-                "recall": torchmetrics.Recall(**task, average="none"),
-                "f1": torchmetrics.F1Score(**task, average="none"),
-                "confusion_matrix": torchmetrics.ConfusionMatrix(**task),
-            }
-        )
+        self.test_metrics = test_metrics(num_classes)
 
     @property
     def class_names(self) -> list[str]:
@@ -112,7 +149,9 @@ class SequenceClassifier(pl.LightningModule):
                 )
             if datamodule.per_step:
                 self.hparams.pooling = "none"
-            self._build(datamodule.class_names, datamodule.input_size)
+            self._build(
+                datamodule.class_names, datamodule.input_size, datamodule.longest_train_length
+            )
         if stage == "fit":
             self.hparams.feature_settings = datamodule.feature_settings
         self._check_data(datamodule, stage)
@@ -186,6 +225,8 @@ class SequenceClassifier(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         logits, y = self.scored(batch)
         loss = self.loss(logits, y)
+        if not torch.isfinite(loss):
+            self._stop_on_non_finite(loss)
         self.train_acc(logits, y)
         size = len(y)
         self.log("train_loss", loss, prog_bar=True, on_epoch=True, batch_size=size, sync_dist=True)
@@ -222,18 +263,7 @@ class SequenceClassifier(pl.LightningModule):
         # already over every process: syncing averages equal numbers, and keeps Lightning quiet
         self.log("test_acc", results["accuracy"], sync_dist=True)
         self.log("test_macro_f1", results["macro_f1"], sync_dist=True)
-        self.test_results = {
-            "accuracy": results["accuracy"].item(),
-            "macro_f1": results["macro_f1"].item(),
-            "class_names": self.class_names,
-            "precision": dict(zip(self.class_names, results["precision"].tolist(), strict=True)),
-            "recall": dict(zip(self.class_names, results["recall"].tolist(), strict=True)),
-            "f1": dict(zip(self.class_names, results["f1"].tolist(), strict=True)),
-            "support": dict(
-                zip(self.class_names, results["confusion_matrix"].sum(1).tolist(), strict=True)
-            ),  # fmt: skip
-            "confusion_matrix": results["confusion_matrix"].tolist(),
-        }
+        self.test_results = test_results(results, self.class_names)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Class probabilities `[B, K]` (per step: `[B, T, K]`, with `lengths`) by sample index."""
@@ -247,8 +277,35 @@ class SequenceClassifier(pl.LightningModule):
         probs, lengths = output["probs"].cpu(), output["lengths"].tolist()
         return [p[:n] if p.dim() == 2 else p for p, n in zip(probs, lengths, strict=True)]
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def _stop_on_non_finite(self, loss: torch.Tensor) -> None:
+        checkpoint = self.trainer.checkpoint_callback
+        last = checkpoint and (checkpoint.last_model_path or checkpoint.best_model_path)
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        raise SequenceDataError(
+            f"the training loss became {loss.item()} at epoch {self.current_epoch}, step "
+            f"{self.global_step}, learning rate {lr:.3g}: lower --model.lr (now "
+            f"{self.hparams.lr:g}) or check the data for extreme values. Last good checkpoint: "
+            f"{last or 'none written yet'} (resume with --ckpt_path)."
+        )
+
+    def configure_optimizers(self) -> dict:
         hp = self.hparams
         if hp.weight_decay > 0:
-            return torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        return torch.optim.Adam(self.parameters(), lr=hp.lr)
+            optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr)
+        if hp.lr_schedule == "constant":
+            return {"optimizer": optimizer}
+        if hp.lr_schedule != "onecycle":
+            raise ValueError(f"unknown lr_schedule {hp.lr_schedule!r}; choose onecycle or constant")
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise SequenceDataError(
+                "lr_schedule onecycle needs a run of known length: set trainer.max_epochs or "
+                "trainer.max_steps, or pass --model.lr_schedule constant."
+            )
+        # at least 20 steps: OneCycleLR cannot split fewer into warm-up and decay
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=hp.lr, total_steps=max(20, int(total)), pct_start=0.1
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -117,6 +117,7 @@ def write_report(run_dir: str | Path) -> Path:
         *(f"| {c} | {metrics['precision'][c]:.3f} | {metrics['recall'][c]:.3f} | "
           f"{metrics['f1'][c]:.3f} | {metrics['support'][c]} |" for c in names),
         "",
+        *_baselines(run_dir, metrics),
         *(f"![{title}]({png.name})\n" for title, png in figures.items()),
         *_data_table(metrics.get("data") or {}, names),
         *_misclassified(run_dir / "test_predictions.csv"),
@@ -127,6 +128,25 @@ def write_report(run_dir: str | Path) -> Path:
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _baselines(run_dir: Path, metrics: dict) -> list[str]:
+    """The model beside the `seqclass baseline` runs (RUNS/baseline/*) of the same test split."""
+    rows = []
+    for path in sorted(run_dir.parent.glob("baseline/*/metrics.json")):
+        other = json.loads(path.read_text())
+        same_data = other.get("data_root") == metrics.get("data_root") is not None
+        if same_data and (other.get("data") or {}).get("test") == metrics["data"].get("test"):
+            rows.append(f"| {other['method']} (`{path.parent}`) | {other['accuracy']:.4f} | "
+                        f"{other['macro_f1']:.4f} | {other['fit_seconds']:.1f} s |")  # fmt: skip
+    if not rows:
+        return []
+    return [
+        "## Beside the baselines", "", "On the same test samples "
+        "(baselines train on the train and val splits).", "",
+        "| model | accuracy | macro-F1 | fit time |", "| --- | ---: | ---: | ---: |",
+        f"| this model | {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} | |", *rows, "",
+    ]  # fmt: skip
 
 
 def _data_table(counts: dict[str, dict[str, int]], names: Sequence[str]) -> list[str]:

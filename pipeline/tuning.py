@@ -68,7 +68,7 @@ class PruneOnValidation(pl.Callback):
 def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, seed: int = 0):
     """Run the study until it holds `trials` finished trials; write ``best.yaml`` (the best
     trial's full config, ready for ``seqclass fit --config``), ``trials.csv`` and ``tune.png``."""
-    from pipeline.cli import make_cli
+    from pipeline.lightning_cli import make_cli
 
     out.mkdir(parents=True, exist_ok=True)
     monitor, direction = _objective_of(make_cli([*fit_args, "--trainer.logger=false"], run=False))

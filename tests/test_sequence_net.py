@@ -6,11 +6,15 @@ from torch import nn
 
 from pipeline.models.sequence_net import PeepholeLSTM, SequenceNet, reverse_padded
 
-CONFIGS = list(
-    itertools.product(
-        ["lstm", "gru", "peephole"], ["last", "mean", "max", "attention"], [False, True]
-    )
-)
+CONFIGS = [
+    *((cell, pooling, bidirectional, "none", 1, "none") for cell, pooling, bidirectional in
+      itertools.product(["lstm", "gru", "peephole"], ["last", "mean", "max", "attention"],
+                        [False, True])),
+    *((cell, pooling, True, frontend, stride, attention) for cell, pooling, (frontend, stride),
+      attention in itertools.product(["lstm", "gru"], ["last", "mean", "attention"],
+                                     [("conv", 1), ("conv", 3), ("fcn", 1), ("fcn", 4)],
+                                     ["none", "se", "feca"])),
+]  # fmt: skip
 
 
 def test_reverse_padded_reverses_each_sample_within_its_length() -> None:
@@ -19,17 +23,29 @@ def test_reverse_padded_reverses_each_sample_within_its_length() -> None:
     assert out.tolist() == [[3, 2, 1, 0], [5, 4, 6, 7]]
 
 
-@pytest.mark.parametrize(("cell", "pooling", "bidirectional"), CONFIGS)
-def test_padding_never_changes_a_samples_logits(cell, pooling, bidirectional) -> None:
+@pytest.mark.parametrize(
+    ("cell", "pooling", "bidirectional", "frontend", "stride", "attention"), CONFIGS
+)
+def test_padding_never_changes_a_samples_logits(
+    cell, pooling, bidirectional, frontend, stride, attention
+) -> None:
+    """Also with every front end, stride and channel attention (BatchNorm in eval mode, with
+    running statistics that are not the identity)."""
     torch.manual_seed(0)
     net = SequenceNet(3, 4, cell=cell, hidden_size=8, num_layers=2, pooling=pooling,
-                      bidirectional=bidirectional).eval()  # fmt: skip
-    short, long = torch.randn(1, 5, 3), torch.randn(1, 11, 3)
-    alone = net(short, torch.tensor([5]))
-    batch = torch.cat([torch.nn.functional.pad(short, (0, 0, 0, 6), value=7.0), long])
-    together = net(batch, torch.tensor([5, 11]))
+                      bidirectional=bidirectional, frontend=frontend, conv_channels=8,
+                      stride=stride, channel_attention=attention)  # fmt: skip
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    short, long = torch.randn(1, 37, 3), torch.randn(1, 70, 3)
+    alone = net(short, torch.tensor([37]))
+    batch = torch.cat([torch.nn.functional.pad(short, (0, 0, 0, 33), value=7.0), long])
+    together = net(batch, torch.tensor([37, 70]))
     torch.testing.assert_close(together[0:1], alone, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(together[1:2], net(long, torch.tensor([11])), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(together[1:2], net(long, torch.tensor([70])), atol=1e-5, rtol=1e-5)
 
 
 def test_peephole_lstm_with_zero_peepholes_equals_torch_lstm() -> None:
@@ -58,7 +74,6 @@ def test_matlab_init_sets_unit_forget_bias_and_orthogonal_recurrent_weights() ->
 
 def test_attention_weights_ignore_padding() -> None:
     net = SequenceNet(2, 3, hidden_size=4, pooling="attention")
-    h = net.encode(torch.randn(2, 6, 2), torch.tensor([6, 3]))
-    _, weights = net.pool(h, torch.tensor([6, 3]))
+    _, weights = net.embed(torch.randn(2, 6, 2), torch.tensor([6, 3]))
     assert torch.all(weights[1, 3:] == 0)
     torch.testing.assert_close(weights.sum(1), torch.ones(2))

@@ -114,11 +114,15 @@ class SequenceDataModule(pl.LightningDataModule):
             manifest CSV ``path,label[,split]``.
         predict_root: file or folder to predict on; defaults to the test split of `root`.
         val_fraction: share of each class moved from train to val when no val split is given.
+            None: 0.15 when the train samples number at least 20 per class on average, else
+            none (too few to choose a checkpoint by, and each one is worth more for training:
+            checkpoints and early stopping then follow the training loss).
         test_fraction: share of each class moved from train to test when no test split is given.
         seed: seed of the stratified split.
         batch_size: samples per optimizer step over all processes (the global batch): with N
             processes (devices x nodes) each loads `batch_size / N`, so a config trains the
-            same way on one device or many. It must divide evenly by N.
+            same way on one device or many. It must divide evenly by N. None: 32, or less for
+            small train splits (an eighth of the train split, as a power of two, at least 4).
         num_workers: DataLoader worker processes.
         max_train_length: drop training sequences longer than this many steps (None keeps all).
         signal: preprocessing that turns raw recordings (.wav, .mat, .csv, .npy, .npz) into the
@@ -141,10 +145,10 @@ class SequenceDataModule(pl.LightningDataModule):
         self,
         root: str | None = None,
         predict_root: str | None = None,
-        val_fraction: float = 0.15,
+        val_fraction: float | None = None,
         test_fraction: float = 0.15,
         seed: int = 0,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         num_workers: int = 0,
         max_train_length: int | None = None,
         signal: SignalPreprocessing | None = None,
@@ -187,7 +191,11 @@ class SequenceDataModule(pl.LightningDataModule):
             samples = discover(self.root, self._suffixes)
             self._class_names = class_names_of(samples)
             hp = self.hparams
-            samples = assign_splits(samples, hp.val_fraction, hp.test_fraction, hp.seed)
+            val_fraction = hp.val_fraction
+            if val_fraction is None:
+                train = sum(s.split == "train" for s in samples)
+                val_fraction = 0.15 if train >= 20 * len(self._class_names) else 0.0
+            samples = assign_splits(samples, val_fraction, hp.test_fraction, hp.seed)
             self._labelled = self._held_out_fold(self._preprocessed(self.root, samples))
         return self._labelled
 
@@ -226,7 +234,8 @@ class SequenceDataModule(pl.LightningDataModule):
             samples += window_samples(
                 recording.path, recording.source, times, labels, self._class_names,
                 hp.window_length, hp.window_hop or hp.window_length,
-                (hp.val_fraction, hp.test_fraction), self.per_step,
+                (0.15 if hp.val_fraction is None else hp.val_fraction, hp.test_fraction),
+                self.per_step,
             )  # fmt: skip
         splits = {s.split for s in samples}
         if "train" not in splits:
@@ -309,7 +318,9 @@ class SequenceDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if not self.splits.get("val") and self.trainer and self.trainer.state.fn == "fit":
+            return []  # fit without validation (see val_fraction)
         return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
@@ -323,17 +334,35 @@ class SequenceDataModule(pl.LightningDataModule):
         return self.trainer.world_size if self.trainer is not None else 1
 
     @property
+    def batch_size(self) -> int:
+        """The global batch: `batch_size`, or when None one that suits the train split's size."""
+        if self.hparams.batch_size is not None:
+            return self.hparams.batch_size
+        train = len(self.splits.get("train") or []) if self.root else 0
+        size = 32 if not train else min(32, max(4, 1 << max(0, (train // 8).bit_length() - 1)))
+        world = self._world_size
+        return max(world, size - size % world)
+
+    @property
+    def longest_train_length(self) -> int:
+        """Steps of the longest training sequence (after `setup`)."""
+        return max(
+            (s.steps[1] - s.steps[0]) if s.steps else sequence_shape(s.path)[0]
+            for s in self.splits["train"]
+        )
+
+    @property
     def device_batch_size(self) -> int:
         """Samples per batch in each process: the global `batch_size` over the processes."""
         world = self._world_size
-        if self.hparams.batch_size % world:
-            size = self.hparams.batch_size
+        if self.batch_size % world:
+            size = self.batch_size
             lower, upper = size - size % world, size + world - size % world
             raise SequenceDataError(
                 f"data.batch_size {size} is the global batch and must divide evenly over "
                 f"{world} processes: use {lower or upper} or {upper}."
             )
-        return self.hparams.batch_size // world
+        return self.batch_size // world
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         samples = self.splits.get(split)

@@ -9,10 +9,21 @@ Pooling masks the padding. This is as exact as packed sequences and much faster 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import torch
 from torch import nn
+
+from pipeline.models.frontends import (
+    ChannelAttention,
+    ConvBlocks,
+    Frontend,
+    make_channel_attention,
+    masked_mean,
+    padding_mask,
+    pool_windows,
+)
 
 Cell = Literal["lstm", "gru", "peephole"]
 Pooling = Literal["last", "mean", "max", "attention", "none"]
@@ -25,11 +36,6 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     src = lengths.to(x.device)[:, None] - 1 - steps  # B x T
     src = torch.where(src >= 0, src, steps.expand_as(src))
     return x.gather(1, src.view(*src.shape, *([1] * (x.dim() - 2))).expand_as(x))
-
-
-def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """`[B, T]` bool, True on real time steps."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
 class PeepholeLSTM(nn.Module):
@@ -93,8 +99,21 @@ def _init_matlab(rnn: nn.Module, cell: Cell) -> None:
                 p.data[hidden : 2 * hidden] = 1.0  # gate order i, f, g, o
 
 
+def _run_recurrent(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`rnn(x)`'s outputs; under CPU autocast in float32, as oneDNN has no bfloat16 LSTM on
+    CPUs without AVX-512 (the convolutions and the head still run in bfloat16)."""
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        warnings.warn(
+            "mixed precision on the CPU: the recurrent layers run in float32", stacklevel=3
+        )
+        with torch.autocast("cpu", enabled=False):
+            return rnn(x.float())[0]
+    return rnn(x)[0]
+
+
 class SequenceNet(nn.Module):
-    """Per-channel input normalization, recurrent encoder, pooling over time and a linear head.
+    """Per-channel input normalization, an optional convolutional front end and channel
+    attention, a recurrent encoder, pooling over time and a linear head.
 
     The normalization buffers `channel_mean` and `channel_std` start as the identity; training
     sets them from the train split, so the network takes raw features.
@@ -110,6 +129,16 @@ class SequenceNet(nn.Module):
         pooling: ``last`` (final state of each direction), ``mean``, ``max``, ``attention``, or
             ``none``: a label per time step (sequence-to-sequence), logits `[B, T, K]`.
         init: ``pytorch`` defaults, or ``matlab`` (orthogonal recurrent weights, unit forget bias).
+        frontend: ``none``; ``conv``, three Conv1d + BatchNorm + ReLU blocks (kernels 7, 5, 3)
+            before the recurrent layers; or ``fcn`` (LSTM-FCN): those blocks as a branch beside
+            the recurrent layers, their globally averaged output joined to the pooled recurrent
+            features (per step: joined at every step).
+        conv_channels: channels of the blocks (``fcn``: C, 2C, C).
+        stride: input steps per recurrent step, so long inputs run fewer recurrent steps:
+            max-pooling after the first block (``conv``), or the mean of each `stride` input
+            steps (``fcn``).
+        channel_attention: ``none``, ``se`` (squeeze-and-excitation) or ``feca`` (weights from
+            each channel's FFT magnitude spectrum) over the recurrent layers' input channels.
     """
 
     def __init__(
@@ -123,17 +152,37 @@ class SequenceNet(nn.Module):
         dropout: float = 0.0,
         pooling: Pooling = "last",
         init: Init = "pytorch",
+        frontend: Frontend = "none",
+        conv_channels: int = 128,
+        stride: int = 1,
+        channel_attention: ChannelAttention = "none",
     ) -> None:
         super().__init__()
         if pooling not in ("last", "mean", "max", "attention", "none"):
             raise ValueError(
                 f"unknown pooling {pooling!r}; choose last, mean, max, attention or none"
             )
+        if frontend not in ("none", "conv", "fcn"):
+            raise ValueError(f"unknown frontend {frontend!r}; choose none, conv or fcn")
+        if stride > 1 and pooling == "none":
+            raise ValueError("a label per step needs stride 1: strides drop the steps' labels")
         directions = 2 if bidirectional else 1
         self.pooling = pooling
+        self.stride = stride
+        self.stem = self.fcn = None
+        recurrent_in = input_size
+        if frontend == "conv":
+            self.stem = ConvBlocks(input_size, (conv_channels,) * 3, (7, 5, 3), stride)
+            recurrent_in = conv_channels
+        elif frontend == "fcn":
+            channels = (conv_channels, 2 * conv_channels, conv_channels)
+            self.fcn = ConvBlocks(input_size, channels, (7, 5, 3))
+        elif stride != 1:
+            raise ValueError("stride needs a front end (conv or fcn)")
+        self.channel_attention = make_channel_attention(channel_attention, recurrent_in)
         self.layers = nn.ModuleList()
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else hidden_size * directions
+            layer_in = recurrent_in if layer == 0 else hidden_size * directions
             self.layers.append(
                 nn.ModuleList(_make_rnn(cell, layer_in, hidden_size) for _ in range(directions))
             )
@@ -144,24 +193,36 @@ class SequenceNet(nn.Module):
         elif init != "pytorch":
             raise ValueError(f"unknown init {init!r}; choose pytorch or matlab")
         features = hidden_size * directions
+        self.recurrent_features = features
         self.register_buffer("channel_mean", torch.zeros(input_size))
         self.register_buffer("channel_std", torch.ones(input_size))
         self.attention = nn.Linear(features, 1) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(features, num_classes)
+        self.head = nn.Linear(features + (conv_channels if self.fcn else 0), num_classes)
 
-    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Per-step features `[B, T, H * directions]` of raw `x`; padded steps are meaningless."""
-        x = (x - self.channel_mean) / self.channel_std
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Recurrent features `[B, T', H * directions]` of raw `x` and their lengths `[B]`
+        (`T'` is `T` shortened by the stride); padded steps are meaningless."""
+        x = self.normalize(x)
+        if self.stem is not None:
+            x, lengths = self.stem(x, lengths)
+        else:
+            x, lengths = pool_windows(x, lengths, self.stride, "mean")
+        if self.channel_attention is not None:
+            x = self.channel_attention(x, lengths)
         for index, directions in enumerate(self.layers):
             if index > 0:
                 x = self.dropout(x)
-            outputs = [directions[0](x)[0]]  # B x T x H
+            outputs = [_run_recurrent(directions[0], x)]  # B x T x H
             if len(directions) == 2:
-                backward = directions[1](reverse_padded(x, lengths))[0]
+                backward = _run_recurrent(directions[1], reverse_padded(x, lengths))
                 outputs.append(reverse_padded(backward, lengths))
             x = torch.cat(outputs, dim=-1)
-        return x
+        return x, lengths
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw `x` in units of the train split's per-channel statistics."""
+        return (x - self.channel_mean) / self.channel_std
 
     def pool(
         self, h: torch.Tensor, lengths: torch.Tensor
@@ -176,20 +237,30 @@ class SequenceNet(nn.Module):
                 pooled = torch.cat([pooled, h[:, 0, hidden:]], dim=-1)
             return pooled, None
         if self.pooling == "mean":
-            m = mask.unsqueeze(-1).to(h.dtype)
-            return (h * m).sum(1) / m.sum(1), None
+            return masked_mean(h, lengths), None
         if self.pooling == "max":
             return h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1), None
         scores = self.attention(h).squeeze(-1).masked_fill(~mask, float("-inf"))  # B x T
         weights = scores.softmax(dim=1)
         return (weights.unsqueeze(-1) * h).sum(1), weights
 
+    def embed(
+        self, x: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The head's input for raw `x`: pooled features `[B, F]` (pooling ``none``: `[B, T, F]`),
+        and attention weights `[B, T']` over the recurrent steps with attention pooling."""
+        h, h_lengths = self.encode(x, lengths)
+        conv = None if self.fcn is None else self.fcn(self.normalize(x), lengths)[0]  # B x T x C
+        if self.pooling == "none":
+            return (h if conv is None else torch.cat([h, conv], dim=-1)), None
+        pooled, attention = self.pool(h, h_lengths)
+        if conv is not None:
+            pooled = torch.cat([pooled, masked_mean(conv, lengths)], dim=-1)
+        return pooled, attention
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits `[B, num_classes]` for right-padded raw `x [B, T, D]` with true `lengths [B]`.
 
         With pooling ``none``: logits `[B, T, num_classes]`, one per step.
         """
-        if self.pooling == "none":
-            return self.head(self.dropout(self.encode(x, lengths)))
-        pooled, _ = self.pool(self.encode(x, lengths), lengths)
-        return self.head(self.dropout(pooled))
+        return self.head(self.dropout(self.embed(x, lengths)[0]))

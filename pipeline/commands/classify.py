@@ -1,0 +1,53 @@
+"""Classify raw videos (or sequence files) with a checkpoint from `seqclass fit`.
+
+The decoding, frame sampling, backbone and normalization the model was trained with are read
+from the checkpoint and applied again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from pipeline.data.sequence_files import SequenceDataError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, help="files, or folders of them")
+    parser.add_argument("--checkpoint", required=True, type=Path, help=".ckpt file from fit")
+    parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="CSV to write")
+    parser.add_argument(
+        "--batch-size", type=int, help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
+    )
+    parser.add_argument("--num-workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run(ns: argparse.Namespace) -> None:
+    from pipeline.classify import classify
+    from pipeline.reports import write_predictions, write_step_predictions
+
+    result = classify(ns.paths, ns.checkpoint, ns.batch_size, ns.num_workers, ns.device)
+    for path, reason in result.failed:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    if not result.samples:
+        raise SequenceDataError(f"none of {', '.join(map(str, ns.paths))} could be read.")
+    summary = (
+        f"classify: {len(result.samples)} classified, {len(result.failed)} skipped -> {ns.out}"
+    )
+    if isinstance(result.probs, list):  # a label per time step
+        write_step_predictions(
+            ns.out, result.samples, result.probs, result.class_names, result.times, {}
+        )
+        print(summary + " (a row per time step)")
+        return
+    write_predictions(ns.out, result.samples, result.probs, result.class_names)
+    predicted = [result.class_names[k] for k in result.probs.argmax(1).tolist()]
+    labels = [s.label for s in result.samples]
+    if all(label in result.class_names for label in labels):
+        hits = sum(p == t for p, t in zip(predicted, labels, strict=True))
+        summary += f" (accuracy {hits / len(labels):.4f} against the class folders)"
+    print(summary)

@@ -1,0 +1,28 @@
+"""Stratified k-fold cross-validation: one model per fold, each validated on its held-out
+fold; per-fold metrics, their mean and standard deviation in OUT/cv.json and OUT/cv.png.
+Other options (--config, --model.*, --data.*, --trainer.*) are those of `seqclass fit`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.data.sequence_files import SequenceDataError
+
+FIT_OPTIONS = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("runs/cv"), help="folder to write")
+
+
+def run(ns: argparse.Namespace) -> None:
+    from pipeline.cross_validation import cross_validate
+
+    if ns.folds < 2:
+        raise SequenceDataError("--folds must be at least 2.")
+    summary, path = cross_validate(ns.fit_args, ns.folds, ns.out)
+    print(f"cv: {ns.folds} folds -> {path}")
+    for metric, mean in summary["mean"].items():
+        print(f"  {metric}: {mean:.4f} ± {summary['std'][metric]:.4f}")

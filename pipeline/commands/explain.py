@@ -1,0 +1,37 @@
+"""Show which time steps made a checkpoint choose its class for each input (raw videos,
+recordings or sequence files): integrated gradients over time and features, plus attention
+weights with attention pooling. Writes a PNG and .npz per input and OUT/explain.csv."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from pipeline.data.sequence_files import SequenceDataError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help=".ckpt file from fit")
+    parser.add_argument("paths", nargs="+", type=Path, help="files, or folders of them")
+    parser.add_argument("--out", type=Path, default=Path("explain"), help="folder to write")
+    parser.add_argument("--target", help="class to explain (default: the predicted one)")
+    parser.add_argument("--steps", type=int, default=32, help="integrated-gradient path steps")
+    parser.add_argument("--num-workers", type=int, default=2, help="video decoding processes")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run(ns: argparse.Namespace) -> None:
+    from pipeline.explain import explain
+
+    results, failed = explain(
+        ns.paths, ns.checkpoint, ns.out, ns.target, ns.steps, ns.num_workers, ns.device
+    )
+    for path, reason in failed:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    if not results:
+        raise SequenceDataError(f"none of {', '.join(map(str, ns.paths))} could be read.")
+    print(f"explain: {len(results)} explained, {len(failed)} skipped -> {ns.out} "
+          "(a .png and .npz per input, explain.csv)")  # fmt: skip

@@ -1,0 +1,28 @@
+"""Save a video checkpoint as one TorchScript module: preprocessed frames -> logits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, type=Path, help=".ckpt file from fit")
+    parser.add_argument("--out", required=True, type=Path, help="TorchScript file to write")
+
+
+def run(ns: argparse.Namespace) -> None:
+    from pipeline.classify import export_video_classifier, load_classifier
+
+    classifier = load_classifier(ns.checkpoint)
+    module, info = export_video_classifier(classifier)
+    ns.out.parent.mkdir(parents=True, exist_ok=True)
+    module.save(str(ns.out), _extra_files={"seqclass.json": json.dumps(info)})
+    size = info["frame_size"]
+    print(
+        f"export: {ns.out}: forward(frames [B, T, 3, {size}, {size}] float, lengths [B] int64) -> "
+        f"logits [B, {len(info['class_names'])}] over {info['class_names']}; frames are "
+        "preprocessed with the backbone weights' transforms. Load it with torch.jit.load; "
+        "seqclass.json inside the file holds the class names and feature settings."
+    )

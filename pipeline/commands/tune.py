@@ -1,0 +1,31 @@
+"""Hyper-parameter search with Optuna (TPE, median pruning) over the options of a YAML
+search space; the study is kept in OUT/study.db and resumes. Writes OUT/best.yaml (run it
+with `seqclass fit --config OUT/best.yaml`), OUT/trials.csv and OUT/tune.png. Other options
+(--config, --model.*, --data.*, --trainer.*) are those of `seqclass fit`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.data.sequence_files import SequenceDataError
+
+FIT_OPTIONS = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trials", type=int, default=20, help="finished trials the study holds")
+    parser.add_argument("--space", type=Path, default=Path("configs/tune/space.yaml"))
+    parser.add_argument("--out", type=Path, default=Path("runs/tune"), help="folder to write")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
+
+
+def run(ns: argparse.Namespace) -> None:
+    from pipeline.tuning import read_space, tune
+
+    if not ns.space.is_file():
+        raise SequenceDataError(f"search space {ns.space} not found; see configs/tune/space.yaml.")
+    study, best_yaml = tune(ns.fit_args, read_space(ns.space), ns.trials, ns.out, ns.seed)
+    best = study.best_trial
+    print(f"tune: {len(study.trials)} trials in {ns.out / 'study.db'}; best trial {best.number}: "
+          f"{best.value:.4f} with {best.params}\n  ready to run: seqclass fit --config {best_yaml}")  # fmt: skip

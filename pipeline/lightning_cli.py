@@ -1,0 +1,153 @@
+"""LightningCLI of `seqclass`: fit, validate, test and predict, with run folders and result files.
+
+It imports none of the other commands, so commands that drive fit runs (`cv`, `tune`) can use
+`make_cli` without an import circle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from pipeline.commands import COMMANDS
+from pipeline.data.datamodule import SequenceDataModule
+from pipeline.lit_module import LEGACY_HPARAMS, SequenceClassifier
+from pipeline.plots import plot_training_curves
+from pipeline.prediction_writer import PredictionWriter
+from pipeline.reports import write_indexed_predictions, write_metrics, write_report
+from pipeline.training_budget import TrainingBudget
+
+DESCRIPTION = (
+    "Train and evaluate sequence classifiers. Data commands: "
+    + ", ".join(f"`seqclass {name} -h`" for name in COMMANDS)
+    + "."
+)
+
+
+def run_loggers(root: str | Path) -> list[Logger]:
+    """CSV and TensorBoard loggers sharing one run folder, ``ROOT/version_N``."""
+    csv_logger = CSVLogger(root, name="")
+    return [csv_logger, TensorBoardLogger(root, name="", version=csv_logger.version)]
+
+
+class SeqClassCLI(LightningCLI):
+    """LightningCLI with checkpointing, early stopping, run folders and result files."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val_loss",
+                "checkpoint.filename": "best",
+                "checkpoint.save_last": True,
+            }
+        )
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.set_defaults({"early_stopping.monitor": "val_loss", "early_stopping.patience": 10})
+        parser.add_lightning_class_args(TrainingBudget, "budget")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = config.trainer.default_root_dir or "runs"
+        config.trainer.default_root_dir = root
+        # Checkpoints live beside the run folders so that `--ckpt_path last` finds them.
+        if config.checkpoint.dirpath is None:
+            config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+        if config.trainer.max_epochs is not None or config.trainer.max_steps not in (None, -1):
+            config.budget.steps = None  # the user's own epochs or steps win
+
+    def _parse_ckpt_path(self) -> None:
+        """Also give the options a checkpoint predates the values it was trained with."""
+        super()._parse_ckpt_path()
+        ckpt_path = self.config.get("subcommand") and self.config[self.config.subcommand].get(
+            "ckpt_path"
+        )
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get(
+            "hyper_parameters", {}
+        )
+        model = self.config[self.config.subcommand].model
+        for key, value in LEGACY_HPARAMS.items():
+            if hparams and key not in hparams:
+                model[key] = value
+
+    def instantiate_trainer(self, **kwargs):
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        if trainer_config.get("logger") in (None, True):
+            kwargs["logger"] = run_loggers(trainer_config["default_root_dir"])
+        return super().instantiate_trainer(**kwargs)
+
+    def after_fit(self) -> None:
+        checkpoint = self.trainer.checkpoint_callback
+        log_dir = self.trainer.log_dir  # every process: the run folder is broadcast from rank 0
+        if self.trainer.is_global_zero and log_dir is not None:
+            log = Path(log_dir) / "metrics.csv"
+            if log.is_file():
+                plot_training_curves(log, Path(log_dir) / "training_curves.png")
+        if self.trainer.is_global_zero and checkpoint is not None:
+            score = checkpoint.best_model_score
+            best = f"{score.item():.4f}" if score is not None else "n/a"
+            print(
+                f"fit: {self.trainer.current_epoch} epochs, best {checkpoint.monitor}={best}\n"
+                f"  best checkpoint: {checkpoint.best_model_path}\n"
+                f"  last checkpoint: {checkpoint.last_model_path}\n"
+                f"  logs and config: {log_dir}"
+            )
+
+    def after_validate(self) -> None:
+        if self.trainer.is_global_zero:
+            scores = {
+                k: v.item() for k, v in self.trainer.callback_metrics.items() if k.startswith("val")
+            }
+            print("validate: " + " ".join(f"{k}={v:.4f}" for k, v in sorted(scores.items())))
+
+    def after_test(self) -> None:
+        model, data = self.model, self.datamodule
+        results, log_dir = model.test_results, self.trainer.log_dir
+        if not self.trainer.is_global_zero or results is None:
+            return
+        count = sum(map(sum, results["confusion_matrix"]))
+        unit = "labelled time steps" if model.per_step else "samples"
+        results = {**results, "unit": unit, "data": data.split_counts(), "data_root": str(data.root),
+                   "checkpoint": self.trainer.ckpt_path, "fit_log_dir": model.fit_log_dir}  # fmt: skip
+        path = write_metrics(log_dir, results, count)
+        write_indexed_predictions(
+            Path(log_dir) / "test_predictions.csv", data.splits["test"], model.test_probs,
+            model.class_names, data.step_labels if model.per_step else None,
+        )  # fmt: skip
+        report = write_report(log_dir)
+        print(
+            f"test: accuracy={results['accuracy']:.4f} macro_f1={results['macro_f1']:.4f} "
+            f"on {count} {unit} -> {path}\n  report with figures: {report}"
+        )
+
+    def after_predict(self) -> None:
+        writer = next(c for c in self.trainer.callbacks if isinstance(c, PredictionWriter))
+        if self.trainer.is_global_zero and writer.path is not None:
+            count = len(self.datamodule.splits["predict"])
+            print(f"predict: {count} samples -> {writer.path}")
+
+
+def make_cli(args: list[str] | None, run: bool = True) -> SeqClassCLI:
+    """The LightningCLI of `seqclass`; with `run=False`, `args` hold no subcommand and the
+    model, data and trainer are only built (for commands that drive several runs)."""
+    return SeqClassCLI(
+        SequenceClassifier,
+        SequenceDataModule,
+        args=args,
+        run=run,
+        seed_everything_default=0,
+        trainer_defaults={
+            "max_epochs": None,  # set from the step budget (see TrainingBudget)
+            "log_every_n_steps": 10,
+            "gradient_clip_val": 1.0,
+            "callbacks": [PredictionWriter(), LearningRateMonitor("step")],
+        },
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": DESCRIPTION},
+    )

@@ -1,0 +1,137 @@
+"""The training recipe of `seqclass fit`: step budget, automatic val split and batch size,
+learning-rate schedule, NaN stop, old checkpoints, and the baselines beside a test run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.cli import main
+from pipeline.data.datamodule import SequenceDataModule
+from pipeline.lit_module import LEGACY_HPARAMS
+from pipeline.sample_data import make_signal_dataset
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+def logged_epochs(run: Path) -> int:
+    with (run / "version_0" / "metrics.csv").open() as fh:
+        return len({r["epoch"] for r in csv.DictReader(fh) if r.get("train_loss_epoch")})
+
+
+def test_step_budget_sets_the_epochs_and_small_data_trains_without_val(
+    signal_root: Path, tmp_path: Path, caplog
+) -> None:
+    """48 samples, 12 per class: too few for a val split; 40 train samples (8 test) at the
+    automatic batch of 4 make 10 steps per epoch, so a 60-step budget is 6 epochs."""
+    main(["fit", *QUIET, f"--data.root={signal_root}", "--budget.steps=60", "--budget.min_epochs=1",
+          "--model.hidden_size=16", "--trainer.log_every_n_steps=1",
+          f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    assert "no val split" in caplog.text and "60-step budget: 6 epochs of 10 steps" in caplog.text
+    assert logged_epochs(tmp_path) == 6
+    checkpoint = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    (state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert state["monitor"] == "train_loss_epoch"
+    hparams = checkpoint["hyper_parameters"]
+    assert hparams["frontend"] == "conv" and hparams["stride"] == 1  # 80 steps need no stride
+    with (tmp_path / "version_0" / "metrics.csv").open() as fh:
+        rates = [float(r["lr-AdamW"]) for r in csv.DictReader(fh) if r.get("lr-AdamW")]
+    assert len(rates) == 60 and max(rates) == pytest.approx(1e-2, rel=1e-3)  # warm-up, then
+    assert rates[0] < max(rates) and rates[-1] < rates[0]  # cosine decay below the start
+
+
+def test_explicit_max_epochs_turns_the_budget_off(signal_root: Path, tmp_path: Path) -> None:
+    main(["fit", *QUIET, f"--data.root={signal_root}", "--trainer.max_epochs=2",
+          "--model.hidden_size=16", f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    assert logged_epochs(tmp_path) == 2
+
+
+def test_val_split_and_batch_size_follow_the_train_split(tmp_path: Path) -> None:
+    small = SequenceDataModule(str(make_signal_dataset(tmp_path / "s", 12, length_range=(20, 30))))
+    small.setup("test")
+    assert not small.splits["val"] and small.batch_size == 4  # 40 train samples / 8 -> 4
+    large = SequenceDataModule(str(make_signal_dataset(tmp_path / "l", 40, length_range=(20, 30))))
+    large.setup("test")
+    assert len(large.splits["val"]) == 4 * 6  # 15 % of each class's 40
+    assert large.batch_size == 8  # 112 train samples / 8 = 14 -> 8
+    given = SequenceDataModule(str(tmp_path / "s"), val_fraction=0.25, batch_size=6)
+    given.setup("test")
+    assert len(given.splits["val"]) == 4 * 3 and given.batch_size == 6
+
+
+def test_long_sequences_get_a_stride_that_bounds_the_recurrent_run(tmp_path: Path) -> None:
+    root = make_signal_dataset(tmp_path / "long", 6, length_range=(600, 700))
+    main(["fit", *QUIET, f"--data.root={root}", "--budget.steps=2", "--budget.min_epochs=1",
+          "--model.hidden_size=8", "--model.conv_channels=8", "--model.max_recurrent_steps=64",
+          f"--trainer.default_root_dir={tmp_path / 'run'}"])  # fmt: skip
+    hparams = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)[
+        "hyper_parameters"
+    ]
+    train = [np.load(p) for p in root.rglob("*.npy")]  # the longest is in train or test
+    assert hparams["stride"] in {math.ceil(len(x) / 64) for x in train}
+    assert hparams["stride"] >= math.ceil(600 / 64)
+
+
+def test_a_loss_that_turns_nan_stops_with_the_learning_rate_and_checkpoint(
+    signal_root: Path, tmp_path: Path, capsys
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *QUIET, f"--data.root={signal_root}", "--model.lr=1e30",
+              "--model.lr_schedule=constant", "--trainer.max_epochs=20", "--model.hidden_size=8",
+              f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "the training loss became nan" in message and "learning rate 1e+30" in message
+    assert "--model.lr" in message and "Last good checkpoint" in message
+
+
+def test_checkpoints_from_before_the_front_ends_load_as_they_were_trained(
+    signal_root: Path, tmp_path: Path
+) -> None:
+    """A checkpoint without the new options was trained without a front end: `test` and
+    `classify` must rebuild it so, not with today's defaults."""
+    main(["fit", *QUIET, f"--data.root={signal_root}", "--trainer.max_epochs=2",
+          "--model.frontend=none", "--model.lr_schedule=constant", "--model.hidden_size=16",
+          f"--trainer.default_root_dir={tmp_path / 'run'}"])  # fmt: skip
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    for key in LEGACY_HPARAMS:
+        del checkpoint["hyper_parameters"][key]
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    main(["test", *QUIET, f"--data.root={signal_root}", f"--ckpt_path={old}",
+          f"--trainer.default_root_dir={tmp_path / 'test'}"])  # fmt: skip
+    (metrics,) = (tmp_path / "test").glob("version_*/metrics.json")
+    assert json.loads(metrics.read_text())["num_samples"] == 8
+    main(["classify", str(signal_root), "--checkpoint", str(old), "--out", str(tmp_path / "c.csv")])
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 1 + 48
+
+
+@pytest.mark.parametrize("method", ["stats-lr", "minirocket"])
+def test_baseline_scores_the_test_split_and_appears_in_the_test_report(
+    method: str, tmp_path: Path, capsys
+) -> None:
+    if method == "minirocket":
+        pytest.importorskip("aeon")
+    root = make_signal_dataset(tmp_path / "signals", 16, length_range=(60, 90))
+    runs = tmp_path / "runs"
+    main(["baseline", f"--method={method}", f"--data.root={root}",
+          f"--trainer.default_root_dir={runs}"])  # fmt: skip
+    metrics = json.loads((runs / "baseline" / method / "metrics.json").read_text())
+    assert metrics["num_samples"] == 4 * 2 and metrics["data"]["test"] == {
+        c: 2 for c in ("falling", "high", "low", "rising")
+    }
+    assert metrics["accuracy"] >= 0.5  # chance is 0.25; statistics can't tell rising from falling
+    assert (runs / "baseline" / method / "report.md").is_file()
+    main(["fit", *QUIET, f"--data.root={root}", "--trainer.max_epochs=1", "--model.hidden_size=8",
+          f"--trainer.default_root_dir={runs}"])  # fmt: skip
+    main(["test", *QUIET, f"--data.root={root}", f"--trainer.default_root_dir={runs}",
+          f"--ckpt_path={runs / 'checkpoints' / 'best.ckpt'}"])  # fmt: skip
+    (report,) = runs.glob("version_*/report.md")
+    text = report.read_text()
+    assert "## Beside the baselines" in text and f"| {method} (" in text
