@@ -27,6 +27,7 @@ demo: $(STAMP)  ## built-in signals, vibration, activity and videos: train, test
 		data/demo-videos-new data/demo-machines-new
 	$(BIN)/seqclass sample-data signals data/demo-signals
 	$(BIN)/seqclass fit --config configs/demo.yaml
+	$(BIN)/seqclass baseline --config configs/demo.yaml --method minirocket
 	$(BIN)/seqclass test --config configs/demo.yaml --ckpt_path $(DEMO_CKPT)
 	$(BIN)/seqclass predict --config configs/demo.yaml --ckpt_path $(DEMO_CKPT)
 	$(BIN)/seqclass sample-data machines data/demo-machines
@@ -59,7 +60,8 @@ test: $(STAMP)  ## run the test suite
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## benchmarks: training, video feature extraction, VMD, camera motion
+bench: $(STAMP)  ## benchmarks: accuracy against MiniRocket, training, video extraction, VMD, camera motion
+	$(BIN)/python benchmarks/bench_accuracy.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_vmd.py

@@ -107,9 +107,10 @@ def explain(
 
 
 def _per_input_step(attention: torch.Tensor, stride: int, steps: int) -> np.ndarray:
-    """Attention over the recurrent steps, each shared evenly by the `stride` input steps it
-    stands for: `[steps]`."""
-    return (attention.repeat_interleave(stride)[:steps] / stride).cpu().numpy()
+    """Attention over the recurrent steps, each shared evenly by the input steps it stands for
+    (the last may stand for fewer than `stride`): `[steps]`, summing to 1 as before."""
+    window = torch.arange(steps, device=attention.device) // stride
+    return (attention[window] / torch.bincount(window)[window]).cpu().numpy()
 
 
 def _draw(result: Explanation, classifier, out: Path) -> None:

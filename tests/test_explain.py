@@ -18,10 +18,16 @@ FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=f
         "--model.hidden_size=16", "--data.batch_size=8"]  # fmt: skip
 
 
-@pytest.mark.parametrize("pooling", ["last", "attention"])
-def test_attributions_add_up_to_the_change_in_the_logit(pooling: str) -> None:
+@pytest.mark.parametrize(
+    ("pooling", "frontend", "stride"),
+    [("last", "none", 1), ("attention", "none", 1), ("attention", "conv", 3), ("mean", "fcn", 2)],
+)
+def test_attributions_add_up_to_the_change_in_the_logit(
+    pooling: str, frontend: str, stride: int
+) -> None:
     torch.manual_seed(0)
-    net = SequenceNet(3, 4, hidden_size=8, bidirectional=True, pooling=pooling).eval()
+    net = SequenceNet(3, 4, hidden_size=8, bidirectional=True, pooling=pooling,
+                      frontend=frontend, conv_channels=8, stride=stride).eval()  # fmt: skip
     net.channel_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
     x = torch.randn(30, 3)
     attributions = integrated_gradients(net, x, target=2, steps=128)
@@ -39,10 +45,15 @@ def assert_picture(path: Path) -> None:
     assert image.shape[0] > 200 and image.shape[1] > 300 and image[..., :3].std() > 0.05
 
 
-def test_explain_sequence_files(signal_root: Path, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(("frontend", "stride"), [("conv", 3), ("fcn", 2)])
+def test_explain_sequence_files(
+    signal_root: Path, tmp_path: Path, capsys, frontend: str, stride: int
+) -> None:
+    """Attention over the strided recurrent steps is spread back over the input steps."""
     runs = tmp_path / "runs"
     main(["fit", *FAST, f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}",
-          "--trainer.max_epochs=2", "--model.pooling=attention"])  # fmt: skip
+          "--trainer.max_epochs=2", "--model.pooling=attention", f"--model.frontend={frontend}",
+          f"--model.stride={stride}"])  # fmt: skip
     files = sorted((signal_root / "rising").glob("*.npy"))[:2]
     out = tmp_path / "explain"
     main(["explain", str(runs / "checkpoints" / "last.ckpt"), *map(str, files), "--out", str(out),

@@ -76,10 +76,16 @@ def discover_unlabelled(root: str | Path, suffixes: tuple[str, ...]) -> list[Sam
         return [Sample(root, None, "predict")]
     if not root.is_dir():
         raise SequenceDataError(f"{root} does not exist; pass a file or a folder of samples.")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    files = sorted(p for p in root.rglob("*") if is_sample_file(p, suffixes))
     if not files:
         raise SequenceDataError(f"no files with suffix {', '.join(suffixes)} under {root}.")
     return [Sample(p, p.parent.name if p.parent != root else None, "predict") for p in files]
+
+
+def is_sample_file(path: Path, suffixes: tuple[str, ...]) -> bool:
+    """A file with an accepted suffix, and not one of the ``._name`` files macOS writes beside
+    every file on non-Apple disks (resource forks that only look like samples)."""
+    return path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith("._")
 
 
 def class_names_of(samples: list[Sample]) -> list[str]:
@@ -186,9 +192,7 @@ def _class_folders(folder: Path, suffixes: tuple[str, ...], split: str) -> list[
     for class_dir in sorted(
         p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
     ):
-        files = sorted(
-            p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in suffixes
-        )
+        files = sorted(p for p in class_dir.iterdir() if is_sample_file(p, suffixes))
         if not files:
             raise SequenceDataError(
                 f"class folder {class_dir} has no sample files ({', '.join(suffixes)}); add "
@@ -199,7 +203,7 @@ def _class_folders(folder: Path, suffixes: tuple[str, ...], split: str) -> list[
 
 
 def _read_manifest(manifest: Path) -> list[Sample]:
-    with manifest.open(newline="") as fh:
+    with manifest.open(newline="", encoding="utf-8-sig") as fh:  # Excel writes a BOM
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
             raise SequenceDataError(

@@ -39,7 +39,7 @@ def is_interval_csv(path: str | Path) -> bool:
     path = Path(path)
     if not (path.is_file() and path.suffix.lower() == ".csv"):
         return False
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         header = next(csv.reader(fh), [])
     return tuple(h.strip() for h in header[:4]) == INTERVAL_COLUMNS
 
@@ -48,7 +48,7 @@ def read_intervals(path: str | Path) -> dict[Path, list[Interval]]:
     """Intervals per recording (absolute paths), checked: numbers, end > start, files exist."""
     path = Path(path)
     out: dict[Path, list[Interval]] = defaultdict(list)
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         for line_no, row in enumerate(csv.DictReader(fh), start=2):
             where = f"{path}, line {line_no}"
             try:

@@ -119,6 +119,9 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0o600; caches are shared between users
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
