@@ -35,6 +35,7 @@ from pipeline.data.sequence_files import (
 from pipeline.signals import preprocess_recordings, raise_failures, signal_cache_dir
 
 Batch = dict[str, torch.Tensor]
+VAL_FRACTION = 0.15  # the val share when `val_fraction` is None and the data allows one
 
 
 class SequenceDataset(Dataset):
@@ -173,6 +174,7 @@ class SequenceDataModule(pl.LightningDataModule):
         self._class_names: list[str] | None = None
         self.per_step = per_step
         self.step_labels: dict[Path, np.ndarray] = {}  # per-step class indices of recordings
+        self.longest_train_length: int | None = None  # steps, after setup("fit")
 
     @property
     def labelled_samples(self) -> list[Sample]:
@@ -194,7 +196,7 @@ class SequenceDataModule(pl.LightningDataModule):
             val_fraction = hp.val_fraction
             if val_fraction is None:
                 train = sum(s.split == "train" for s in samples)
-                val_fraction = 0.15 if train >= 20 * len(self._class_names) else 0.0
+                val_fraction = VAL_FRACTION if train >= 20 * len(self._class_names) else 0.0
             samples = assign_splits(samples, val_fraction, hp.test_fraction, hp.seed)
             self._labelled = self._held_out_fold(self._preprocessed(self.root, samples))
         return self._labelled
@@ -234,7 +236,7 @@ class SequenceDataModule(pl.LightningDataModule):
             samples += window_samples(
                 recording.path, recording.source, times, labels, self._class_names,
                 hp.window_length, hp.window_hop or hp.window_length,
-                (0.15 if hp.val_fraction is None else hp.val_fraction, hp.test_fraction),
+                (VAL_FRACTION if hp.val_fraction is None else hp.val_fraction, hp.test_fraction),
                 self.per_step,
             )  # fmt: skip
         splits = {s.split for s in samples}
@@ -311,9 +313,16 @@ class SequenceDataModule(pl.LightningDataModule):
             if not self.splits["train"]:
                 raise SequenceDataError(f"{self.root}: the train split is empty.")
             train = self._dataset("train")
-            self.channel_mean, self.channel_std = channel_stats(
-                train[i]["x"].numpy() for i in range(len(train))
-            )
+            lengths: list[int] = []
+
+            def sequences() -> Iterable[np.ndarray]:  # one pass: statistics and lengths
+                for i in range(len(train)):
+                    x = train[i]["x"].numpy()
+                    lengths.append(len(x))
+                    yield x
+
+            self.channel_mean, self.channel_std = channel_stats(sequences())
+            self.longest_train_length = max(lengths)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -342,14 +351,6 @@ class SequenceDataModule(pl.LightningDataModule):
         size = 32 if not train else min(32, max(4, 1 << max(0, (train // 8).bit_length() - 1)))
         world = self._world_size
         return max(world, size - size % world)
-
-    @property
-    def longest_train_length(self) -> int:
-        """Steps of the longest training sequence (after `setup`)."""
-        return max(
-            (s.steps[1] - s.steps[0]) if s.steps else sequence_shape(s.path)[0]
-            for s in self.splits["train"]
-        )
 
     @property
     def device_batch_size(self) -> int:
