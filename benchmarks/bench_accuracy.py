@@ -30,6 +30,7 @@ SETS = (*UCR_SETS, "signals")
 # name -> extra fit options; "defaults" is `seqclass fit --data.root ROOT` and nothing else
 VARIANTS = {
     "defaults": [],
+    "no kernel features": ["--model.kernel_features=0"],
     "frontend none": ["--model.frontend=none"],
     "frontend fcn": ["--model.frontend=fcn"],
     "conv + se": ["--model.channel_attention=se"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +75,18 @@ def explain(
 ) -> tuple[list[Explanation], list[tuple[Path, str]]]:
     """Explain the checkpoint's decision on each input (raw videos, recordings or sequence
     files): ``OUT/<name>.png`` and ``.npz`` each, and ``OUT/explain.csv``. `target` explains that
-    class instead of the predicted one. Returns the explanations and the inputs that failed."""
+    class instead of the predicted one. Returns the explanations and the inputs that failed.
+
+    Integrated gradients see the recurrent network only: the fixed kernel features count steps
+    above a threshold, which has no gradient, so their head's share of the logit is left out
+    (a warning says so)."""
     classifier = load_classifier(checkpoint).to(device)
+    if classifier.net.kernels is not None:
+        warnings.warn(
+            f"{checkpoint}: the attributions explain the recurrent network's logits; the kernel "
+            "features' head (no gradient) also adds to the probabilities shown",
+            stacklevel=2,
+        )
     if classifier.per_step:
         raise SequenceDataError(
             f"{checkpoint}: this model labels every time step; `explain` shows which steps decided "
@@ -92,8 +103,8 @@ def explain(
             x = torch.from_numpy(load_sequence(sample.path)).to(device)
             net = classifier.net
             with torch.no_grad():
-                pooled, attention = net.embed(x[None], torch.tensor([len(x)]))
-                probs = net.head(pooled).softmax(-1)[0]
+                attention = net.embed(x[None], torch.tensor([len(x)]))[1]
+                probs = net(x[None], torch.tensor([len(x)])).softmax(-1)[0]
             k = names.index(target) if target is not None else int(probs.argmax())
             results.append(Explanation(
                 sample, names[k], float(probs[k]),

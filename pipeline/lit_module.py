@@ -26,7 +26,9 @@ LEGACY_HPARAMS = {
     "channel_attention": "none",
     "max_recurrent_steps": None,
     "lr_schedule": "constant",
+    "kernel_features": 0,
 }
+KERNEL_FIT_SAMPLES = 256  # training samples the kernel features' biases and scaling come from
 
 
 def with_legacy_defaults(hparams: dict) -> dict:
@@ -63,6 +65,11 @@ class SequenceClassifier(pl.LightningModule):
         channel_attention: ``none``, ``se`` (squeeze-and-excitation) or ``feca`` (from each
             channel's FFT magnitude spectrum), on the recurrent layers' input.
         max_recurrent_steps: longest recurrent run that stride None allows.
+        kernel_features: about how many fixed dilated-kernel features (MiniRocket's, fitted to
+            the training data at the start of `fit`) feed a linear head beside the recurrent
+            network; 0 for none. Sequence labels only (0 when labelling steps).
+        kernel_lr: peak learning rate of that head (Adam's steps on thousands of features).
+        max_length: the longest training sequence; set from the data at fit.
         lr: peak learning rate.
         lr_schedule: ``onecycle`` (linear warm-up over the first tenth of the steps, then cosine
             decay to zero) or ``constant``. The learning rate is logged every step.
@@ -87,10 +94,13 @@ class SequenceClassifier(pl.LightningModule):
         stride: int | None = None,
         channel_attention: ChannelAttention = "none",
         max_recurrent_steps: int | None = 128,
+        kernel_features: int = 10_000,
+        kernel_lr: float = 1e-4,
+        max_length: int | None = None,
         lr: float = 1e-2,
         lr_schedule: Literal["onecycle", "constant"] = "onecycle",
         weight_decay: float = 1e-2,
-        label_smoothing: float = 0.0,
+        label_smoothing: float = 0.1,
         class_names: list[str] | None = None,
         input_size: int | None = None,
         feature_settings: dict | None = None,
@@ -101,6 +111,7 @@ class SequenceClassifier(pl.LightningModule):
         self.test_results: dict | None = None
         self.test_probs: dict[int, torch.Tensor] = {}  # test sample index -> probabilities
         self.fit_log_dir: str | None = None  # the training run's logs, kept in checkpoints
+        self._kernel_memo: dict[str, dict[int, torch.Tensor]] = {}  # split -> index -> features
         if class_names is not None and input_size is not None:
             self._build(class_names, input_size)
 
@@ -111,13 +122,18 @@ class SequenceClassifier(pl.LightningModule):
         if hp.stride is None:
             auto = hp.frontend != "none" and hp.pooling != "none" and hp.max_recurrent_steps
             hp.stride = auto_stride(longest or 1, hp.max_recurrent_steps) if auto else 1
+        if hp.max_length is None:
+            hp.max_length = longest or 1
+        if hp.pooling == "none":
+            hp.kernel_features = 0
         num_classes = len(class_names)
         self.net = SequenceNet(
             input_size, num_classes, cell=hp.cell, hidden_size=hp.hidden_size,
             num_layers=hp.num_layers, bidirectional=hp.bidirectional, dropout=hp.dropout,
             pooling=hp.pooling, init=hp.init, frontend=hp.frontend,
             conv_channels=hp.conv_channels, stride=hp.stride,
-            channel_attention=hp.channel_attention,
+            channel_attention=hp.channel_attention, kernel_features=hp.kernel_features,
+            max_length=hp.max_length,
         )  # fmt: skip
         self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
         task = {"task": "multiclass", "num_classes": num_classes}
@@ -158,6 +174,9 @@ class SequenceClassifier(pl.LightningModule):
         if stage == "fit" and datamodule.channel_mean is not None:
             self.net.channel_mean.copy_(datamodule.channel_mean)
             self.net.channel_std.copy_(datamodule.channel_std)
+        if stage == "fit" and self.net.kernels is not None:
+            draw = datamodule.train_draw(KERNEL_FIT_SAMPLES)
+            self.net.fit_kernel_features(draw["x"], draw["lengths"])
 
     def _check_data(self, datamodule: SequenceDataModule, stage: str) -> None:
         predicting = stage == "predict"
@@ -196,7 +215,11 @@ class SequenceClassifier(pl.LightningModule):
                 f"{self.class_names}. Evaluate on data with the same class folders."
             )
 
+    def on_fit_end(self) -> None:
+        self._kernel_memo.clear()
+
     def on_fit_start(self) -> None:
+        self._kernel_memo.clear()
         log_dir = self.trainer.log_dir  # on every rank: the folder is broadcast from rank 0
         self.fit_log_dir = None if log_dir is None else str(Path(log_dir).resolve())
 
@@ -210,10 +233,29 @@ class SequenceClassifier(pl.LightningModule):
         """Logits `[B, K]` for raw (unnormalized) right-padded `x [B, T, D]`."""
         return self.net(x, lengths)
 
-    def scored(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits `[N, K]` and targets `[N]`: per sample, or per labelled step (padding and
-        unlabelled steps, target -1, are left out)."""
-        return self.labelled(self(batch["x"], batch["lengths"]), batch["y"])
+    def scored(self, batch: Batch, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits `[N, K]` and targets `[N]` of a `train` or `val` batch: per sample, or per
+        labelled step (padding and unlabelled steps, target -1, are left out)."""
+        x, lengths = batch["x"], batch["lengths"]
+        logits = self.net(x, lengths, self._memoized_kernel_features(batch, split))
+        return self.labelled(logits, batch["y"])
+
+    def _memoized_kernel_features(self, batch: Batch, split: str) -> torch.Tensor | None:
+        """The batch's kernel features, computed once per sample and fit: they are fixed, and
+        on long sequences they cost more than the rest of a training step."""
+        if self.net.kernels is None:
+            return None
+        memo = self._kernel_memo.setdefault(split, {})
+        indices = batch["index"].tolist()
+        new = [row for row, index in enumerate(indices) if index not in memo]
+        if new:
+            rows = torch.tensor(new, device=batch["x"].device)
+            lengths = batch["lengths"][rows]
+            x = batch["x"][rows, : int(lengths.max())]
+            with torch.no_grad():
+                features = self.net.kernel_features(x, lengths).to(torch.float16)
+            memo.update(zip((indices[row] for row in new), features, strict=True))
+        return torch.stack([memo[index] for index in indices])
 
     def labelled(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`logits` and targets `y` of a batch, flattened to the labelled steps when per step."""
@@ -223,7 +265,7 @@ class SequenceClassifier(pl.LightningModule):
         return logits, y
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        logits, y = self.scored(batch)
+        logits, y = self.scored(batch, "train")
         loss = self.loss(logits, y)
         if not torch.isfinite(loss):
             self._stop_on_non_finite(loss)
@@ -234,7 +276,7 @@ class SequenceClassifier(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        logits, y = self.scored(batch)
+        logits, y = self.scored(batch, "val")
         size = len(y)
         self.val_acc(logits, y)
         self.val_f1(logits, y)
@@ -290,10 +332,12 @@ class SequenceClassifier(pl.LightningModule):
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams
-        if hp.weight_decay > 0:
-            optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        else:
-            optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr)
+        kernel_head = self.net.kernel_head
+        kernel_params = set() if kernel_head is None else set(kernel_head.parameters())
+        groups = [{"params": [p for p in self.parameters() if p not in kernel_params], "lr": hp.lr}]
+        if kernel_head is not None:
+            groups.append({"params": list(kernel_head.parameters()), "lr": hp.kernel_lr})
+        optimizer = torch.optim.AdamW(groups, weight_decay=hp.weight_decay)
         if hp.lr_schedule == "constant":
             return {"optimizer": optimizer}
         if hp.lr_schedule != "onecycle":
@@ -306,6 +350,9 @@ class SequenceClassifier(pl.LightningModule):
             )
         # at least 20 steps: OneCycleLR cannot split fewer into warm-up and decay
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=hp.lr, total_steps=max(20, int(total)), pct_start=0.1
+            optimizer,
+            max_lr=[g["lr"] for g in groups],
+            total_steps=max(20, int(total)),
+            pct_start=0.1,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

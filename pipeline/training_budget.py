@@ -70,4 +70,6 @@ class TrainingBudget(Callback):
                 f"; the recurrent layers run {-(-longest // net.stride)} steps for the longest "
                 f"sequence's {longest} (stride {net.stride})"
             )
+        if net is not None and net.kernels is not None:
+            plan += f"; {net.kernels.num_features} fixed kernel features beside them"
         rank_zero_info(plan)

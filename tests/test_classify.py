@@ -95,9 +95,14 @@ def test_exported_model_gives_the_same_logits_as_the_pipeline(
     from pipeline.classify import load_classifier
 
     net = load_classifier(video_run["ckpt"]).net
-    reference = net(torch.nn.utils.rnn.pad_sequence(expected, batch_first=True), lengths)
-    with torch.no_grad():
-        torch.testing.assert_close(exported(frames, lengths), reference, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # the exported encoder's features: the pipeline's, up to rounding ...
+        encoded = exported.encoder(frames.flatten(0, 1)).view(*frames.shape[:2], -1)
+        for clip, features, n in zip(encoded, expected, lengths.tolist(), strict=True):
+            torch.testing.assert_close(clip[:n], features, rtol=1e-4, atol=1e-4)
+        # ... and on them, the trained network's logits exactly (kernel features are thresholds,
+        # so rounding-level differences in the features may move a logit by a step)
+        reference = net(encoded, lengths)
+        torch.testing.assert_close(exported(frames, lengths), reference, rtol=1e-5, atol=1e-5)
 
 
 def test_features_made_with_other_settings_are_refused(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.classify import load_classifier
 from pipeline.cli import main
 from pipeline.data.datamodule import SequenceDataModule
 from pipeline.lit_module import LEGACY_HPARAMS
@@ -41,9 +42,11 @@ def test_step_budget_sets_the_epochs_and_small_data_trains_without_val(
     hparams = checkpoint["hyper_parameters"]
     assert hparams["frontend"] == "conv" and hparams["stride"] == 1  # 80 steps need no stride
     with (tmp_path / "version_0" / "metrics.csv").open() as fh:
-        rates = [float(r["lr-AdamW"]) for r in csv.DictReader(fh) if r.get("lr-AdamW")]
-    assert len(rates) == 60 and max(rates) == pytest.approx(1e-2, rel=1e-3)  # warm-up, then
-    assert rates[0] < max(rates) and rates[-1] < rates[0]  # cosine decay below the start
+        rows = [r for r in csv.DictReader(fh) if r.get("lr-AdamW/pg1")]
+    for group, peak in (("pg1", 1e-2), ("pg2", 1e-4)):  # the network, the kernel-feature head
+        rates = [float(r[f"lr-AdamW/{group}"]) for r in rows]
+        assert len(rates) == 60 and max(rates) == pytest.approx(peak, rel=1e-3)  # warm-up, then
+        assert rates[0] < max(rates) and rates[-1] < rates[0]  # cosine decay below the start
 
 
 def test_explicit_max_epochs_turns_the_budget_off(signal_root: Path, tmp_path: Path) -> None:
@@ -97,7 +100,8 @@ def test_checkpoints_from_before_the_front_ends_load_as_they_were_trained(
     """A checkpoint without the new options was trained without a front end: `test` and
     `classify` must rebuild it so, not with today's defaults."""
     main(["fit", *QUIET, f"--data.root={signal_root}", "--trainer.max_epochs=2",
-          "--model.frontend=none", "--model.lr_schedule=constant", "--model.hidden_size=16",
+          "--model.frontend=none", "--model.lr_schedule=constant", "--model.kernel_features=0",
+          "--model.hidden_size=16",
           f"--trainer.default_root_dir={tmp_path / 'run'}"])  # fmt: skip
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     for key in LEGACY_HPARAMS:
@@ -135,3 +139,21 @@ def test_baseline_scores_the_test_split_and_appears_in_the_test_report(
     (report,) = runs.glob("version_*/report.md")
     text = report.read_text()
     assert "## Beside the baselines" in text and f"| {method} (" in text
+
+
+def test_training_reuses_each_samples_kernel_features(signal_root: Path, tmp_path: Path) -> None:
+    """Computed once per sample and kept at half precision: the same as computing them anew,
+    whatever the other samples of the batch (and so their padding)."""
+    main(["fit", *QUIET, f"--data.root={signal_root}", "--budget.steps=20", "--budget.min_epochs=1",
+          "--model.hidden_size=8", "--model.kernel_features=500",
+          f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    classifier = load_classifier(tmp_path / "checkpoints" / "best.ckpt")
+    assert classifier.net.kernels.num_features == 420  # rounded down to a multiple of 84
+    datamodule = SequenceDataModule(str(signal_root), batch_size=8)
+    datamodule.setup("fit")
+    batches = list(datamodule.train_dataloader()) + list(datamodule.train_dataloader())
+    for batch in batches:  # a reshuffled second epoch: the memo answers for every sample
+        memoized = classifier._memoized_kernel_features(batch, "train").float()
+        fresh = classifier.net.kernel_features(batch["x"], batch["lengths"])
+        torch.testing.assert_close(memoized, fresh, atol=1e-2, rtol=1e-3)
+    assert len(classifier._kernel_memo["train"]) == len(datamodule.splits["train"])

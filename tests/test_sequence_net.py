@@ -7,13 +7,15 @@ from torch import nn
 from pipeline.models.sequence_net import PeepholeLSTM, SequenceNet, reverse_padded
 
 CONFIGS = [
-    *((cell, pooling, bidirectional, "none", 1, "none") for cell, pooling, bidirectional in
+    *((cell, pooling, bidirectional, "none", 1, "none", 0) for cell, pooling, bidirectional in
       itertools.product(["lstm", "gru", "peephole"], ["last", "mean", "max", "attention"],
                         [False, True])),
-    *((cell, pooling, True, frontend, stride, attention) for cell, pooling, (frontend, stride),
+    *((cell, pooling, True, frontend, stride, attention, 0) for cell, pooling, (frontend, stride),
       attention in itertools.product(["lstm", "gru"], ["last", "mean", "attention"],
                                      [("conv", 1), ("conv", 3), ("fcn", 1), ("fcn", 4)],
                                      ["none", "se", "feca"])),
+    *(("lstm", pooling, True, frontend, stride, "none", 500) for pooling, (frontend, stride) in
+      itertools.product(["last", "mean"], [("none", 1), ("conv", 3), ("fcn", 4)])),
 ]  # fmt: skip
 
 
@@ -24,17 +26,23 @@ def test_reverse_padded_reverses_each_sample_within_its_length() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cell", "pooling", "bidirectional", "frontend", "stride", "attention"), CONFIGS
+    ("cell", "pooling", "bidirectional", "frontend", "stride", "attention", "kernels"), CONFIGS
 )
 def test_padding_never_changes_a_samples_logits(
-    cell, pooling, bidirectional, frontend, stride, attention
+    cell, pooling, bidirectional, frontend, stride, attention, kernels
 ) -> None:
-    """Also with every front end, stride and channel attention (BatchNorm in eval mode, with
-    running statistics that are not the identity)."""
+    """Also with every front end, stride, channel attention and kernel features (BatchNorm in
+    eval mode, with running statistics that are not the identity; a kernel head that is not
+    zero)."""
     torch.manual_seed(0)
     net = SequenceNet(3, 4, cell=cell, hidden_size=8, num_layers=2, pooling=pooling,
                       bidirectional=bidirectional, frontend=frontend, conv_channels=8,
-                      stride=stride, channel_attention=attention)  # fmt: skip
+                      stride=stride, channel_attention=attention, kernel_features=kernels,
+                      max_length=70)  # fmt: skip
+    if kernels:
+        net.channel_mean.fill_(0.5)
+        net.fit_kernel_features(torch.randn(8, 70, 3), torch.full((8,), 70))
+        nn.init.normal_(net.kernel_head.weight)
     for module in net.modules():
         if isinstance(module, nn.BatchNorm1d):
             module.running_mean.uniform_(-0.5, 0.5)

@@ -324,6 +324,13 @@ class SequenceDataModule(pl.LightningDataModule):
             self.channel_mean, self.channel_std = channel_stats(sequences())
             self.longest_train_length = max(lengths)
 
+    def train_draw(self, count: int, seed: int = 0) -> Batch:
+        """A padded batch of `count` training samples drawn at random (all if fewer)."""
+        train = self._dataset("train")
+        generator = torch.Generator().manual_seed(seed)
+        picks = torch.randperm(len(train), generator=generator)[:count].sort().values
+        return pad_collate([train[int(i)] for i in picks])
+
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 

@@ -24,6 +24,7 @@ from pipeline.models.frontends import (
     padding_mask,
     pool_windows,
 )
+from pipeline.models.kernel_features import DilatedKernelFeatures
 
 Cell = Literal["lstm", "gru", "peephole"]
 Pooling = Literal["last", "mean", "max", "attention", "none"]
@@ -139,6 +140,10 @@ class SequenceNet(nn.Module):
             steps (``fcn``).
         channel_attention: ``none``, ``se`` (squeeze-and-excitation) or ``feca`` (weights from
             each channel's FFT magnitude spectrum) over the recurrent layers' input channels.
+        kernel_features: about how many fixed dilated-kernel features (MiniRocket's) to add
+            beside the recurrent branch, each with its own weights in a second linear head whose
+            logits add to the first; 0 for none. `fit_kernel_features` must see training data.
+        max_length: the longest training sequence; sets the kernel features' largest dilation.
     """
 
     def __init__(
@@ -156,6 +161,8 @@ class SequenceNet(nn.Module):
         conv_channels: int = 128,
         stride: int = 1,
         channel_attention: ChannelAttention = "none",
+        kernel_features: int = 0,
+        max_length: int = 1,
     ) -> None:
         super().__init__()
         if pooling not in ("last", "mean", "max", "attention", "none"):
@@ -166,6 +173,8 @@ class SequenceNet(nn.Module):
             raise ValueError(f"unknown frontend {frontend!r}; choose none, conv or fcn")
         if stride > 1 and pooling == "none":
             raise ValueError("a label per step needs stride 1: strides drop the steps' labels")
+        if kernel_features and pooling == "none":
+            raise ValueError("a label per step needs kernel_features 0: they describe a sequence")
         directions = 2 if bidirectional else 1
         self.pooling = pooling
         self.stride = stride
@@ -199,6 +208,13 @@ class SequenceNet(nn.Module):
         self.attention = nn.Linear(features, 1) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(features + (conv_channels if self.fcn else 0), num_classes)
+        self.kernels = self.kernel_head = None
+        if kernel_features:
+            self.kernels = DilatedKernelFeatures(input_size, kernel_features, max_length)
+            # zero weights: the head starts in the span of the training features (as ridge does)
+            self.kernel_head = nn.Linear(self.kernels.num_features, num_classes)
+            nn.init.zeros_(self.kernel_head.weight)
+            nn.init.zeros_(self.kernel_head.bias)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Recurrent features `[B, T', H * directions]` of raw `x` and their lengths `[B]`
@@ -258,9 +274,28 @@ class SequenceNet(nn.Module):
             pooled = torch.cat([pooled, masked_mean(conv, lengths)], dim=-1)
         return pooled, attention
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def kernel_features(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The fixed kernel features `[B, F]` of raw `x`; `[B, 0]` when the net has none."""
+        if self.kernels is None:
+            return x.new_zeros(len(x), 0)
+        return self.kernels(self.normalize(x), lengths)
+
+    def fit_kernel_features(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
+        """Fit the kernel features' biases and scaling to raw training samples `x [N, T, D]`."""
+        if self.kernels is not None:
+            self.kernels.fit(self.normalize(x), lengths)
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, kernel_features: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits `[B, num_classes]` for right-padded raw `x [B, T, D]` with true `lengths [B]`.
 
-        With pooling ``none``: logits `[B, T, num_classes]`, one per step.
+        With pooling ``none``: logits `[B, T, num_classes]`, one per step. `kernel_features`
+        passes the output of `kernel_features(x, lengths)` computed earlier.
         """
-        return self.head(self.dropout(self.embed(x, lengths)[0]))
+        logits = self.head(self.dropout(self.embed(x, lengths)[0]))
+        if self.kernel_head is None:
+            return logits
+        if kernel_features is None:
+            kernel_features = self.kernel_features(x, lengths)
+        return logits + self.kernel_head(kernel_features.to(logits.dtype))
