@@ -31,7 +31,7 @@ from feature_extractors.video import (
 from pipeline.data.cache import ExtractionReport, feature_path
 from pipeline.data.datamodule import SequenceDataset, pad_collate
 from pipeline.data.discovery import Sample, discover_unlabelled
-from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError
+from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError, sequence_shape
 from pipeline.extract import extract_videos
 from pipeline.lit_module import SequenceClassifier, with_legacy_defaults
 from pipeline.models.video_classifier import VideoClassifier
@@ -171,7 +171,8 @@ def encode_inputs(
         def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
             return preprocess_recordings(root, out, preprocessing, found)
     else:  # sequence files, as they are
-        return [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)], []
+        found = [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)]
+        return _with_model_channels(classifier, found, [])
     samples, failed = [], []
     for i, path in enumerate(map(Path, paths)):
         features = out / str(i)
@@ -184,7 +185,29 @@ def encode_inputs(
             for s in found
             if s.path not in bad
         ]
-    return samples, failed
+    return _with_model_channels(classifier, samples, failed)
+
+
+def _with_model_channels(
+    classifier: SequenceClassifier, samples: list[Sample], failed: list[tuple[Path, str]]
+) -> tuple[list[Sample], list[tuple[Path, str]]]:
+    """The samples whose files have the model's channels per step; the others join `failed`."""
+    expected, kept = classifier.hparams.input_size, []
+    for sample in samples:
+        try:
+            channels = sequence_shape(sample.path)[1]
+        except SequenceDataError as err:
+            failed.append((sample.source or sample.path, str(err)))
+            continue
+        if channels == expected:
+            kept.append(sample)
+        else:
+            failed.append((
+                sample.source or sample.path,
+                f"{channels} channels per step, but the model was trained on {expected}; "
+                "give inputs made like its training data",
+            ))  # fmt: skip
+    return kept, failed
 
 
 def _classified(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import tempfile
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,7 @@ def explain(
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         samples, failed = encode_inputs(classifier, paths, Path(tmp), None, num_workers, device)
+        names = output_names([s.source or s.path for s in samples])
         for sample in samples:
             x = torch.from_numpy(load_sequence(sample.path)).to(device)
             net = classifier.net
@@ -112,7 +114,7 @@ def explain(
                 None if attention is None else _per_input_step(attention[0], net.stride, len(x)),
                 step_times(sample),
             ))  # fmt: skip
-            _draw(results[-1], classifier, out)
+            _draw(results[-1], classifier, out, names[sample.source or sample.path])
     _write_summary(results, out / "explain.csv")
     return results, failed
 
@@ -124,9 +126,22 @@ def _per_input_step(attention: torch.Tensor, stride: int, steps: int) -> np.ndar
     return (attention[window] / torch.bincount(window)[window]).cpu().numpy()
 
 
-def _draw(result: Explanation, classifier, out: Path) -> None:
+def output_names(sources: list[Path]) -> dict[Path, str]:
+    """A distinct file stem per input: its own stem, or where two inputs share one (`a/rec1.wav`,
+    `b/rec1.wav`, `rec1.csv`), the folder and the whole name (`a_rec1.wav`, ...)."""
+    repeated = {stem for stem, n in Counter(p.stem for p in sources).items() if n > 1}
+    names: dict[Path, str] = {}
+    for path in sources:
+        name = path.stem if path.stem not in repeated else f"{path.parent.name}_{path.name}"
+        while name in names.values():
+            name += "_"
+        names[path] = name
+    return names
+
+
+def _draw(result: Explanation, classifier, out: Path, name: str) -> None:
     source = result.sample.source or result.sample.path
-    target = out / f"{source.stem}.png"
+    target = out / f"{name}.png"
     save_npz(target.with_suffix(".npz"), attributions=result.attributions,
              importance=result.importance, times=result.times, class_name=result.class_name,
              **({} if result.attention is None else {"attention": result.attention}))  # fmt: skip

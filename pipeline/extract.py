@@ -27,7 +27,14 @@ from feature_extractors.video import (
     VideoReadError,
     iter_frame_chunks,
 )
-from pipeline.data.cache import ExtractionReport, gather_reports, plan, progress, write_failures
+from pipeline.data.cache import (
+    ExtractionReport,
+    gather_reports,
+    plan,
+    progress,
+    remove_stale,
+    write_failures,
+)
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import save_sequence, write_feature_settings
 from pipeline.distributed import local_device, rank_and_world
@@ -191,6 +198,7 @@ def extract_videos(
     report = gather_reports(report)
     if rank == 0:
         write_failures(out, report.failed)
+        remove_stale(root, out, samples, report)
     return report
 
 

@@ -15,6 +15,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from pipeline.commands import COMMANDS
 from pipeline.data.datamodule import SequenceDataModule
+from pipeline.data.sequence_files import SequenceDataError
 from pipeline.lit_module import LEGACY_HPARAMS, SequenceClassifier
 from pipeline.plots import plot_training_curves
 from pipeline.prediction_writer import PredictionWriter
@@ -61,16 +62,28 @@ class SeqClassCLI(LightningCLI):
             config.budget.steps = None  # the user's own epochs or steps win
 
     def _parse_ckpt_path(self) -> None:
-        """Also give the options a checkpoint predates the values it was trained with."""
-        super()._parse_ckpt_path()
+        """Check the checkpoint file, then give the options it predates the values it was
+        trained with."""
         ckpt_path = self.config.get("subcommand") and self.config[self.config.subcommand].get(
             "ckpt_path"
         )
-        if not ckpt_path or not Path(ckpt_path).is_file():
+        if ckpt_path in (None, "best", "last", "hpc", "registry"):  # Lightning's own names
+            super()._parse_ckpt_path()
             return
-        hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get(
-            "hyper_parameters", {}
-        )
+        if not Path(ckpt_path).is_file():
+            raise SequenceDataError(
+                f"--ckpt_path {ckpt_path}: no such file. Give a .ckpt file that `seqclass fit` "
+                "wrote (RUN/checkpoints/best.ckpt or last.ckpt)."
+            )
+        try:
+            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+            hparams = checkpoint.get("hyper_parameters", {})
+        except Exception as err:  # torch.load raises a dozen types on a bad file
+            raise SequenceDataError(
+                f"--ckpt_path {ckpt_path}: not a readable checkpoint ({type(err).__name__}); it "
+                "may be truncated or another kind of file. Give a .ckpt file from `seqclass fit`."
+            ) from None
+        super()._parse_ckpt_path()
         model = self.config[self.config.subcommand].model
         for key, value in LEGACY_HPARAMS.items():
             if hparams and key not in hparams:

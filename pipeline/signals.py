@@ -8,6 +8,9 @@ used are reported to every rank, so that all of them stop (or skip them) togethe
 
 from __future__ import annotations
 
+import hashlib
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +36,24 @@ from pipeline.distributed import rank_and_world
 def signal_cache_dir(root: str | Path, settings: dict, cache_dir: str | Path | None = None) -> Path:
     """Cache folder of `root`'s recordings under `settings`: ``CACHE/<settings hash>``.
 
-    `cache_dir` defaults to ``<root>-cache`` beside the data folder.
+    `cache_dir` defaults to ``<root>-cache`` beside the data folder, or, where that folder
+    cannot be written, to ``<user cache>/seqclass/<root>-<hash of its path>`` (with a warning).
     """
-    root = Path(root)
+    root = Path(root).resolve()  # `.` or `data/` alone would put the cache inside the data
     base = root if root.is_dir() else root.parent
-    return Path(cache_dir or base.parent / f"{base.name}-cache") / settings_hash(settings)
+    if cache_dir is None:
+        cache_dir = base.parent / f"{base.name}-cache"
+        if not os.access(cache_dir if cache_dir.exists() else base.parent, os.W_OK):
+            user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+            tag = hashlib.sha256(str(base).encode()).hexdigest()[:8]
+            fallback = user_cache / "seqclass" / f"{base.name}-{tag}"
+            warnings.warn(
+                f"{cache_dir} cannot be written: caching the preprocessed recordings in "
+                f"{fallback} (set data.cache_dir to choose)",
+                stacklevel=2,
+            )
+            cache_dir = fallback
+    return Path(cache_dir) / settings_hash(settings)
 
 
 def preprocess_recordings(

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from pipeline.data.discovery import discover, discover_unlabelled
-from pipeline.data.sequence_files import save_npz
+from feature_extractors.signal import SignalError, SignalPreprocessing
+from pipeline.cli import main
+from pipeline.data.discovery import assign_splits, discover, discover_unlabelled
+from pipeline.data.sequence_files import SequenceDataError, save_npz
+from pipeline.explain import output_names
+from pipeline.signals import preprocess_recordings, signal_cache_dir
 
 from conftest import random_tree, write_npy
 
@@ -38,3 +44,193 @@ def test_cache_files_follow_the_umask_so_others_can_read_them(tmp_path: Path) ->
         os.umask(previous)
     mode = stat.S_IMODE((tmp_path / "features.npz").stat().st_mode)
     assert mode == 0o644  # mkstemp alone gives 0o600: unreadable by the other users of a cache
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (["data/a/0.npy,a", "data/a/0.npy,b"], "lines 2 and 3: both list .*0.npy"),
+        (["data/a/0.npy,a", "data/b/0.npy,b", "./data/a/../a/0.npy,a,test"], "lines 2 and 4"),
+        (["data/a/0.npy,a", ",b"], "line 3: no path; fill every cell"),
+        (["data/a/0.npy"], "line 2: no label"),
+    ],
+)
+def test_a_manifest_row_without_cells_or_a_file_listed_twice_is_refused(
+    tmp_path: Path, rows: list[str], message: str
+) -> None:
+    random_tree(tmp_path / "data", {"a": 2, "b": 2})
+    (tmp_path / "m.csv").write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    with pytest.raises(SequenceDataError, match=message):
+        discover(tmp_path / "m.csv", (".npy",))
+
+
+def test_a_manifest_group_stays_within_one_split(tmp_path: Path) -> None:
+    """Twelve subjects with four recordings each (two per class): no subject in two splits."""
+    random_tree(tmp_path / "data", {"a": 24, "b": 24})
+    rows = [f"data/{c}/{i}.npy,{c},s{i // 2}" for c in "ab" for i in range(24)]
+    (tmp_path / "m.csv").write_text("path,label,group\n" + "\n".join(rows) + "\n")
+    for seed in range(3):
+        samples = assign_splits(discover(tmp_path / "m.csv", (".npy",)), 0.15, 0.2, seed)
+        splits_of = {}
+        for s in samples:
+            splits_of.setdefault(s.group, set()).add(s.split)
+        assert all(len(splits) == 1 for splits in splits_of.values())
+        counts = Counter(s.split for s in samples)
+        assert counts["test"] >= 4 and counts["val"] >= 4 and counts["train"] >= 24
+        assert {s.label for s in samples if s.split == "test"} == {"a", "b"}
+
+
+def test_classify_skips_and_names_files_with_another_channel_count(tmp_path: Path, capsys) -> None:
+    root = random_tree(tmp_path / "data", {"a": 6, "b": 6}, channels=2)
+    main(["fit", f"--data.root={root}", "--trainer.max_epochs=1", "--model.hidden_size=8",
+          "--model.kernel_features=0", "--trainer.enable_progress_bar=false",
+          f"--trainer.default_root_dir={tmp_path / 'run'}"])  # fmt: skip
+    new = tmp_path / "new"
+    write_npy(new / "good.npy", np.zeros((9, 2), dtype="f4"))
+    write_npy(new / "one_channel.npy", np.zeros((9, 1), dtype="f4"))
+    main(["classify", str(new), "--checkpoint", str(tmp_path / "run/checkpoints/last.ckpt"),
+          "--out", str(tmp_path / "p.csv")])  # fmt: skip
+    assert "one_channel.npy: 1 channels per step, but the model was trained on 2" in (
+        capsys.readouterr().err
+    )
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert len(rows) == 2 and "good.npy" in rows[1]
+
+
+def test_a_chain_step_that_makes_nan_is_named_with_the_recording(tmp_path: Path) -> None:
+    """Kurtosis of a flat window is 0/0: found where it happens, not later in the cache."""
+    recording = tmp_path / "flat.npy"
+    rng = np.random.default_rng(0)
+    np.save(recording, np.stack([rng.normal(size=400), np.ones(400)], axis=1))  # [T, 2]
+    chain = SignalPreprocessing(
+        fs=100.0, steps=[{"detrend": {}}, {"window_stats": {"nperseg": 50, "stats": ["kurtosis"]}}]
+    )
+    with pytest.raises(SignalError, match=r"flat.npy: step 2 \(window_stats\) produced NaN"):
+        chain.process(recording)
+
+
+def test_two_recordings_with_one_cache_name_are_refused_with_both_named(tmp_path: Path) -> None:
+    root = tmp_path / "recordings"
+    write_npy(root / "a" / "r0.npy", np.zeros((50, 2), dtype="f4"))
+    (root / "a" / "r0.csv").write_text("x,y\n" + "0,1\n" * 50)
+    with pytest.raises(SequenceDataError, match=r"r0.csv and .*r0.npy would both be cached as"):
+        preprocess_recordings(root, tmp_path / "cache", SignalPreprocessing(fs=100.0, steps=[]))
+
+
+def test_explain_outputs_of_inputs_with_one_stem_keep_apart() -> None:
+    sources = [Path("a/rec1.wav"), Path("b/rec1.wav"), Path("b/rec1.csv"), Path("c/rec2.wav")]
+    names = output_names(sources)
+    assert names == {
+        Path("a/rec1.wav"): "a_rec1.wav",
+        Path("b/rec1.wav"): "b_rec1.wav",
+        Path("b/rec1.csv"): "b_rec1.csv",
+        Path("c/rec2.wav"): "rec2",
+    }
+    assert len(set(output_names([Path("x/a/r.wav"), Path("y/a/r.wav")]).values())) == 2
+
+
+@pytest.fixture
+def small_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A class-folder tree with an explicit split and a checkpoint trained on it."""
+    root = random_tree(tmp_path / "data", {"a": 6, "b": 6})
+    main(["fit", f"--data.root={root}", "--trainer.max_epochs=1", "--model.hidden_size=8",
+          "--model.kernel_features=0", "--trainer.enable_progress_bar=false",
+          f"--trainer.default_root_dir={tmp_path / 'run'}"])  # fmt: skip
+    return root, tmp_path / "run" / "checkpoints" / "last.ckpt"
+
+
+def test_bad_checkpoints_and_an_empty_test_split_stop_with_one_line(
+    small_run: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    root, _ = small_run
+    (tmp_path / "truncated.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    cases = [
+        (["test", f"--data.root={root}", f"--ckpt_path={tmp_path / 'gone.ckpt'}"],
+         "gone.ckpt: no such file"),
+        (["test", f"--data.root={root}", f"--ckpt_path={tmp_path / 'truncated.ckpt'}"],
+         "truncated.ckpt: not a readable checkpoint"),
+        (["fit", f"--data.root={root}", f"--ckpt_path={tmp_path / 'truncated.ckpt'}"],
+         "truncated.ckpt: not a readable checkpoint"),
+        (["predict", f"--data.root={root}", "--data.test_fraction=0",
+          f"--ckpt_path={small_run[1]}"], "the test split is empty, so predict has nothing"),
+    ]  # fmt: skip
+    for args, message in cases:
+        with pytest.raises(SystemExit) as stop:
+            main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
+        assert stop.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--weights", "BOGUS"], "unknown weights 'BOGUS' for googlenet; choose DEFAULT, random"),
+        (["--sampling-value", "3"], "--sampling-value 3.0 needs --sampling every, uniform or fps"),
+        (["--sampling", "every", "--sampling-value", "0.5"], "a whole number >= 1, not 0.5"),
+        (["--max-frames", "0"], "max_frames must be at least 1"),
+    ],
+)
+def test_extract_options_are_checked_when_parsed(
+    tmp_path: Path, capsys, args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["extract", str(tmp_path), "--out", str(tmp_path / "out"), *args])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_nan_in_a_val_or_test_file_stops_before_any_epoch(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        random_tree(root / split, {"a": 4, "b": 4}, seed=len(split))
+    common = ["--trainer.max_epochs=1", "--model.hidden_size=8", "--model.kernel_features=0",
+              "--trainer.enable_progress_bar=false", "--data.num_workers=1"]  # fmt: skip
+    main(["fit", f"--data.root={root}", *common, f"--trainer.default_root_dir={tmp_path / 'm'}"])
+    bad = np.ones((8, 2), dtype="f4")
+    bad[5, 1] = np.nan
+    write_npy(root / "val" / "b" / "bad.npy", bad)
+    write_npy(root / "test" / "b" / "bad.npy", bad)
+    for command, split in (("fit", "val"), ("test", "test")):
+        ckpt = [f"--ckpt_path={tmp_path / 'm/checkpoints/last.ckpt'}"] if command == "test" else []
+        with pytest.raises(SystemExit) as stop:
+            main([command, f"--data.root={root}", *common, *ckpt,
+                  f"--trainer.default_root_dir={tmp_path / 'run'}"])  # fmt: skip
+        assert stop.value.code == 2
+        (error,) = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+        assert error.startswith("error: ") and error.endswith(
+            f"{split}/b/bad.npy: contains NaN or Inf (first at time step 5, channel 1). Clean or "
+            "interpolate the recording, or remove the file."
+        )  # one line, from the main process: no worker traceback
+    assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before any epoch
+
+
+def test_the_signal_cache_of_root_dot_sits_beside_the_data(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "recordings").mkdir()
+    monkeypatch.chdir(tmp_path / "recordings")
+    for root in (".", "./", str(tmp_path / "recordings")):
+        assert signal_cache_dir(root, {"fs": 1}).parent == tmp_path / "recordings-cache"
+
+
+def test_a_read_only_data_folder_caches_in_the_user_cache(tmp_path: Path, monkeypatch) -> None:
+    data = tmp_path / "readonly" / "recordings"
+    data.mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    writable = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != data.parent and writable(p, mode))
+    with pytest.warns(UserWarning, match="readonly/recordings-cache cannot be written"):
+        folder = signal_cache_dir(data, {"fs": 1})
+    assert folder.parent.parent == tmp_path / "home-cache" / "seqclass"
+    assert folder.parent.name.startswith("recordings-")
+
+
+@pytest.mark.parametrize("layout", ["beside classes", "files inside"])
+def test_a_class_named_like_a_split_is_refused(tmp_path: Path, layout: str) -> None:
+    root = tmp_path / "data"
+    if layout == "beside classes":
+        random_tree(root, {"walk": 3, "run": 3, "test": 3})  # a class called test
+        message = "has a test/ folder beside the class folders run, walk"
+    else:
+        random_tree(root / "train", {"walk": 3, "run": 3})
+        write_npy(root / "train" / "loose.npy", np.zeros((5, 2), dtype="f4"))
+        message = "has a train/ folder holding samples"
+    with pytest.raises(SequenceDataError, match=message):
+        discover(root, (".npy",))

@@ -57,6 +57,23 @@ def test_extract_writes_features_skips_bad_videos_resumes_and_feeds_fit(
           "--trainer.enable_progress_bar=false", "--model.hidden_size=8"])  # fmt: skip
     assert (tmp_path / "runs" / "checkpoints" / "last.ckpt").is_file()
 
+    # the videos change: one moves to the other class, one is deleted, one breaks
+    (root / "a" / "2.avi").rename(root / "b" / "moved.avi")
+    (root / "b" / "1.avi").unlink()
+    (root / "a" / "1.avi").write_bytes(b"junk" * 100)
+    (out / "notes.npz").write_bytes(b"not ours")  # no cache key: left alone
+    extract(root, out, "--sampling", "uniform", "--sampling-value", "3")
+    printed = capsys.readouterr().out
+    assert "1 written, 2 up to date, 3 failed" in printed
+    assert "removed 3 stale feature file(s)" in printed and "a/2.npz" in printed
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz")) == [
+        "a/0.npz",
+        "b/0.npz",
+        "b/2.npz",
+        "b/moved.npz",
+        "notes.npz",
+    ]
+
 
 def test_extract_exits_non_zero_when_nothing_could_be_read(tmp_path: Path) -> None:
     (tmp_path / "v" / "a").mkdir(parents=True)

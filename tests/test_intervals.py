@@ -71,6 +71,10 @@ def test_interval_csv_checks(tmp_path: Path):
         ("r.csv,1,x,a", "start and end must be numbers"),
         ("r.csv,2,1,a", "needs 0 <= start < end"),
         ("missing.csv,0,1,a", "missing.csv does not exist"),
+        ("r.csv,0,,a", "line 2: no end; fill every cell"),
+        ("r.csv,0,1", "line 2: no label"),
+        ("r.csv,0,5,a\nr.csv,9,12,a\nr.csv,4,6,b", r"lines 2 and 4: intervals of r.csv overlap"),
+        ("r.csv,0,5,a\nr.csv,0,5,a", "lines 2 and 3"),  # the same row twice
     ]:
         path = tmp_path / "labels.csv"
         path.write_text(f"file,start,end,label\n{body}\n")

@@ -232,13 +232,21 @@ class SignalPreprocessing:
         return replace(self, fs=float(wav_rate(wavs[0]))) if wavs else self
 
     def apply(self, signal: Signal) -> Signal:
-        """Run every step on `signal`."""
-        for step in self.steps:
+        """Run every step on `signal`; a step whose output holds NaN or Inf raises, named."""
+        for index, step in enumerate(self.steps):
             ((name, options),) = step.items()
             try:
                 signal = STEPS[name](signal, **options)
             except ValueError as err:
                 raise ValueError(f"step {name}: {err}") from None
+            bad = ~np.isfinite(signal.data)
+            if bad.any():
+                channel = np.argwhere(bad)[0][0]
+                raise ValueError(
+                    f"step {index + 1} ({name}) produced NaN or Inf (first in channel "
+                    f"{signal.names[channel] if signal.names else channel}): the input is "
+                    "constant or too short for it there. Drop the step, or check the recording."
+                )
         return signal
 
     def process(self, path: str | Path) -> Signal:

@@ -178,6 +178,12 @@ def _torchvision(
         raise ValueError(
             f"unknown backbone {name!r}; choose one of: {', '.join(list_backbones())}"
         ) from None
+    names = [w.name for w in enum]
+    if weights not in ("DEFAULT", "random", *names):
+        raise ValueError(
+            f"unknown weights {weights!r} for {name}; choose DEFAULT, random or one of: "
+            f"{', '.join(names)}"
+        )
     entry = enum.DEFAULT if weights in ("DEFAULT", "random") else enum[weights]
     preprocess = entry.transforms()
     # googlenet/inception load their files with auxiliary heads and input transform switched on

@@ -34,6 +34,13 @@ class FrameSampling:
             raise ValueError(f"unknown sampling mode {self.mode!r}; use all, every, uniform or fps")
         if self.mode != "all" and (self.value is None or self.value <= 0):
             raise ValueError(f"sampling mode {self.mode!r} needs a positive value")
+        if self.mode in ("every", "uniform") and (self.value < 1 or self.value != int(self.value)):
+            what = "every k-th frame" if self.mode == "every" else "N frames"
+            raise ValueError(
+                f"sampling mode {self.mode!r} takes {what}: a whole number >= 1, not {self.value}"
+            )
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1 (or unset), not {self.max_frames}")
 
     @property
     def needs_frame_count(self) -> bool:

@@ -74,6 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ns: argparse.Namespace) -> None:
     if ns.backbone == "none" and ns.motion == "none":
         raise SequenceDataError("--backbone none needs --motion dis or farneback")
+    if ns.sampling == "all" and ns.sampling_value is not None:
+        raise SequenceDataError(
+            f"--sampling-value {ns.sampling_value} needs --sampling every, uniform or fps; the "
+            "default, all, keeps every frame."
+        )
     try:
         FrameSampling(ns.sampling, ns.sampling_value, ns.max_frames)
         if ns.motion != "none":
@@ -119,5 +124,12 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
         )
         if report.failed:
             print(f"  failures listed in {ns.out / 'failures.csv'}")
+        if report.removed:
+            shown = ", ".join(str(p.relative_to(ns.out)) for p in report.removed[:5])
+            more = f" and {len(report.removed) - 5} more" if len(report.removed) > 5 else ""
+            print(
+                f"  removed {len(report.removed)} stale feature file(s) of inputs that are gone, "
+                f"moved or failed now: {shown}{more}"
+            )
     if report.failed and not (report.written or report.skipped):
         sys.exit(1)

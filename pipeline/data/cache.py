@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.data.discovery import Sample
+from pipeline.data.sequence_files import SequenceDataError
 from pipeline.distributed import gather_to_all, rank_and_world
 
 
@@ -29,6 +30,7 @@ class ExtractionReport:
     skipped: list[Path] = field(default_factory=list)  # already up to date
     failed: list[tuple[Path, str]] = field(default_factory=list)
     frames: int = 0  # time steps read (video frames, signal samples)
+    removed: list[Path] = field(default_factory=list)  # stale files of an earlier run
 
 
 @dataclass
@@ -76,6 +78,14 @@ def plan(
     Samples are dealt to ranks largest file first, so that ranks get similar amounts of work.
     """
     rank, world = rank_and_world()
+    sources: dict[Path, Path] = {}
+    for sample in samples:
+        target = feature_path(sample.path, root, out)
+        if sources.setdefault(target, sample.path) != sample.path:
+            raise SequenceDataError(
+                f"{sources[target]} and {sample.path} would both be cached as {target}: inputs "
+                "in one folder need different names before their suffix. Rename one of them."
+            )
     mine = sorted(samples, key=lambda s: -s.path.stat().st_size)[rank::world]
     jobs, report = [], ExtractionReport()
     for sample in mine:
@@ -104,6 +114,19 @@ def gather_reports(report: ExtractionReport) -> ExtractionReport:
         failed=sorted(f for r in reports for f in r.failed),
         frames=sum(r.frames for r in reports),
     )
+
+
+def remove_stale(root: Path, out: Path, samples: list[Sample], report: ExtractionReport) -> None:
+    """Delete the feature files under `out` that this run did not vouch for: those of inputs no
+    longer under `root` (removed, moved to another class folder) and the earlier features of
+    inputs that failed now. Only files an extractor wrote (they hold a cache key) are touched;
+    `report.removed` lists them."""
+    failed = {feature_path(path, root, out) for path, _ in report.failed}
+    current = {feature_path(s.path, root, out) for s in samples} - failed
+    for path in sorted(out.rglob("*.npz")):
+        if path not in current and stored_key(path) is not None:
+            path.unlink()
+            report.removed.append(path)
 
 
 def write_failures(out: Path, failed: list[tuple[Path, str]]) -> None:

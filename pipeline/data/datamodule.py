@@ -302,7 +302,13 @@ class SequenceDataModule(pl.LightningDataModule):
                 self.splits["predict"] = self._preprocessed(self.predict_root, samples)
             else:
                 self.splits["predict"] = [s for s in self.labelled_samples if s.split == "test"]
+            if not self.splits["predict"]:
+                raise SequenceDataError(
+                    f"{self.root}: the test split is empty, so predict has nothing to label; give "
+                    "--data.predict_root DIR (the files to label) or a test split."
+                )
             self._check_channels(self.splits["predict"])
+            self._check_readable("predict")
             return
         samples = self.labelled_samples
         for split in ("train", "val", "test"):
@@ -323,6 +329,14 @@ class SequenceDataModule(pl.LightningDataModule):
 
             self.channel_mean, self.channel_std = channel_stats(sequences())
             self.longest_train_length = max(lengths)
+        for split in {"fit": ("val",), "validate": ("val",), "test": ("test",)}.get(stage, ()):
+            self._check_readable(split)
+
+    def _check_readable(self, split: str) -> None:
+        """Read every file of `split` once, so that a bad one (NaN, unreadable) stops the run
+        here, named, rather than inside a DataLoader worker mid-epoch."""
+        for path in dict.fromkeys(s.path for s in self.splits.get(split, [])):
+            load_sequence(path)
 
     def train_draw(self, count: int, seed: int = 0) -> Batch:
         """A padded batch of `count` training samples drawn at random (all if fewer)."""

@@ -57,6 +57,7 @@ def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
     if not root.is_dir():
         raise SequenceDataError(f"data root {root} does not exist; pass an existing folder.")
     split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
+    _check_split_folders(root, split_dirs, suffixes)
     if split_dirs:
         samples = [s for d in split_dirs for s in _class_folders(d, suffixes, split=d.name)]
     else:
@@ -67,6 +68,25 @@ def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
             f"{', '.join(suffixes)} (optionally inside train/, val/, test/), or a manifest CSV."
         )
     return samples
+
+
+def _check_split_folders(root: Path, split_dirs: list[Path], suffixes: tuple[str, ...]) -> None:
+    """Refuse a tree where `train`/`val`/`test` could be a class: beside other class folders,
+    or holding sample files itself."""
+    if not split_dirs:
+        return
+    others = sorted(
+        p.name for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in SPLITS
+    )  # fmt: skip
+    loose = next((d for d in split_dirs for p in d.iterdir() if is_sample_file(p, suffixes)), None)
+    if others or loose is not None:
+        found = f"beside the class folders {', '.join(others)}" if others else "holding samples"
+        raise SequenceDataError(
+            f"{root}: has a {(split_dirs[0] if others else loose).name}/ folder {found}; train, "
+            "val and test name splits, not classes. Put the class folders inside train/ (and "
+            "val/, test/), or rename a class that is called so."
+        )
 
 
 def discover_unlabelled(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
@@ -114,6 +134,8 @@ def assign_splits(
         "val": 0.0 if "val" in present else val_fraction,
         "test": 0.0 if "test" in present else test_fraction,
     }
+    if any(s.group is not None for s in samples if s.split == "train"):
+        return _split_by_group(samples, fractions, seed)
     by_class: dict[str | None, list[Sample]] = defaultdict(list)
     for s in samples:
         if s.split == "train":
@@ -139,6 +161,51 @@ def assign_splits(
     return sorted(out, key=lambda s: (SPLITS.index(s.split), str(s.path)))
 
 
+def _split_by_group(samples: list[Sample], fractions: dict[str, float], seed: int) -> list[Sample]:
+    """`assign_splits` for samples with groups: whole groups move to test, then to val, each
+    about its share of the samples (stratified as far as the groups allow)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    pool = [s for s in samples if s.split == "train"]
+    out = [s for s in samples if s.split != "train"]
+    _groups_of(pool, None)  # all or none
+    left = 1.0
+    for split in ("test", "val"):
+        if not fractions[split]:
+            continue
+        folds = max(2, round(left / fractions[split]))
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        try:
+            _, held_out = next(
+                splitter.split(pool, [s.label for s in pool], [s.group for s in pool])
+            )
+        except ValueError as err:
+            raise SequenceDataError(
+                f"cannot hold out {fractions[split]:.0%} of the samples as whole groups for the "
+                f"{split} split: {err}. Add groups, or give explicit split columns."
+            ) from None
+        held = set(held_out.tolist())
+        out += [replace(s, split=split) for i, s in enumerate(pool) if i in held]
+        pool = [s for i, s in enumerate(pool) if i not in held]
+        left -= fractions[split]
+    return sorted(out + pool, key=lambda s: (SPLITS.index(s.split), str(s.path)))
+
+
+def _groups_of(samples: list[Sample], pattern: str | None) -> list:
+    """Each sample's group (all None when none has one); a mix of samples with and without
+    one is refused."""
+    groups = [_group_of(s, pattern) for s in samples]
+    if any(g is not None for g in groups):
+        missing = next((s for s, g in zip(samples, groups, strict=True) if g is None), None)
+        if missing is not None:
+            raise SequenceDataError(
+                f"{missing.path}: has no group while other samples do; give every sample a "
+                "group (manifest column `group`, or a data.group_pattern that matches every "
+                "file name)."
+            )
+    return groups
+
+
 def assign_fold(
     samples: list[Sample], fold: int, folds: int, seed: int, group_pattern: str | None = None
 ) -> list[Sample]:
@@ -154,14 +221,8 @@ def assign_fold(
     if not 0 <= fold < folds:
         raise SequenceDataError(f"data.fold {fold} must be in [0, {folds}) for {folds} folds.")
     pool = [s for s in samples if s.split != "test"]
-    groups = [_group_of(s, group_pattern) for s in pool]
+    groups = _groups_of(pool, group_pattern)
     grouped = any(g is not None for g in groups)
-    missing = next((s for s, g in zip(pool, groups, strict=True) if grouped and g is None), None)
-    if missing is not None:
-        raise SequenceDataError(
-            f"{missing.path}: has no group while other samples do; give every sample a group "
-            "(manifest column `group`, or a data.group_pattern that matches every file name)."
-        )
     kind = StratifiedGroupKFold if grouped else StratifiedKFold
     splitter = kind(n_splits=folds, shuffle=True, random_state=seed)
     labels = [s.label for s in pool]
@@ -211,16 +272,24 @@ def _read_manifest(manifest: Path) -> list[Sample]:
                 f"found {reader.fieldnames}."
             )
         rows = list(reader)
-    samples = []
+    samples, lines = [], {}
     for line_no, row in enumerate(rows, start=2):
+        where = f"manifest {manifest}, line {line_no}"
+        missing = [c for c in ("path", "label") if not (row.get(c) or "").strip()]
+        if missing:
+            raise SequenceDataError(f"{where}: no {' or '.join(missing)}; fill every cell.")
         split = (row.get("split") or "train").strip()
         if split not in SPLITS:
-            raise SequenceDataError(
-                f"manifest {manifest}, line {line_no}: split {split!r} is not one of {SPLITS}."
-            )
+            raise SequenceDataError(f"{where}: split {split!r} is not one of {SPLITS}.")
         path = (manifest.parent / row["path"].strip()).resolve()
         if not path.is_file():
-            raise SequenceDataError(f"manifest {manifest}, line {line_no}: {path} does not exist.")
+            raise SequenceDataError(f"{where}: {path} does not exist.")
+        if path in lines:
+            raise SequenceDataError(
+                f"manifest {manifest}, lines {lines[path]} and {line_no}: both list {path}; a "
+                "file is one sample, with one label and one split. Remove one of the rows."
+            )
+        lines[path] = line_no
         group = (row.get("group") or "").strip() or None
         samples.append(Sample(path, row["label"].strip(), split, group=group))
     if not samples:

@@ -45,15 +45,19 @@ def is_interval_csv(path: str | Path) -> bool:
 
 
 def read_intervals(path: str | Path) -> dict[Path, list[Interval]]:
-    """Intervals per recording (absolute paths), checked: numbers, end > start, files exist."""
+    """Intervals per recording (absolute paths), checked: every cell given, numbers,
+    end > start, files exist, and no two intervals of one recording overlap."""
     path = Path(path)
-    out: dict[Path, list[Interval]] = defaultdict(list)
+    found: dict[Path, list[tuple[Interval, int]]] = defaultdict(list)  # with line numbers
     with path.open(newline="", encoding="utf-8-sig") as fh:
         for line_no, row in enumerate(csv.DictReader(fh), start=2):
             where = f"{path}, line {line_no}"
+            missing = [c for c in INTERVAL_COLUMNS if not (row.get(c) or "").strip()]
+            if missing:
+                raise SequenceDataError(f"{where}: no {' or '.join(missing)}; fill every cell.")
             try:
                 start, end = float(row["start"]), float(row["end"])
-            except (TypeError, ValueError):
+            except ValueError:
                 raise SequenceDataError(
                     f"{where}: start and end must be numbers of seconds, got "
                     f"{row['start']!r} and {row['end']!r}."
@@ -63,10 +67,20 @@ def read_intervals(path: str | Path) -> dict[Path, list[Interval]]:
             recording = (path.parent / row["file"].strip()).resolve()
             if not recording.is_file():
                 raise SequenceDataError(f"{where}: {recording} does not exist.")
-            out[recording].append(Interval(start, end, row["label"].strip()))
-    if not out:
+            found[recording].append((Interval(start, end, row["label"].strip()), line_no))
+    if not found:
         raise SequenceDataError(f"{path}: lists no intervals.")
-    return dict(sorted(out.items()))
+    for recording, rows in found.items():
+        ordered = sorted(rows, key=lambda row: (row[0].start, row[0].end))
+        for (before, line), (after, next_line) in zip(ordered, ordered[1:], strict=False):
+            if after.start < before.end:
+                raise SequenceDataError(
+                    f"{path}, lines {line} and {next_line}: intervals of "
+                    f"{recording.name} overlap ({before.start:g}-{before.end:g} s "
+                    f"{before.label!r}, {after.start:g}-{after.end:g} s {after.label!r}); a "
+                    "step can have one label only. Trim one of them."
+                )
+    return {recording: [i for i, _ in rows] for recording, rows in sorted(found.items())}
 
 
 def step_labels(times: np.ndarray, intervals: list[Interval], class_index: dict) -> np.ndarray:
