@@ -53,10 +53,13 @@ class Stationarity:
 
 
 def adf_test(x: np.ndarray) -> Stationarity | None:
-    """ADF test of a 1-D signal (automatic lag by AIC); None when statsmodels is not installed."""
+    """ADF test of a 1-D signal (automatic lag by AIC); None when statsmodels is not installed
+    or the test is undefined (a constant channel: `decompose.csv` leaves its cells empty)."""
     try:
         from statsmodels.tsa.stattools import adfuller
     except ImportError:
+        return None
+    if np.ptp(x) == 0:
         return None
     with warnings.catch_warnings():  # rank-deficient lags on clean tones; return-type notices
         warnings.simplefilter("ignore")
@@ -179,7 +182,9 @@ def decompose_recordings(
     )
     rows = [row for source, target in done for row in summary_rows(source, target)]
     if rows:
-        with (out / "decompose.csv").open("w", newline="") as fh:
+        with (out / "decompose.csv").open(
+            "w", newline="", encoding="utf-8", errors="surrogateescape"
+        ) as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)

@@ -173,7 +173,7 @@ def _sampled_frames(video: Path, classifier) -> list[np.ndarray]:
 
 def _write_summary(results: list[Explanation], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
+    with path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "explained_class", "probability", "steps", "most_important_s"])
         for r in results:

@@ -201,7 +201,7 @@ def _write(path: str | Path, columns: list[str], rows: list[list], class_names) 
     """Write `columns`, ``predicted`` and a probability per class; each row ends in its probs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
+    with path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh)
         writer.writerow([*columns, "predicted", *(f"prob_{c}" for c in class_names)])
         for *fields, p in rows:

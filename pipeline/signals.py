@@ -80,6 +80,10 @@ def preprocess_recordings(
         except SignalError as err:
             report.failed.append((job.sample.path, str(err)))
             continue
+        except Exception as err:  # a reader's or solver's own failure: this file only
+            reason = f"{job.sample.path}: {type(err).__name__}: {err}"
+            report.failed.append((job.sample.path, reason))
+            continue
         save_sequence(
             job.target,
             signal.data.T,

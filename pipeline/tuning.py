@@ -79,6 +79,13 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
     )  # fmt: skip
     for stale in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # left by a killed run
+    searched = {"fit_args": list(fit_args), "space": space}
+    if study.user_attrs.get("searched", searched) != searched:
+        raise SequenceDataError(
+            f"{out / 'study.db'} holds a search of other options or another space; its trials "
+            "cannot be compared with these. Give another --out, or the same options to resume it."
+        )
+    study.set_user_attr("searched", searched)
 
     def objective(trial: optuna.Trial) -> float:
         chosen = [f"--{key}={suggest(trial, key, spec)}" for key, spec in space.items()]
@@ -91,8 +98,14 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
 
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = trials - len(study.get_trials(states=done))
-    if remaining > 0:
-        study.optimize(objective, n_trials=remaining)
+    if remaining > 0:  # a trial that stops with a data error (NaN loss) fails alone
+        study.optimize(objective, n_trials=remaining, catch=(SequenceDataError,))
+    _write_trials(study, space, out / "trials.csv")
+    if not study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        raise SequenceDataError(
+            f"none of the {len(study.trials)} trials completed (all pruned or failed; see "
+            f"{out / 'trials.csv'}). Widen the space, run more --trials, or check the data."
+        )
     best = study.best_trial
     config = yaml.safe_load(Path(best.user_attrs["config"]).read_text())
     config["trainer"]["default_root_dir"] = str(out / "best")
@@ -102,7 +115,6 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
         f"# Best of {len(study.trials)} trials: {monitor}={best.value:.4f} (trial {best.number})\n"
         + yaml.safe_dump(config, sort_keys=False)
     )
-    _write_trials(study, space, out / "trials.csv")
     finished = study.get_trials(states=done)
     plot_trials([t.number for t in finished], [_score(t) for t in finished],
                 [t.state == optuna.trial.TrialState.PRUNED for t in finished], monitor,
@@ -123,7 +135,7 @@ def _objective_of(cli) -> tuple[str, str]:
 
 
 def _write_trials(study: optuna.Study, space: dict, path: Path) -> None:
-    with path.open("w", newline="") as fh:
+    with path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh)
         writer.writerow(["trial", "state", "value", *space])
         for t in study.trials:

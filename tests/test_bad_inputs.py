@@ -9,11 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from feature_extractors.signal import SignalError, SignalPreprocessing
+from feature_extractors.signal import SignalError, SignalPreprocessing, load_recording
 from pipeline.cli import main
+from pipeline.data.cache import write_failures
 from pipeline.data.discovery import assign_splits, discover, discover_unlabelled
-from pipeline.data.sequence_files import SequenceDataError, save_npz
+from pipeline.data.sequence_files import (
+    SequenceDataError,
+    load_sequence,
+    save_npz,
+    save_sequence,
+)
 from pipeline.explain import output_names
 from pipeline.signals import preprocess_recordings, signal_cache_dir
 
@@ -234,3 +241,43 @@ def test_a_class_named_like_a_split_is_refused(tmp_path: Path, layout: str) -> N
         message = "has a train/ folder holding samples"
     with pytest.raises(SequenceDataError, match=message):
         discover(root, (".npy",))
+
+
+def test_a_failure_of_any_kind_skips_only_its_own_recording(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "recordings"
+    for name in ("ok", "huge"):
+        write_npy(root / "a" / f"{name}.npy", np.zeros((50, 2), dtype="f4"))
+    process = SignalPreprocessing.process
+
+    def out_of_memory_on_huge(self, path):
+        if Path(path).stem == "huge":
+            raise MemoryError("VMD needs 80 GiB")
+        return process(self, path)
+
+    monkeypatch.setattr(SignalPreprocessing, "process", out_of_memory_on_huge)
+    report = preprocess_recordings(root, tmp_path / "cache", SignalPreprocessing(fs=10.0, steps=[]))
+    assert [p.name for p in report.written] == ["ok.npz"]
+    ((path, reason),) = report.failed
+    assert path.name == "huge.npy" and reason.endswith("huge.npy: MemoryError: VMD needs 80 GiB")
+    assert "huge.npy" in (tmp_path / "cache" / "failures.csv").read_text()
+
+
+def test_file_names_that_are_not_utf8_are_written_to_csv_as_they_are(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9.wav")  # Latin-1 bytes on a UTF-8 system: a surrogate escape
+    write_failures(tmp_path, [(tmp_path / name, "cannot read it")])
+    assert b"caf\xe9.wav,cannot read it" in (tmp_path / "failures.csv").read_bytes()
+
+
+def test_a_row_vector_is_one_channel_for_both_loaders(tmp_path: Path) -> None:
+    row = np.arange(6, dtype="f4")[None, :]  # [1, 6]
+    np.save(tmp_path / "row.npy", row)
+    torch.save(torch.from_numpy(row), tmp_path / "row.pt")
+    for name in ("row.npy", "row.pt"):
+        assert load_sequence(tmp_path / name).shape == (6, 1)
+    data, _ = load_recording(tmp_path / "row.npy", fs=10.0)
+    assert data.shape == (1, 6)  # [C, T]
+    save_sequence(tmp_path / "one_frame.npz", row)  # an extractor's one-step features
+    assert load_sequence(tmp_path / "one_frame.npz").shape == (1, 6)
+    (tmp_path / "one_step.csv").write_text("x,y,z\n1,2,3\n")  # named channels: rows are steps
+    assert load_sequence(tmp_path / "one_step.csv").shape == (1, 3)
+    assert load_recording(tmp_path / "one_step.csv", fs=10.0)[0].shape == (3, 1)

@@ -100,3 +100,15 @@ def test_two_processes_decompose_each_recording_once_and_a_rerun_resumes(
     assert read_rows(tmp_path / "two" / "decompose.csv") == read_rows(
         tmp_path / "one" / "decompose.csv"
     )
+
+
+def test_a_constant_channel_gets_no_stationarity_line_and_the_run_goes_on(tmp_path: Path):
+    pytest.importorskip("statsmodels")
+    root = tmp_path / "rec"
+    root.mkdir()
+    np.save(root / "flat.npy", np.stack([PAPER, np.full(1000, 3.0)], axis=1))
+    main(["decompose", str(root), "--out", str(tmp_path / "out"), "--fs", "1000",
+          "--num-modes", "2", "--no-plot"])  # fmt: skip
+    rows = read_rows(tmp_path / "out" / "decompose.csv")
+    assert [(r["channel"], r["adf_p_value"]) for r in rows][1] == ("ch1", "")
+    assert rows[0]["adf_p_value"] != ""

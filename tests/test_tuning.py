@@ -51,6 +51,30 @@ def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
     assert state["hyper_parameters"]["hidden_size"] == best["model"]["hidden_size"]
     image = matplotlib.image.imread(out / "tune.png")
     assert image.shape[1] > 300 and image[..., :3].std() > 0.05
+    space.write_text(yaml.safe_dump({**SPACE, "model.dropout": {"type": "float", "low": 0,
+                                                                 "high": 0.5}}))  # fmt: skip
+    with pytest.raises(SystemExit):  # another space in the same study: not comparable
+        main([*args, "--trials", "4"])
+    assert "holds a search of other options or another space" in capsys.readouterr().err
+
+
+def test_a_search_whose_trials_all_fail_says_so(
+    signal_root: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from pipeline.lit_module import SequenceClassifier
+
+    def diverge(self, batch, batch_idx):
+        raise SequenceDataError("the training loss became nan at epoch 0")
+
+    monkeypatch.setattr(SequenceClassifier, "training_step", diverge)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    with pytest.raises(SystemExit):
+        main(["tune", "--space", str(space), "--out", str(tmp_path / "tune"), "--trials", "2",
+              f"--data.root={signal_root}", "--trainer.max_epochs=1",
+              "--trainer.enable_progress_bar=false"])  # fmt: skip
+    assert "none of the 2 trials completed" in capsys.readouterr().err
+    assert (tmp_path / "tune" / "trials.csv").read_text().count("fail") == 2
 
 
 def test_a_lagging_trial_is_pruned_after_an_epoch() -> None:

@@ -135,8 +135,8 @@ def _pick(arrays: dict[str, np.ndarray], variable: str | None, path: Path) -> np
 def _as_channels_first(data: np.ndarray, path: Path) -> np.ndarray:
     if data.dtype.kind not in "fiub":
         raise SignalError(f"{path}: holds {data.dtype} values; a recording holds numbers.")
-    if data.ndim == 2 and data.shape[0] == 1:
-        data = data[0]  # MATLAB row vector
+    if data.ndim == 2 and data.shape[0] == 1 and path.suffix.lower() != ".csv":
+        data = data[0]  # a row vector (MATLAB's habit): one channel; a CSV's columns are named
     if data.ndim == 1:
         data = data[:, None]
     if data.ndim != 2 or 0 in data.shape:

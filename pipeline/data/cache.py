@@ -136,7 +136,7 @@ def write_failures(out: Path, failed: list[tuple[Path, str]]) -> None:
         path.unlink(missing_ok=True)
         return
     out.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
+    with path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "reason"])
         writer.writerows([str(p), reason] for p, reason in failed)

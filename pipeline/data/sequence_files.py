@@ -50,7 +50,7 @@ def read_feature_settings(root: str | Path) -> dict | None:
 def load_sequence(path: str | Path) -> np.ndarray:
     """Load one sample as a finite float32 array of shape `[T, D]`, `T >= 1`.
 
-    A 1-D array is read as a single channel. Raises `SequenceDataError` naming the file when it
+    A 1-D array, and a bare `[1, N]` one (a row vector), is read as a single channel. Raises `SequenceDataError` naming the file when it
     cannot be read, is not numeric, has the wrong rank, is empty or holds NaN/Inf.
     """
     path = Path(path)
@@ -138,30 +138,36 @@ def _read_array(path: Path) -> np.ndarray:
             f"{path}: is a zero-byte file; remove it or write the sample again."
         )
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        return _row_vector_as_column(np.load(path, allow_pickle=False))
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
             if "features" in npz.files:
                 return npz["features"]
             if len(npz.files) == 1:
-                return npz[npz.files[0]]
+                return _row_vector_as_column(npz[npz.files[0]])
             raise SequenceDataError(
                 f"{path}: holds arrays {npz.files}; name the sample array 'features'."
             )
     if suffix == ".pt":
         obj = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(obj, dict) and "features" in obj:
-            obj = obj["features"]
+        named = isinstance(obj, dict) and "features" in obj
+        obj = obj["features"] if named else obj
         if not isinstance(obj, torch.Tensor):
             raise SequenceDataError(
                 f"{path}: holds a {type(obj).__name__}; save a tensor or {{'features': tensor}}."
             )
-        return obj.numpy()
+        return obj.numpy() if named else _row_vector_as_column(obj.numpy())
     if suffix == ".csv":
         return _read_csv(path)
     raise SequenceDataError(
         f"{path}: unknown file type {suffix!r}; use one of {', '.join(SEQUENCE_SUFFIXES)}."
     )
+
+
+def _row_vector_as_column(array: np.ndarray) -> np.ndarray:
+    """A bare `[1, N]` array is a row vector (MATLAB's habit): N steps of one channel, as the
+    signal loader reads it. `features` arrays and CSV files keep their rows as steps."""
+    return array.T if array.ndim == 2 and array.shape[0] == 1 else array
 
 
 def _read_csv(path: Path) -> np.ndarray:
