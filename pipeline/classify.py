@@ -29,7 +29,7 @@ from feature_extractors.video import (
     build_backbone,
 )
 from pipeline.data.cache import ExtractionReport, feature_path
-from pipeline.data.datamodule import SequenceDataset, pad_collate
+from pipeline.data.datamodule import SequenceDataset, length_batches, pad_collate
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError, sequence_shape
 from pipeline.extract import extract_videos
@@ -226,9 +226,13 @@ def _head_probs(
         return [] if classifier.per_step else torch.zeros(0, len(classifier.class_names))
     dataset = SequenceDataset([Sample(f, None, "predict") for f in files], [])
     classifier.to(device)
-    probs = []
+    probs: dict[int, torch.Tensor] = {}  # batches go by length: put each back in its place
+    batches = length_batches([sequence_shape(f)[0] for f in files], 32)
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=pad_collate)
     with torch.inference_mode():
-        for i, batch in enumerate(DataLoader(dataset, batch_size=32, collate_fn=pad_collate)):
+        for i, batch in enumerate(loader):
             batch = {k: v.to(device) for k, v in batch.items()}
-            probs += classifier.per_sample_probs(classifier.predict_step(batch, i))
-    return probs if classifier.per_step else torch.stack(probs)
+            rows = classifier.per_sample_probs(classifier.predict_step(batch, i))
+            probs.update(zip(batch["index"].tolist(), rows, strict=True))
+    ordered = [probs[i] for i in range(len(files))]
+    return ordered if classifier.per_step else torch.stack(ordered)

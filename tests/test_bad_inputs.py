@@ -14,6 +14,7 @@ import torch
 from feature_extractors.signal import SignalError, SignalPreprocessing, load_recording
 from pipeline.cli import main
 from pipeline.data.cache import write_failures
+from pipeline.data.datamodule import length_batches
 from pipeline.data.discovery import assign_splits, discover, discover_unlabelled
 from pipeline.data.sequence_files import (
     SequenceDataError,
@@ -281,3 +282,14 @@ def test_a_row_vector_is_one_channel_for_both_loaders(tmp_path: Path) -> None:
     (tmp_path / "one_step.csv").write_text("x,y,z\n1,2,3\n")  # named channels: rows are steps
     assert load_sequence(tmp_path / "one_step.csv").shape == (1, 3)
     assert load_recording(tmp_path / "one_step.csv", fs=10.0)[0].shape == (3, 1)
+
+
+def test_evaluation_batches_keep_long_sequences_from_padding_the_short_ones() -> None:
+    lengths = [100] * 20 + [50_000, 80_000] + [120] * 10
+    batches = length_batches(lengths, batch_size=8)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    budget = 8 * 100  # batch size x the median length
+    for batch in batches:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert len(batch) <= 8 and (padded <= budget or len(batch) == 1)
+    assert [20] in batches and [21] in batches  # the two long ones alone

@@ -89,6 +89,21 @@ def pad_collate(items: list[dict]) -> Batch:
     return {"x": x, "lengths": lengths, "y": y, "index": torch.tensor([i["index"] for i in items])}
 
 
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Evaluation batches of similar lengths: indices sorted by length, at most `batch_size` per
+    batch and at most `batch_size` x the median length in padded steps, so a few very long
+    sequences never pad a whole batch to their length (the longest may form batches alone)."""
+    budget = batch_size * max(1, int(np.median(lengths)))
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        last = batches[-1] if batches else None
+        if last is None or len(last) >= batch_size or (len(last) + 1) * lengths[i] > budget:
+            batches.append([i])
+        else:
+            last.append(i)
+    return batches
+
+
 def channel_stats(sequences: Iterable[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and standard deviation over all time steps of `[T, D]` arrays.
 
@@ -174,6 +189,7 @@ class SequenceDataModule(pl.LightningDataModule):
         self._class_names: list[str] | None = None
         self.per_step = per_step
         self.step_labels: dict[Path, np.ndarray] = {}  # per-step class indices of recordings
+        self._lengths: dict[str, list[int]] = {}  # steps of each evaluation sample, per split
         self.longest_train_length: int | None = None  # steps, after setup("fit")
 
     @property
@@ -334,9 +350,11 @@ class SequenceDataModule(pl.LightningDataModule):
 
     def _check_readable(self, split: str) -> None:
         """Read every file of `split` once, so that a bad one (NaN, unreadable) stops the run
-        here, named, rather than inside a DataLoader worker mid-epoch."""
-        for path in dict.fromkeys(s.path for s in self.splits.get(split, [])):
-            load_sequence(path)
+        here, named, rather than inside a DataLoader worker mid-epoch; note each sample's
+        length for `length_batches`."""
+        samples = self.splits.get(split, [])
+        steps = {path: len(load_sequence(path)) for path in dict.fromkeys(s.path for s in samples)}
+        self._lengths[split] = [len(range(steps[s.path])[s.window]) for s in samples]
 
     def train_draw(self, count: int, seed: int = 0) -> Batch:
         """A padded batch of `count` training samples drawn at random (all if fewer)."""
@@ -405,14 +423,16 @@ class SequenceDataModule(pl.LightningDataModule):
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=world, rank=self.trainer.global_rank, shuffle=False
             )
+        workers = {
+            "num_workers": self.hparams.num_workers,
+            "collate_fn": pad_collate,
+            "persistent_workers": self.hparams.num_workers > 0,
+        }
+        if split != "train" and world == 1 and split in self._lengths:
+            batches = length_batches(self._lengths[split], self.device_batch_size)
+            return DataLoader(dataset, batch_sampler=batches, **workers)
         return DataLoader(
-            dataset,
-            batch_size=self.device_batch_size,
-            shuffle=shuffle,
-            sampler=sampler,
-            num_workers=self.hparams.num_workers,
-            collate_fn=pad_collate,
-            persistent_workers=self.hparams.num_workers > 0,
+            dataset, batch_size=self.device_batch_size, shuffle=shuffle, sampler=sampler, **workers
         )
 
     def _dataset(self, split: str) -> SequenceDataset:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -171,10 +172,20 @@ def _row_vector_as_column(array: np.ndarray) -> np.ndarray:
 
 
 def _read_csv(path: Path) -> np.ndarray:
+    """The rows of numbers under the header, read by numpy's C parser; a file it rejects is read
+    again line by line to name the first bad line."""
     with path.open(newline="") as fh:
-        header = fh.readline()
-        rows = fh.readlines()
-    names = header.strip().split(",")
+        names = fh.readline().strip().split(",")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy's notice about a header-only file
+        try:
+            array = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float32)
+        except ValueError:
+            array = None
+    if array is not None and array.shape[0] > 0 and array.shape[1] == len(names):
+        return array
+    with path.open(newline="") as fh:
+        rows = fh.readlines()[1:]
     values = []
     for line_no, line in enumerate(rows, start=2):
         if not line.strip():
