@@ -100,7 +100,7 @@ def explain(
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         samples, failed = encode_inputs(classifier, paths, Path(tmp), None, num_workers, device)
-        names = output_names([s.source or s.path for s in samples])
+        figure_names = output_names([s.source or s.path for s in samples])
         for sample in samples:
             x = torch.from_numpy(load_sequence(sample.path)).to(device)
             net = classifier.net
@@ -114,7 +114,7 @@ def explain(
                 None if attention is None else _per_input_step(attention[0], net.stride, len(x)),
                 step_times(sample),
             ))  # fmt: skip
-            _draw(results[-1], classifier, out, names[sample.source or sample.path])
+            _draw(results[-1], classifier, out, figure_names[sample.source or sample.path])
     _write_summary(results, out / "explain.csv")
     return results, failed
 

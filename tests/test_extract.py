@@ -64,7 +64,7 @@ def test_extract_writes_features_skips_bad_videos_resumes_and_feeds_fit(
     (out / "notes.npz").write_bytes(b"not ours")  # no cache key: left alone
     extract(root, out, "--sampling", "uniform", "--sampling-value", "3")
     printed = capsys.readouterr().out
-    assert "1 written, 2 up to date, 3 failed" in printed
+    assert "1 written, 3 up to date, 3 failed" in printed
     assert "removed 3 stale feature file(s)" in printed and "a/2.npz" in printed
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz")) == [
         "a/0.npz",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
 from pipeline.data.cache import feature_path
@@ -102,6 +102,32 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
         else:
             last.append(i)
     return batches
+
+
+class LengthBatchSampler(BatchSampler):
+    """`length_batches` over the indices of `sampler`, as a `BatchSampler` that Lightning can
+    rebuild (it swaps the sampler, and keeps `lengths`, when it predicts)."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        batch_size: int,
+        drop_last: bool = False,
+        lengths: Sequence[int] = (),
+    ) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        self.lengths = list(lengths)
+
+    def _batches(self) -> list[list[int]]:
+        indices = list(self.sampler)
+        batches = length_batches([self.lengths[i] for i in indices], self.batch_size)
+        return [[indices[j] for j in batch] for batch in batches]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
 
 
 def channel_stats(sequences: Iterable[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -429,7 +455,9 @@ class SequenceDataModule(pl.LightningDataModule):
             "persistent_workers": self.hparams.num_workers > 0,
         }
         if split != "train" and world == 1 and split in self._lengths:
-            batches = length_batches(self._lengths[split], self.device_batch_size)
+            batches = LengthBatchSampler(
+                SequentialSampler(dataset), self.device_batch_size, lengths=self._lengths[split]
+            )
             return DataLoader(dataset, batch_sampler=batches, **workers)
         return DataLoader(
             dataset, batch_size=self.device_batch_size, shuffle=shuffle, sampler=sampler, **workers
