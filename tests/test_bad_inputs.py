@@ -13,7 +13,7 @@ import torch
 
 from feature_extractors.signal import SignalError, SignalPreprocessing, load_recording
 from pipeline.cli import main
-from pipeline.data.cache import write_failures
+from pipeline.data.cache import feature_path, write_failures
 from pipeline.data.datamodule import length_batches
 from pipeline.data.discovery import assign_splits, discover, discover_unlabelled
 from pipeline.data.sequence_files import (
@@ -293,3 +293,15 @@ def test_evaluation_batches_keep_long_sequences_from_padding_the_short_ones() ->
         padded = len(batch) * max(lengths[i] for i in batch)
         assert len(batch) <= 8 and (padded <= budget or len(batch) == 1)
     assert [20] in batches and [21] in batches  # the two long ones alone
+
+
+def test_inputs_outside_the_root_are_cached_under_their_own_safe_names(tmp_path: Path) -> None:
+    root, out = tmp_path / "data", tmp_path / "cache"
+    write_npy(root / "a" / "x.npy", np.zeros((5, 1), dtype="f4"))
+    (root / "b").mkdir()
+    (root / "b" / "link.npy").symlink_to(tmp_path / "elsewhere.npy")  # a link out of the root
+    assert feature_path(root / "a" / "x.npy", root, out) == out / "a" / "x.npz"
+    assert feature_path(root / "b" / "link.npy", root, out) == out / "b" / "link.npz"
+    outside = [tmp_path / "one" / "r.wav", tmp_path / "two" / "r.wav"]  # `../one/r.wav` in a CSV
+    targets = [feature_path(p, root / "manifest.csv", out) for p in outside]
+    assert targets[0] != targets[1] and all(t.parent.parent == out / "_outside" for t in targets)

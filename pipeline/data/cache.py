@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,9 +44,15 @@ class Job:
 
 
 def feature_path(source: Path, root: Path, out: Path) -> Path:
-    """Where the features of `source` (found under `root`, a folder or the file) go under `out`."""
-    base = (root if root.is_dir() else root.parent).resolve()
-    return (out / source.resolve().relative_to(base)).with_suffix(".npz")
+    """Where the features of `source` (found under `root`, a folder or the file) go under `out`:
+    the same relative path, or for an input outside `root` (a manifest's `../` or absolute
+    path) ``_outside/<hash of its folder>/<name>``. Links inside `root` count as inside."""
+    base = Path(os.path.abspath(root if root.is_dir() else root.parent))
+    source = Path(os.path.abspath(source))
+    if not source.is_relative_to(base):
+        tag = hashlib.sha256(str(source.parent).encode()).hexdigest()[:12]
+        return (out / "_outside" / tag / source.name).with_suffix(".npz")
+    return (out / source.relative_to(base)).with_suffix(".npz")
 
 
 def settings_hash(settings: dict) -> str:
