@@ -236,9 +236,8 @@ class SequenceClassifier(pl.LightningModule):
     def scored(self, batch: Batch, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits `[N, K]` and targets `[N]` of a `train` or `val` batch: per sample, or per
         labelled step (padding and unlabelled steps, target -1, are left out)."""
-        x, lengths = batch["x"], batch["lengths"]
-        logits = self.net(x, lengths, self._memoized_kernel_features(batch, split))
-        return self.labelled(logits, batch["y"])
+        kernel_features = self._memoized_kernel_features(batch, split)
+        return self.labelled(self.net(batch["x"], batch["lengths"], kernel_features), batch["y"])
 
     def _memoized_kernel_features(self, batch: Batch, split: str) -> torch.Tensor | None:
         """The batch's kernel features, computed once per sample and fit: they are fixed, and

@@ -85,9 +85,10 @@ def plan(
     Samples are dealt to ranks largest file first, so that ranks get similar amounts of work.
     """
     rank, world = rank_and_world()
-    sources: dict[Path, Path] = {}
+    targets: dict[Path, Path] = {}  # input -> its feature file
+    sources: dict[Path, Path] = {}  # feature file -> its input
     for sample in samples:
-        target = feature_path(sample.path, root, out)
+        target = targets[sample.path] = feature_path(sample.path, root, out)
         if sources.setdefault(target, sample.path) != sample.path:
             raise SequenceDataError(
                 f"{sources[target]} and {sample.path} would both be cached as {target}: inputs "
@@ -96,7 +97,7 @@ def plan(
     mine = sorted(samples, key=lambda s: -s.path.stat().st_size)[rank::world]
     jobs, report = [], ExtractionReport()
     for sample in mine:
-        target = feature_path(sample.path, root, out)
+        target = targets[sample.path]
         key = cache_key(sample.path, settings)
         if target.exists() and stored_key(target) == key:
             report.skipped.append(target)

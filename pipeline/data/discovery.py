@@ -263,6 +263,13 @@ def _class_folders(folder: Path, suffixes: tuple[str, ...], split: str) -> list[
     return samples
 
 
+def require_cells(row: dict[str, str | None], columns: tuple[str, ...], where: str) -> None:
+    """Refuse a CSV row (from `csv.DictReader`) with an empty or missing cell in `columns`."""
+    missing = [c for c in columns if not (row.get(c) or "").strip()]
+    if missing:
+        raise SequenceDataError(f"{where}: no {' or '.join(missing)}; fill every cell.")
+
+
 def _read_manifest(manifest: Path) -> list[Sample]:
     with manifest.open(newline="", encoding="utf-8-sig") as fh:  # Excel writes a BOM
         reader = csv.DictReader(fh)
@@ -275,9 +282,7 @@ def _read_manifest(manifest: Path) -> list[Sample]:
     samples, lines = [], {}
     for line_no, row in enumerate(rows, start=2):
         where = f"manifest {manifest}, line {line_no}"
-        missing = [c for c in ("path", "label") if not (row.get(c) or "").strip()]
-        if missing:
-            raise SequenceDataError(f"{where}: no {' or '.join(missing)}; fill every cell.")
+        require_cells(row, ("path", "label"), where)
         split = (row.get("split") or "train").strip()
         if split not in SPLITS:
             raise SequenceDataError(f"{where}: split {split!r} is not one of {SPLITS}.")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.discovery import Sample
+from pipeline.data.discovery import Sample, require_cells
 from pipeline.data.sequence_files import SequenceDataError
 
 INTERVAL_COLUMNS = ("file", "start", "end", "label")
@@ -52,9 +52,7 @@ def read_intervals(path: str | Path) -> dict[Path, list[Interval]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         for line_no, row in enumerate(csv.DictReader(fh), start=2):
             where = f"{path}, line {line_no}"
-            missing = [c for c in INTERVAL_COLUMNS if not (row.get(c) or "").strip()]
-            if missing:
-                raise SequenceDataError(f"{where}: no {' or '.join(missing)}; fill every cell.")
+            require_cells(row, INTERVAL_COLUMNS, where)
             try:
                 start, end = float(row["start"]), float(row["end"])
             except ValueError:

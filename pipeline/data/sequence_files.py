@@ -51,8 +51,9 @@ def read_feature_settings(root: str | Path) -> dict | None:
 def load_sequence(path: str | Path) -> np.ndarray:
     """Load one sample as a finite float32 array of shape `[T, D]`, `T >= 1`.
 
-    A 1-D array, and a bare `[1, N]` one (a row vector), is read as a single channel. Raises `SequenceDataError` naming the file when it
-    cannot be read, is not numeric, has the wrong rank, is empty or holds NaN/Inf.
+    A 1-D array, and a bare `[1, N]` one (a row vector), is read as a single channel. Raises
+    `SequenceDataError` naming the file when it cannot be read, is not numeric, has the wrong
+    rank, is empty or holds NaN/Inf.
     """
     path = Path(path)
     try:

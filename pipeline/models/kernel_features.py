@@ -4,7 +4,7 @@
 dilations over random sums of the input channels. Each output is compared with biases taken
 from quantiles of the same output on training samples; a feature is the proportion of real
 steps where the output exceeds its bias (PPV). Nothing here is learnt by gradient descent:
-`fit_biases` sets the biases once from training data, and the head learns what to make of them.
+`fit` sets the biases (and the features' scaling) once from training data, and the head learns what to make of them.
 Half the kernels count every step (zero padding at the ends), half only the steps whose window
 lies wholly inside the sequence, as MiniRocket does; padding beyond a sample's length is never
 counted, so a sample gets the same features alone or padded in a batch.
@@ -89,10 +89,15 @@ class DilatedKernelFeatures(nn.Module):
         return (ranks < sizes[..., None]).float().transpose(1, 2)
 
     def _outputs(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        """Kernel outputs `[B, 84, T]` at dilation `index`, zero-padded to length T."""
+        """Kernel outputs `[B, 84, T]` of `x [B, T, D]` at dilation `index`, zero-padded."""
+        return self._convolve(
+            torch.einsum("btd,dk->bkt", x, self.channel_sums[index].to(x.dtype)), index
+        )
+
+    def _convolve(self, summed: torch.Tensor, index: int) -> torch.Tensor:
+        """Each kernel over its own row of channel sums `[B, 84, T]` at dilation `index`."""
         dilation = self.dilations[index]
-        summed = torch.einsum("btd,dk->bkt", x, self.channel_sums[index].to(x.dtype))
-        return F.conv1d(summed, self.weight.to(x.dtype), padding=4 * dilation,
+        return F.conv1d(summed, self.weight.to(summed.dtype), padding=4 * dilation,
                         dilation=dilation, groups=NUM_KERNELS)  # fmt: skip
 
     def _masks(self, lengths: torch.Tensor, steps: int, index: int) -> torch.Tensor:
@@ -130,8 +135,9 @@ class DilatedKernelFeatures(nn.Module):
         )
         for index, count in enumerate(self.counts):
             picks = torch.randint(len(x), (NUM_KERNELS,), generator=generator).to(x.device)
-            outputs = self._outputs(x[picks], index)  # 84 x 84 x T: sample picks[k] in row k
-            rows = outputs[torch.arange(NUM_KERNELS), torch.arange(NUM_KERNELS)]  # 84 x T
+            # row k: kernel k's channel sum of sample picks[k], then kernel k over it
+            summed = torch.einsum("ktd,dk->kt", x[picks], self.channel_sums[index].to(x.dtype))
+            rows = self._convolve(summed[None], index)[0]  # 84 x T
             q = quantiles[index].view(NUM_KERNELS, count)
             for k in range(NUM_KERNELS):
                 real = rows[k, : int(lengths[picks[k]])].float()
