@@ -10,6 +10,7 @@ Unreadable videos are skipped and listed in ``failures.csv``.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,8 +60,8 @@ def video_settings(
 
 
 class _VideoChunks(IterableDataset):
-    """Yields chunks of this worker's share of the videos: preprocessed frames for the CNN
-    and/or motion descriptors."""
+    """Yields chunks of this worker's share of the videos `ids` (positions in `videos`):
+    preprocessed frames for the CNN and/or motion descriptors."""
 
     def __init__(
         self,
@@ -72,30 +73,83 @@ class _VideoChunks(IterableDataset):
     ) -> None:
         self.videos, self.sampling, self.motion, self.chunk = videos, sampling, motion, chunk
         self.preprocess = backbone.preprocess if backbone else None
+        self.ids = list(range(len(videos)))
+
+    def only(self, ids: list[int]) -> _VideoChunks:
+        """The same decoding over the videos `ids` alone."""
+        subset = copy.copy(self)
+        subset.ids = ids
+        return subset
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        for i in range(worker, len(self.videos), workers):
+        for video in self.ids[worker::workers]:
             try:
                 stream = MotionStream(self.motion) if self.motion else None
-                for frames, indices in iter_frame_chunks(self.videos[i], self.sampling, self.chunk):
-                    item = {"video": i, "indices": indices, "done": False}
+                path = self.videos[video]
+                for frames, indices in iter_frame_chunks(path, self.sampling, self.chunk):
+                    item = {"video": video, "indices": indices, "done": False}
                     if self.preprocess is not None:
                         rgb = torch.from_numpy(frames).permute(0, 3, 1, 2)
                         item["frames"] = self.preprocess(rgb)
                     if stream is not None:
                         item["motion"] = torch.from_numpy(stream(frames))
                     yield item
-                yield {"video": i, "done": True}
+                yield {"video": video, "done": True}
             except VideoReadError as err:
-                yield {"video": i, "done": True, "error": str(err)}
-            except Exception as err:  # a decoder crash must not end the whole run
+                yield {"video": video, "done": True, "error": str(err)}
+            except Exception as err:  # a decoder error must not end the whole run
                 yield {
-                    "video": i,
+                    "video": video,
                     "done": True,
-                    "error": f"{self.videos[i]}: {type(err).__name__}: {err}",
+                    "error": f"{path}: {type(err).__name__}: {err}",
                 }
+
+
+def _decoded(videos: _VideoChunks, workers: int) -> Iterator[dict]:
+    """Every item of `videos`, decoded by `workers` processes.
+
+    A worker process that dies (a decoder segfault, the out-of-memory killer) would end the
+    DataLoader. Instead the video each worker was on is decoded again alone in a fresh process:
+    one that kills it again gets an error item, and the other videos carry on. A video that is
+    decoded again is first announced by a ``restart`` item, so that its earlier chunks are dropped.
+    """
+    remaining, started = videos.ids, set()
+    while remaining:
+        workers = min(workers, len(remaining))
+        finished: set[int] = set()
+        loader = DataLoader(
+            videos.only(remaining), batch_size=None, num_workers=workers,
+            worker_init_fn=_one_thread,
+        )  # fmt: skip
+        try:
+            for item in loader:
+                started.add(item["video"])
+                finished.update([item["video"]] if item["done"] else [])
+                yield item
+            return
+        except RuntimeError as err:
+            if workers == 0 or "DataLoader worker" not in str(err):
+                raise
+            died = err
+        # worker w decoded positions w, w + workers, ... in turn: each one's first unfinished video
+        shares = [[v for v in remaining[w::workers] if v not in finished] for w in range(workers)]
+        suspects = [share[0] for share in shares if share]
+        for video in [v for v in remaining if v in started and v not in finished]:
+            yield {"video": video, "restart": True}
+        started.clear()
+        for video in suspects:
+            if workers == 1:
+                yield {"video": video, "done": True, "error": _died(videos.videos[video], died)}
+            else:
+                yield from _decoded(videos.only([video]), 1)
+        remaining = [v for v in remaining if v not in finished and v not in suspects]
+
+
+def _died(video: Path, err: RuntimeError) -> str:
+    """The failure reason of a video whose decoder process died: the loader's own words."""
+    return f"{video}: the decoder process died ({str(err).split('. ')[0]}); skipped"
 
 
 def extract_videos(
@@ -133,10 +187,6 @@ def extract_videos(
     if backbone is not None:
         model = backbone.model.to(device, memory_format=torch.channels_last).eval()
     videos = _VideoChunks([job.sample.path for job in todo], sampling, backbone, motion, batch_size)
-    loader = DataLoader(
-        videos, batch_size=None, num_workers=min(num_workers, len(todo)),
-        worker_init_fn=_one_thread,
-    )  # fmt: skip
     pending: dict[int, list] = {}  # video -> [(features, indices), ...]
     buffer: list[dict] = []
     start = time.perf_counter()
@@ -182,8 +232,12 @@ def extract_videos(
 
     with bar:
         buffered = 0  # frames waiting in `buffer`
-        for item in loader:
-            if not item["done"]:  # a chunk of frames
+        for item in _decoded(videos, num_workers):
+            if "restart" in item:  # its decoder died: it is decoded again from the start
+                pending.pop(item["video"], None)
+                buffer[:] = [c for c in buffer if c["video"] != item["video"]]
+                buffered = sum(len(c["indices"]) for c in buffer)
+            elif not item["done"]:  # a chunk of frames
                 buffer.append(item)
                 buffered += len(item["indices"])
                 if buffered < batch_size:

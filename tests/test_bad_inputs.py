@@ -305,3 +305,43 @@ def test_inputs_outside_the_root_are_cached_under_their_own_safe_names(tmp_path:
     outside = [tmp_path / "one" / "r.wav", tmp_path / "two" / "r.wav"]  # `../one/r.wav` in a CSV
     targets = [feature_path(p, root / "manifest.csv", out) for p in outside]
     assert targets[0] != targets[1] and all(t.parent.parent == out / "_outside" for t in targets)
+
+
+def test_a_decoder_process_that_dies_skips_its_video_alone(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import signal
+
+    import pipeline.extract
+
+    from conftest import write_video
+
+    root = tmp_path / "videos"
+    for i in range(5):
+        write_video(root / "a" / f"{i}.avi", frames=9)
+    (root / "a" / "2.avi").rename(root / "a" / "crash.avi")
+    decode = pipeline.extract.iter_frame_chunks
+
+    def dies_on_crash(path: Path, *args):  # runs in the forked decoder process
+        for n, chunk in enumerate(decode(path, *args)):
+            if path.stem == "crash" and n == 1:  # after a first chunk of frames went out
+                os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+            yield chunk
+
+    monkeypatch.setattr(pipeline.extract, "iter_frame_chunks", dies_on_crash)
+    motion = ["--backbone", "none", "--motion", "dis", "--batch-size", "2"]
+    main(["extract", str(root), "--out", str(tmp_path / "f"), "--num-workers", "2", *motion])
+    assert "4 written, 0 up to date, 1 failed" in capsys.readouterr().out
+    failures = (tmp_path / "f" / "failures.csv").read_text()
+    assert "crash.avi" in failures and "decoder process died" in failures
+
+    monkeypatch.undo()
+    (root / "a" / "crash.avi").unlink()
+    main(["extract", str(root), "--out", str(tmp_path / "g"), "--num-workers", "0", *motion])
+    for name in ("0", "1", "3", "4"):  # no chunk of the dead run leaked into another video
+        with (
+            np.load(tmp_path / "f" / "a" / f"{name}.npz") as f,
+            np.load(tmp_path / "g" / "a" / f"{name}.npz") as g,
+        ):
+            np.testing.assert_array_equal(f["features"], g["features"])
+            np.testing.assert_array_equal(f["frame_indices"], g["frame_indices"])
