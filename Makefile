@@ -21,10 +21,12 @@ DEMO_CKPT := runs/demo/checkpoints/best.ckpt
 VIDEO_CKPT := runs/demo-video/checkpoints/best.ckpt
 MACHINE_CKPT := runs/signal-vmd/checkpoints/best.ckpt
 ACTIVITY_CKPT := runs/activity/checkpoints/best.ckpt
+FUSION_CKPT := runs/demo-fusion/checkpoints/best.ckpt
 
-demo: $(STAMP)  ## built-in signals, vibration, activity and videos: train, test, classify
-	rm -rf runs/demo runs/demo-video runs/signal-vmd runs/activity data/demo-videos \
-		data/demo-videos-new data/demo-machines-new
+demo: $(STAMP)  ## built-in signals, vibration, activity, videos, video + vibration: train, test, classify
+	rm -rf runs/demo runs/demo-video runs/signal-vmd runs/activity runs/demo-fusion \
+		data/demo-videos data/demo-videos-new data/demo-machines-new data/demo-fusion \
+		data/demo-fusion-new
 	$(BIN)/seqclass sample-data signals data/demo-signals
 	$(BIN)/seqclass fit --config configs/demo.yaml
 	$(BIN)/seqclass baseline --config configs/demo.yaml --method minirocket
@@ -53,6 +55,15 @@ demo: $(STAMP)  ## built-in signals, vibration, activity and videos: train, test
 	$(BIN)/seqclass sample-data videos data/demo-videos-new --per-class 3 --seed 1
 	$(BIN)/seqclass classify data/demo-videos-new --checkpoint $(VIDEO_CKPT) \
 		--out runs/demo-video/classify.csv
+	$(BIN)/seqclass sample-data fusion data/demo-fusion
+	$(BIN)/seqclass extract data/demo-fusion --out data/demo-fusion-features \
+		--backbone efficientnet_lite0 --projection 64 --motion dis --sampling fps \
+		--sampling-value 6 --signal configs/fusion/vibration.yaml
+	$(BIN)/seqclass fit --config configs/fusion.yaml
+	$(BIN)/seqclass test --config configs/fusion.yaml --ckpt_path $(FUSION_CKPT)
+	$(BIN)/seqclass sample-data fusion data/demo-fusion-new --per-class 4 --seed 1
+	$(BIN)/seqclass classify data/demo-fusion-new --checkpoint $(FUSION_CKPT) \
+		--out runs/demo-fusion/classify.csv
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q tests
@@ -60,8 +71,9 @@ test: $(STAMP)  ## run the test suite
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## benchmarks: accuracy against MiniRocket, training, video extraction, VMD, camera motion
+bench: $(STAMP)  ## benchmarks: accuracy against MiniRocket, training, video extraction, VMD, camera motion, fusion
 	$(BIN)/python benchmarks/bench_accuracy.py
+	$(BIN)/python benchmarks/bench_fusion.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_vmd.py

@@ -1,15 +1,25 @@
-"""Sequence classification pipeline: sample discovery, datasets, LSTM training, CLI, reports."""
+"""Sequence classification pipeline: sample discovery, datasets, LSTM training, CLI, reports.
 
-from pipeline.data.datamodule import SequenceDataModule
-from pipeline.data.sequence_files import SequenceDataError, load_sequence, save_sequence
-from pipeline.lit_module import SequenceClassifier
-from pipeline.models.sequence_net import SequenceNet
+The names below are imported on first use, so that commands that never train (`extract`,
+`decompose`, `sample-data`, and the processes they spawn) start without loading Lightning.
+"""
 
-__all__ = [
-    "SequenceClassifier",
-    "SequenceDataError",
-    "SequenceDataModule",
-    "SequenceNet",
-    "load_sequence",
-    "save_sequence",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "SequenceClassifier": "pipeline.lit_module",
+    "SequenceDataError": "pipeline.data.sequence_files",
+    "SequenceDataModule": "pipeline.data.datamodule",
+    "SequenceNet": "pipeline.models.sequence_net",
+    "load_sequence": "pipeline.data.sequence_files",
+    "save_sequence": "pipeline.data.sequence_files",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

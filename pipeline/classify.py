@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
+from feature_extractors.signal import RECORDING_SUFFIXES
 from feature_extractors.video import (
     VIDEO_SUFFIXES,
     Backbone,
@@ -28,15 +28,15 @@ from feature_extractors.video import (
     MotionSettings,
     build_backbone,
 )
-from pipeline.data.cache import ExtractionReport, feature_path
+from pipeline.data.cache import feature_path
 from pipeline.data.datamodule import SequenceDataset, length_batches, pad_collate
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError, sequence_shape
-from pipeline.extract import extract_videos
+from pipeline.data.streams import discover_unlabelled_stream_samples
+from pipeline.fusion import fuse, stream_encoding
 from pipeline.lit_module import SequenceClassifier, with_legacy_defaults
 from pipeline.models.video_classifier import VideoClassifier
 from pipeline.reports import step_times
-from pipeline.signals import preprocess_recordings
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Classification:
     class_names: list[str]
     failed: list[tuple[Path, str]] = field(default_factory=list)
     times: list[np.ndarray] | None = None  # per-step models: seconds of each step
+    streams: list[str] | None = None  # fused models: the streams of each sample, joined by +
 
 
 def load_classifier(checkpoint: str | Path) -> SequenceClassifier:
@@ -156,23 +157,14 @@ def encode_inputs(
     Each sample's `source` is its raw input.
     """
     settings = classifier.hparams.feature_settings or {}
-    if settings.get("kind") == "video":
-        backbone, sampling, motion = video_pipeline(classifier)
-        suffixes = VIDEO_SUFFIXES
-
-        def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
-            return extract_videos(
-                root, out, backbone, sampling, motion, batch_size, num_workers, device, found
-            )
-    elif settings.get("kind") == "signal":
-        preprocessing = SignalPreprocessing.from_settings(settings)
-        suffixes = RECORDING_SUFFIXES
-
-        def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
-            return preprocess_recordings(root, out, preprocessing, found)
-    else:  # sequence files, as they are
+    kind = settings.get("kind")
+    if kind == "fusion":
+        return _fused_inputs(classifier, paths, out, batch_size, num_workers, device)
+    if kind not in ("video", "signal"):  # sequence files, as they are
         found = [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)]
         return _with_model_channels(classifier, found, [])
+    run = stream_encoding(settings, batch_size, num_workers, device).run
+    suffixes = VIDEO_SUFFIXES if kind == "video" else RECORDING_SUFFIXES
     samples, failed = [], []
     for i, path in enumerate(map(Path, paths)):
         features = out / str(i)
@@ -185,6 +177,46 @@ def encode_inputs(
             for s in found
             if s.path not in bad
         ]
+    return _with_model_channels(classifier, samples, failed)
+
+
+def _fused_inputs(
+    classifier: SequenceClassifier,
+    paths: list[str | Path],
+    out: Path,
+    batch_size: int | None,
+    num_workers: int,
+    device: str,
+) -> tuple[list[Sample], list[tuple[Path, str]]]:
+    """`encode_inputs` for a model of fused streams: each sample folder's streams made and
+    aligned as for training. A model trained with stream dropout also takes samples that lack
+    a stream (it is given the stream's training mean); each fused file lists the streams it
+    holds."""
+    streams = classifier.hparams.feature_settings["streams"]
+    names = [s["name"] for s in streams]
+    encodings = {
+        s["name"]: stream_encoding(s["settings"], batch_size, num_workers, device, s["dim"])
+        for s in streams
+    }
+    fill = None
+    if classifier.hparams.stream_dropout > 0 and classifier.streams:  # trained without one
+        means = classifier.net.channel_mean.split([s["dim"] for s in streams])
+        fill = {name: mean.numpy() for name, mean in zip(names, means, strict=True)}
+    samples, failed = [], []
+    for i, path in enumerate(map(Path, paths)):
+        found = discover_unlabelled_stream_samples(path)
+        if not any(name in s.streams for s in found for name in names):
+            given = sorted({name for s in found for name in s.streams})
+            raise SequenceDataError(
+                f"{path}: holds the streams {given}, but the model was trained on {names}; "
+                "name each stream's file as in training (camera.mp4, imu.csv, ...)."
+            )
+        _, report = fuse(found, path, out / str(i), encodings, fill)
+        failed += report.failed
+        for sample in found:
+            target = out / str(i) / f"{sample.name}.npz"
+            if str(target) in report.used and target.is_file():
+                samples.append(Sample(target, sample.label, "predict", sample.folder))
     return _with_model_channels(classifier, samples, failed)
 
 
@@ -216,7 +248,13 @@ def _classified(
     """Run the trained head over the samples' feature files."""
     probs = _head_probs(classifier, [s.path for s in samples], device)
     times = [step_times(s) for s in samples] if classifier.per_step else None
-    return Classification(samples, probs, classifier.class_names, failed, times)
+    streams = None
+    if (classifier.hparams.feature_settings or {}).get("kind") == "fusion":
+        streams = []
+        for sample in samples:
+            with np.load(sample.path, allow_pickle=False) as npz:
+                streams.append("+".join(npz["streams"].tolist()))
+    return Classification(samples, probs, classifier.class_names, failed, times, streams)
 
 
 def _head_probs(

@@ -4,8 +4,8 @@ Integrated gradients (Sundararajan et al., 2017) attribute the class logit to ev
 ``[T, D]``, relative to a baseline (the training mean: all zeros after normalization); their sum
 over the features is the importance of each step. With attention pooling the attention weights
 are shown as well. Pictures: for signals, the raw recording with the importance shaded along
-time; for videos, a strip of the sampled frames with the importance of each; for sequence files,
-their first channels.
+time; for videos, a strip of the sampled frames with the importance of each; for fused streams,
+each step's importance split by stream; for sequence files, their first channels.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pipeline.classify import encode_inputs, load_classifier
 from pipeline.data.discovery import Sample
 from pipeline.data.sequence_files import SequenceDataError, load_sequence, save_npz
 from pipeline.models.sequence_net import SequenceNet
-from pipeline.plots import plot_frame_importance, plot_step_importance
+from pipeline.plots import plot_frame_importance, plot_step_importance, plot_stream_importance
 from pipeline.reports import step_times
 
 
@@ -59,10 +59,19 @@ class Explanation:
     attributions: np.ndarray  # [T, D]
     attention: np.ndarray | None  # [T]
     times: np.ndarray  # [T] seconds (or step indices)
+    stream_widths: dict[str, int] | None = None  # several streams: the channels of each, in order
 
     @property
     def importance(self) -> np.ndarray:
         return self.attributions.sum(1)
+
+    @property
+    def stream_importance(self) -> dict[str, np.ndarray]:
+        """Each stream's importance per step `[T]` (empty when the input is one stream)."""
+        if not self.stream_widths:
+            return {}
+        parts = np.split(self.attributions, np.cumsum(list(self.stream_widths.values()))[:-1], 1)
+        return {name: part.sum(1) for name, part in zip(self.stream_widths, parts, strict=True)}
 
 
 def explain(
@@ -94,6 +103,7 @@ def explain(
             "a sequence's single label, so it needs a sequence-to-label checkpoint."
         )
     names = classifier.class_names
+    widths = dict(classifier.streams)
     if target is not None and target not in names:
         raise SequenceDataError(f"--target {target!r} is not one of the model's classes {names}.")
     out = Path(out)
@@ -112,7 +122,7 @@ def explain(
                 sample, names[k], float(probs[k]),
                 integrated_gradients(net, x, k, steps).cpu().numpy(),
                 None if attention is None else _per_input_step(attention[0], net.stride, len(x)),
-                step_times(sample),
+                step_times(sample), widths or None,
             ))  # fmt: skip
             _draw(results[-1], classifier, out, figure_names[sample.source or sample.path])
     _write_summary(results, out / "explain.csv")
@@ -147,6 +157,9 @@ def _draw(result: Explanation, classifier, out: Path, name: str) -> None:
              **({} if result.attention is None else {"attention": result.attention}))  # fmt: skip
     title = f"{source.name}: {result.class_name} (p={result.probability:.2f})"
     kind = (classifier.hparams.feature_settings or {}).get("kind")
+    if kind == "fusion":
+        plot_stream_importance(result.times, result.stream_importance, title, target)
+        return
     if kind == "video":
         frames = _sampled_frames(source, classifier)
         plot_frame_importance(frames, result.importance, result.attention, title, target)
@@ -172,12 +185,18 @@ def _sampled_frames(video: Path, classifier) -> list[np.ndarray]:
 
 
 def _write_summary(results: list[Explanation], path: Path) -> None:
+    """A row per input; fused streams also get each stream's share of the absolute importance."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    streams = list(results[0].stream_widths or {}) if results else []
     with path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["path", "explained_class", "probability", "steps", "most_important_s"])
+        writer.writerow(["path", "explained_class", "probability", "steps", "most_important_s",
+                         *(f"share_{name}" for name in streams)])  # fmt: skip
         for r in results:
             top = np.argsort(-np.abs(r.importance))[:3]
+            parts = {name: np.abs(v).sum() for name, v in r.stream_importance.items()}
+            total = sum(parts.values()) or 1.0
             writer.writerow([str(r.sample.source or r.sample.path), r.class_name,
                              f"{r.probability:.4f}", len(r.importance),
-                             " ".join(f"{r.times[i]:.4g}" for i in top)])  # fmt: skip
+                             " ".join(f"{r.times[i]:.4g}" for i in top),
+                             *(f"{parts[name] / total:.4f}" for name in streams)])  # fmt: skip

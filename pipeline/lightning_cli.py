@@ -127,7 +127,8 @@ class SeqClassCLI(LightningCLI):
         count = sum(map(sum, results["confusion_matrix"]))
         unit = "labelled time steps" if model.per_step else "samples"
         results = {**results, "unit": unit, "data": data.split_counts(), "data_root": str(data.root),
-                   "checkpoint": self.trainer.ckpt_path, "fit_log_dir": model.fit_log_dir}  # fmt: skip
+                   "checkpoint": self.trainer.ckpt_path, "fit_log_dir": model.fit_log_dir,
+                   "feature_settings": model.hparams.feature_settings}  # fmt: skip
         path = write_metrics(log_dir, results, count)
         write_indexed_predictions(
             Path(log_dir) / "test_predictions.csv", data.splits["test"], model.test_probs,

@@ -11,6 +11,7 @@ import torch
 import torchmetrics
 from torch import nn
 
+from feature_extractors.video import MotionSettings
 from pipeline.data.datamodule import Batch, SequenceDataModule
 from pipeline.data.sequence_files import SequenceDataError
 from pipeline.distributed import merge_to_all
@@ -27,6 +28,7 @@ LEGACY_HPARAMS = {
     "max_recurrent_steps": None,
     "lr_schedule": "constant",
     "kernel_features": 0,
+    "fusion": "none",
 }
 KERNEL_FIT_SAMPLES = 256  # training samples the kernel features' biases and scaling come from
 
@@ -34,6 +36,26 @@ KERNEL_FIT_SAMPLES = 256  # training samples the kernel features' biases and sca
 def with_legacy_defaults(hparams: dict) -> dict:
     """A checkpoint's hyperparameters, with the options it predates set as it was trained."""
     return {**LEGACY_HPARAMS, **hparams}
+
+
+def feature_streams(settings: dict | None) -> list[tuple[str, int]]:
+    """`(name, channels)` of the streams side by side in features made with `settings`: each
+    fused stream's (``camera``, ``vibration``), a video's CNN and motion features when it has
+    both (``appearance``, ``motion``; ``camera.appearance`` within a fused stream); empty for
+    features of a single stream."""
+    settings = settings or {}
+    if settings.get("kind") == "fusion":
+        found = []
+        for stream in settings["streams"]:
+            inner = feature_streams(stream["settings"])
+            found += [(f"{stream['name']}.{n}", w) for n, w in inner] or [
+                (stream["name"], stream["dim"])
+            ]
+        return found
+    if settings.get("kind") == "video" and settings.get("backbone") and settings.get("motion"):
+        motion = MotionSettings(**settings["motion"]).dim
+        return [("appearance", settings["feature_dim"] - motion), ("motion", motion)]
+    return []
 
 
 def auto_stride(longest: int, max_recurrent_steps: int) -> int:
@@ -70,6 +92,13 @@ class SequenceClassifier(pl.LightningModule):
             network; 0 for none. Sequence labels only (0 when labelling steps).
         kernel_lr: peak learning rate of that head (Adam's steps on thousands of features).
         max_length: the longest training sequence; set from the data at fit.
+        fusion: with several streams in the features (`seqclass extract` of video and sensor
+            recordings; a video's CNN and motion features), ``late``: an encoder per stream,
+            joined before the head; ``early``: each stream projected to `stream_width`
+            channels, then one encoder; ``none``: all channels as one stream.
+        stream_dropout: with several streams, the chance in training that a sample loses one
+            stream; a model trained with it also classifies samples that lack a stream.
+        stream_width: channels each stream is projected to (``early``).
         lr: peak learning rate.
         lr_schedule: ``onecycle`` (linear warm-up over the first tenth of the steps, then cosine
             decay to zero) or ``constant``. The learning rate is logged every step.
@@ -97,6 +126,9 @@ class SequenceClassifier(pl.LightningModule):
         kernel_features: int = 10_000,
         kernel_lr: float = 1e-4,
         max_length: int | None = None,
+        fusion: Literal["early", "late", "none"] = "late",
+        stream_dropout: float = 0.25,
+        stream_width: int = 32,
         lr: float = 1e-2,
         lr_schedule: Literal["onecycle", "constant"] = "onecycle",
         weight_decay: float = 1e-2,
@@ -133,7 +165,9 @@ class SequenceClassifier(pl.LightningModule):
             pooling=hp.pooling, init=hp.init, frontend=hp.frontend,
             conv_channels=hp.conv_channels, stride=hp.stride,
             channel_attention=hp.channel_attention, kernel_features=hp.kernel_features,
-            max_length=hp.max_length,
+            max_length=hp.max_length, streams=[width for _, width in self.streams] or None,
+            fusion="late" if hp.fusion == "none" else hp.fusion,
+            stream_dropout=hp.stream_dropout, stream_width=hp.stream_width,
         )  # fmt: skip
         self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
         task = {"task": "multiclass", "num_classes": num_classes}
@@ -148,6 +182,14 @@ class SequenceClassifier(pl.LightningModule):
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
+
+    @property
+    def streams(self) -> list[tuple[str, int]]:
+        """The named input streams side by side in the features, with their channels, as the
+        network fuses them (`feature_streams`); empty when it takes them as one."""
+        if self.hparams.fusion == "none":
+            return []
+        return feature_streams(self.hparams.feature_settings)
 
     @property
     def per_step(self) -> bool:
@@ -165,6 +207,7 @@ class SequenceClassifier(pl.LightningModule):
                 )
             if datamodule.per_step:
                 self.hparams.pooling = "none"
+            self.hparams.feature_settings = datamodule.feature_settings
             self._build(
                 datamodule.class_names, datamodule.input_size, datamodule.longest_train_length
             )

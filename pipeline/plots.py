@@ -206,6 +206,28 @@ def plot_frame_importance(
     return save(fig, path)
 
 
+def plot_stream_importance(
+    times: np.ndarray, streams: dict[str, np.ndarray], title: str, path: Path
+) -> Path:
+    """Each step's importance split by stream: stacked bars of every stream's absolute
+    importance `[T]` over time, and each stream's share of the whole beside the legend."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    edges = _step_edges(times)
+    total = sum(np.abs(v).sum() for v in streams.values()) or 1.0
+    bottom = np.zeros(len(times))
+    for name, importance in streams.items():
+        share = np.abs(importance).sum() / total
+        ax.bar(times, np.abs(importance), width=np.diff(edges), bottom=bottom,
+               label=f"{name} ({share:.0%})", align="center")  # fmt: skip
+        bottom += np.abs(importance)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("|importance|", fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(f"{title}; each step's importance by stream", fontsize=10)
+    return save(fig, path)
+
+
 def _step_edges(times: np.ndarray) -> np.ndarray:
     """Boundaries between consecutive step times (half a step beyond each end)."""
     times = np.asarray(times, dtype=float)

@@ -24,19 +24,26 @@ def write_metrics(run_dir: str | Path, results: dict, num_samples: int) -> Path:
 
 
 def write_predictions(
-    path: str | Path, samples: Sequence[Sample], probs: torch.Tensor, class_names: Sequence[str]
+    path: str | Path,
+    samples: Sequence[Sample],
+    probs: torch.Tensor,
+    class_names: Sequence[str],
+    streams: Sequence[str] | None = None,
 ) -> Path:
     """One row per sample: path, true label (if known), predicted label, a probability per class.
 
-    Windows of long recordings also get their first and last step's times (``start_s, end_s``).
+    Windows of long recordings also get their first and last step's times (``start_s, end_s``);
+    fused samples the streams they were classified on (`streams`, e.g. ``camera+vibration``).
     """
     windows = any(s.seconds is not None for s in samples)
     rows = []
-    for sample, p in zip(samples, probs.tolist(), strict=True):
+    for i, (sample, p) in enumerate(zip(samples, probs.tolist(), strict=True)):
         times = [f"{t:.6g}" for t in sample.seconds or ("", "")] if windows else []
-        rows.append([_source(sample), *times, sample.label or "", p])
-    return _write(path, ["path", *(["start_s", "end_s"] if windows else []), "label"], rows,
-                  class_names)  # fmt: skip
+        used = [streams[i]] if streams is not None else []
+        rows.append([_source(sample), *times, *used, sample.label or "", p])
+    columns = ["path", *(["start_s", "end_s"] if windows else []),
+               *(["streams"] if streams is not None else []), "label"]  # fmt: skip
+    return _write(path, columns, rows, class_names)
 
 
 def write_step_predictions(
@@ -120,6 +127,7 @@ def write_report(run_dir: str | Path) -> Path:
         *_baselines(run_dir, metrics),
         *(f"![{title}]({png.name})\n" for title, png in figures.items()),
         *_data_table(metrics.get("data") or {}, names),
+        *_features(metrics.get("feature_settings")),
         *_misclassified(run_dir / "test_predictions.csv"),
     ]  # fmt: skip
     if (run_dir / "config.yaml").is_file():
@@ -162,6 +170,28 @@ def _data_table(counts: dict[str, dict[str, int]], names: Sequence[str]) -> list
         f"| all | {' | '.join(str(sum(counts[s].values())) for s in splits)} |",
         "",
     ]
+
+
+def _features(settings: dict | None) -> list[str]:
+    """How the inputs became features: the settings of each fused stream, or of the one."""
+    if not settings:
+        return []
+    streams = settings.get("streams") or [
+        {
+            "name": settings.get("kind", ""),
+            "dim": settings.get("feature_dim", ""),
+            "settings": settings,
+        }
+    ]
+    return [
+        "## Features",
+        "",
+        "| stream | channels | made with |",
+        "| --- | ---: | --- |",
+        *(f"| {s['name']} | {s['dim']} | `{json.dumps(s['settings'], sort_keys=True)}` |"
+          for s in streams),
+        "",
+    ]  # fmt: skip
 
 
 def _misclassified(predictions: Path, limit: int = 50) -> list[str]:

@@ -73,22 +73,27 @@ def make_machine_dataset(
         (root / label).mkdir(parents=True, exist_ok=True)
         for i in range(recordings_per_class):
             t = np.arange(int(fs * rng.uniform(*seconds))) / fs
-            shaft = rng.uniform(15, 22)
-            one, two = {"imbalance": (1.0, 0.2), "misalignment": (0.3, 0.9)}.get(label, (0.3, 0.1))
-            axes = []
-            for axis in range(2):
-                phase = rng.uniform(0, 2 * np.pi) + axis * np.pi / 2
-                x = one * np.sin(2 * np.pi * shaft * t + phase)
-                x += two * np.sin(4 * np.pi * shaft * t + 2 * phase)
-                if label == "bearing_fault":
-                    since_impact = (t * 3.6 * shaft) % 1.0 / (3.6 * shaft)
-                    x += 1.5 * np.exp(-since_impact * 300) * np.sin(2 * np.pi * 300 * since_impact)
-                x += 0.5 * np.sin(2 * np.pi * 50 * t + rng.uniform(0, 2 * np.pi))  # mains hum
-                x += rng.uniform(-1, 1) * t + rng.normal(0, 0.15, len(t))  # drift and noise
-                axes.append(x)
-            wav = (np.stack(axes, axis=1) / 4).astype(np.float32)
+            wav = vibration(label, t, rng)
             scipy.io.wavfile.write(root / label / f"{label}_{i:03d}.wav", fs, wav)
     return root
+
+
+def vibration(label: str, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`[len(t), 2]` float32 vibration of a machine in state `label` (`MACHINE_CLASSES`)."""
+    shaft = rng.uniform(15, 22)
+    one, two = {"imbalance": (1.0, 0.2), "misalignment": (0.3, 0.9)}.get(label, (0.3, 0.1))
+    axes = []
+    for axis in range(2):
+        phase = rng.uniform(0, 2 * np.pi) + axis * np.pi / 2
+        x = one * np.sin(2 * np.pi * shaft * t + phase)
+        x += two * np.sin(4 * np.pi * shaft * t + 2 * phase)
+        if label == "bearing_fault":
+            since_impact = (t * 3.6 * shaft) % 1.0 / (3.6 * shaft)
+            x += 1.5 * np.exp(-since_impact * 300) * np.sin(2 * np.pi * 300 * since_impact)
+        x += 0.5 * np.sin(2 * np.pi * 50 * t + rng.uniform(0, 2 * np.pi))  # mains hum
+        x += rng.uniform(-1, 1) * t + rng.normal(0, 0.15, len(t))  # drift and noise
+        axes.append(x)
+    return (np.stack(axes, axis=1) / 4).astype(np.float32)
 
 
 ACTIVITY_CLASSES = ("idle", "walk", "run")
@@ -174,8 +179,6 @@ def make_video_dataset(
     speed, framing and length vary per video, so the label is in how the frames change, not in
     any single frame.
     """
-    import cv2
-
     root = Path(root)
     rng = np.random.default_rng(seed)
     images = [_photo(name) for name in photos]
@@ -184,25 +187,28 @@ def make_video_dataset(
         for i in range(videos_per_class):
             photo = images[rng.integers(len(images))]
             steps = int(rng.integers(*frame_range, endpoint=True))
-            short = min(photo.shape[:2])
-            writer = cv2.VideoWriter(
-                str(root / label / f"{label}_{i:03d}.avi"),
-                cv2.VideoWriter_fourcc(*"MJPG"),
-                fps,
-                size,
-            )
-            for cx, cy, side in camera_path(label, steps, rng) * short:
-                aspect = size[0] / size[1]
-                half_w, half_h = side * aspect / 2, side / 2
-                cx = np.clip(cx, half_w, photo.shape[1] - half_w)
-                cy = np.clip(cy, half_h, photo.shape[0] - half_h)
-                box = photo[
-                    int(cy - half_h) : int(cy + half_h), int(cx - half_w) : int(cx + half_w)
-                ]
-                frame = cv2.resize(box, size, interpolation=cv2.INTER_AREA)
-                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            writer.release()
+            film(root / label / f"{label}_{i:03d}.avi", photo, camera_path(label, steps, rng),
+                 size, fps)  # fmt: skip
     return root
+
+
+def film(
+    path: Path, photo: np.ndarray, windows: np.ndarray, size: tuple[int, int], fps: float
+) -> None:
+    """Write an MJPG video of `photo` seen through the crop `windows` of `camera_path`."""
+    import cv2
+
+    short = min(photo.shape[:2])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for cx, cy, side in windows * short:
+        aspect = size[0] / size[1]
+        half_w, half_h = side * aspect / 2, side / 2
+        cx = np.clip(cx, half_w, photo.shape[1] - half_w)
+        cy = np.clip(cy, half_h, photo.shape[0] - half_h)
+        box = photo[int(cy - half_h) : int(cy + half_h), int(cx - half_w) : int(cx + half_w)]
+        frame = cv2.resize(box, size, interpolation=cv2.INTER_AREA)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
 
 
 def make_camera_motion_dataset(
@@ -218,6 +224,43 @@ def make_camera_motion_dataset(
     ):
         make_video_dataset(root / split, count, seed=seed * 2 + offset, classes=CAMERA_MOTIONS,
                            photos=photos)  # fmt: skip
+    return root
+
+
+FUSION_MOTIONS = ("pan_left", "pan_right")
+FUSION_STATES = ("healthy", "bearing_fault")
+FUSION_CLASSES = tuple(f"{m}-{s}" for m in FUSION_MOTIONS for s in FUSION_STATES)
+
+
+def make_fusion_dataset(
+    root: str | Path,
+    samples_per_class: int = 24,
+    fps: float = 12.0,
+    fs: int = 2000,
+    seed: int = 0,
+) -> Path:
+    """Write `ROOT/<class>/<sample>/camera.avi` and `vibration.wav`: a camera panning left or
+    right over a machine (a scikit-image photo) filmed while its 2-axis vibration is recorded,
+    healthy or with a bearing fault (as `make_machine_dataset`), both 2-3 s from one start.
+
+    The four classes are motion x state, so that neither stream alone can tell more than half
+    of them apart: the video knows the pan, the recording the fault.
+    """
+    import scipy.io.wavfile
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    images = [_photo(name) for name in _PHOTOS]
+    for label in FUSION_CLASSES:
+        motion, state = label.split("-")
+        for i in range(samples_per_class):
+            folder = root / label / f"{label}_{i:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            steps = int(rng.integers(24, 36, endpoint=True))
+            photo = images[rng.integers(len(images))]
+            film(folder / "camera.avi", photo, camera_path(motion, steps, rng), (128, 96), fps)
+            t = np.arange(int(fs * steps / fps)) / fs
+            scipy.io.wavfile.write(folder / "vibration.wav", fs, vibration(state, t, rng))
     return root
 
 

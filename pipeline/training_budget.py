@@ -72,4 +72,9 @@ class TrainingBudget(Callback):
             )
         if net is not None and net.kernels is not None:
             plan += f"; {net.kernels.num_features} fixed kernel features beside them"
+        streams = getattr(pl_module, "streams", [])
+        if streams:
+            hp = pl_module.hparams
+            widths = " + ".join(f"{name} {width}" for name, width in streams)
+            plan += f"; {hp.fusion} fusion of {widths} channels, stream dropout {hp.stream_dropout}"
         rank_zero_info(plan)

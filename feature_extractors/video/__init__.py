@@ -13,6 +13,7 @@ from feature_extractors.video.io import (
     VIDEO_SUFFIXES,
     VideoReadError,
     count_frames,
+    frame_rate,
     iter_frame_chunks,
 )
 from feature_extractors.video.motion import (
@@ -36,6 +37,7 @@ __all__ = [
     "build_backbone",
     "count_frames",
     "flow_descriptor",
+    "frame_rate",
     "iter_frame_chunks",
     "list_backbones",
     "optical_flow",

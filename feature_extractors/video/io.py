@@ -27,6 +27,16 @@ def count_frames(path: str | Path) -> int:
     return count
 
 
+def frame_rate(path: str | Path) -> float:
+    """Frames per second the container states; sampled frame `i` is shown at `i / rate`."""
+    capture = _open(path)
+    rate = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    if not rate > 0:
+        raise VideoReadError(f"{path}: the container states no frame rate, so frames have no times")
+    return float(rate)
+
+
 def iter_frame_chunks(
     path: str | Path, sampling: FrameSampling, chunk_size: int = 32
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -44,7 +44,7 @@ def run(ns: argparse.Namespace) -> None:
         )
         print(summary + " (a row per time step)")
         return
-    write_predictions(ns.out, result.samples, result.probs, result.class_names)
+    write_predictions(ns.out, result.samples, result.probs, result.class_names, result.streams)
     predicted = [result.class_names[k] for k in result.probs.argmax(1).tolist()]
     labels = [s.label for s in result.samples]
     if all(label in result.class_names for label in labels):

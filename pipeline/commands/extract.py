@@ -1,5 +1,7 @@
 """Encode every video under ROOT into a [T, D] per-frame feature file under OUT: CNN
-features, optical-flow motion descriptors, or both side by side."""
+features, optical-flow motion descriptors, or both side by side. Samples of several streams
+(ROOT/<class>/<sample>/ folders holding a video and sensor recordings, or a manifest with a
+column per stream) are encoded stream by stream and fused on one time base."""
 
 from __future__ import annotations
 
@@ -11,16 +13,22 @@ import torch
 
 from feature_extractors.video import (
     DEFAULT_BACKBONE,
+    Backbone,
     FrameSampling,
     MotionSettings,
     WeightsUnavailableError,
 )
+from pipeline.data.cache import ExtractionReport
 from pipeline.data.sequence_files import SequenceDataError
 from pipeline.distributed import rank_and_world, run_on_ranks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", type=Path, help="video file, or folder of <class>/<video> files")
+    parser.add_argument(
+        "root", type=Path,
+        help="video file, folder of <class>/<video> files, or of <class>/<sample>/ folders "
+        "holding one file per stream (or a manifest label,<stream>,...)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="feature folder to write")
     cnn = parser.add_argument_group("appearance: a pretrained CNN on every sampled frame")
     cnn.add_argument(
@@ -59,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sampling-value", type=float, help="k (every), N (uniform) or frames/s (fps)"
     )
     frames.add_argument("--max-frames", type=int, help="keep at most this many frames per video")
+    streams = parser.add_argument_group("recordings beside the videos (multi-stream samples)")
+    streams.add_argument(
+        "--signal", action="append", default=[], metavar="[STREAM=]CONFIG",
+        help="YAML of the preprocessing chain of the recording stream STREAM (all of them when "
+        "no STREAM is named): a data.signal mapping (fs, steps), or a fit config holding one",
+    )  # fmt: skip
     parser.add_argument(
         "--batch-size", type=int, help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
     )
@@ -85,12 +99,23 @@ def run(ns: argparse.Namespace) -> None:
             MotionSettings(ns.motion, ns.motion_grid, ns.motion_width)
     except ValueError as err:
         raise SequenceDataError(str(err)) from None
+    from pipeline.data.streams import is_stream_layout
+
+    if is_stream_layout(ns.root):
+        run_on_ranks(_fuse_on_rank, ns.devices, ns)
+        return
+    if ns.signal:
+        raise SequenceDataError(
+            f"--signal is for samples of several streams; {ns.root} holds <class>/<video> files."
+        )
     run_on_ranks(_extract_on_rank, ns.devices, ns)
 
 
-def _extract_on_rank(ns: argparse.Namespace) -> None:
+def _encoders(
+    ns: argparse.Namespace,
+) -> tuple[Backbone | None, FrameSampling, MotionSettings | None]:
+    """The backbone, frame sampling and motion descriptors the options ask for."""
     from feature_extractors.video import build_backbone
-    from pipeline.extract import extract_videos
 
     sampling = FrameSampling(ns.sampling, ns.sampling_value, ns.max_frames)
     motion = (
@@ -103,14 +128,14 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
     except (ValueError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    return backbone, sampling, motion
+
+
+def _extract_on_rank(ns: argparse.Namespace) -> None:
+    from pipeline.extract import extract_videos
+
+    backbone, sampling, motion = _encoders(ns)
     first_rank = rank_and_world()[0] == 0
-    if first_rank and backbone and motion and backbone.feature_dim > 8 * motion.dim:
-        print(
-            f"note: {backbone.feature_dim} appearance dimensions beside {motion.dim} motion ones: "
-            "on small datasets a model can learn the scenes and ignore the motion; fewer "
-            "appearance dimensions (--projection 64, a smaller --grid) balance the two streams.",
-            file=sys.stderr,
-        )
     report = extract_videos(
         ns.root, ns.out, backbone, sampling, motion, ns.batch_size, ns.num_workers, ns.device
     )
@@ -124,12 +149,93 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
         )
         if report.failed:
             print(f"  failures listed in {ns.out / 'failures.csv'}")
-        if report.removed:
-            shown = ", ".join(str(p.relative_to(ns.out)) for p in report.removed[:5])
-            more = f" and {len(report.removed) - 5} more" if len(report.removed) > 5 else ""
-            print(
-                f"  removed {len(report.removed)} stale feature file(s) of inputs that are gone, "
-                f"moved or failed now: {shown}{more}"
-            )
+        _print_removed(report, ns.out)
     if report.failed and not (report.written or report.skipped):
         sys.exit(1)
+
+
+def _print_removed(report: ExtractionReport, out: Path) -> None:
+    if report.removed:
+        shown = ", ".join(str(p.relative_to(out)) for p in report.removed[:5])
+        more = f" and {len(report.removed) - 5} more" if len(report.removed) > 5 else ""
+        print(
+            f"  removed {len(report.removed)} stale feature file(s) of inputs that are gone, "
+            f"moved or failed now: {shown}{more}"
+        )
+
+
+def _fuse_on_rank(ns: argparse.Namespace) -> None:
+    from pipeline.data.streams import common_streams, discover_stream_samples, stream_kind
+    from pipeline.extract import video_settings
+    from pipeline.fusion import fuse, stream_encoding
+
+    samples = discover_stream_samples(ns.root)
+    chains = _signal_chains(ns.signal)
+    encodings, video = {}, None
+    names = common_streams(samples)
+    rare = sorted({n for s in samples for n in s.streams} - set(names))
+    if rare and rank_and_world()[0] == 0:
+        print(f"note: files named {', '.join(rare)} are in fewer than half of the samples; they "
+              "are left out as streams", file=sys.stderr)  # fmt: skip
+    for name in names:
+        files = [s.streams[name] for s in samples if name in s.streams]
+        if stream_kind(files[0]) == "video":
+            if name in chains:
+                raise SequenceDataError(f"--signal {name}=...: {name} is a video stream")
+            video = video or video_settings(*_encoders(ns))
+            settings = video
+        else:
+            chain = chains.get(name) or chains.get(None)
+            if chain is None:
+                raise SequenceDataError(
+                    f"{files[0]}: the recording stream {name!r} needs its preprocessing: pass "
+                    f"--signal {name}=CHAIN.yaml (fs and steps, as data.signal in a fit config)."
+                )
+            settings = chain.for_files(files).settings()
+        encodings[name] = stream_encoding(settings, ns.batch_size, ns.num_workers, ns.device)
+    unknown = sorted(set(chains) - set(encodings) - {None})
+    if unknown:
+        raise SequenceDataError(f"--signal {unknown[0]}=...: no stream {unknown[0]!r} in {ns.root}")
+    settings, report = fuse(samples, ns.root, ns.out, encodings)
+    if rank_and_world()[0] == 0:
+        cached = ", ".join(
+            f"{name} {len(r.skipped)} from cache + {len(r.written)} new"
+            for name, r in report.streams.items()
+        )
+        widths = " + ".join(f"{s['name']} {s['dim']}-d" for s in settings["streams"])
+        print(
+            f"extract: {len(report.written)} fused, {len(report.skipped)} up to date, "
+            f"{len(report.failed)} failed ({widths}; streams: {cached}) -> {ns.out}"
+        )
+        if report.written:
+            print(
+                f"  aligned on the sparsest stream's steps: {report.kept_seconds:.1f} s kept, "
+                f"{report.cut_seconds:.1f} s cut to the span all streams cover"
+            )
+        if report.failed:
+            print(f"  failures listed in {ns.out / 'failures.csv'}")
+        if ns.root.is_file():
+            print(f"  train with --data.root {ns.out / 'manifest.csv'}")
+        _print_removed(report, ns.out)
+    if not (report.written or report.skipped):
+        sys.exit(1)
+
+
+def _signal_chains(options: list[str]) -> dict:
+    """`--signal [STREAM=]CONFIG` options as stream name (None: every stream) -> chain."""
+    import yaml
+
+    from feature_extractors.signal import SignalPreprocessing
+
+    chains = {}
+    for option in options:
+        name, _, path = option.rpartition("=")
+        try:
+            config = yaml.safe_load(Path(path).read_text()) or {}
+            config = config.get("data", {}).get("signal", config) if "data" in config else config
+            chains[name or None] = SignalPreprocessing(**config)
+        except (OSError, yaml.YAMLError, TypeError, ValueError) as err:
+            raise SequenceDataError(
+                f"--signal {option}: {err}; give a YAML file of fs and steps (as data.signal)."
+            ) from None
+    return chains

@@ -1,6 +1,7 @@
 """Write a built-in sample dataset: 4-class signals (.npy), 4-class machine vibration (WAV),
-long activity recordings with interval labels (CSV), 4-class camera-motion videos, or the
-5-class camera-motion benchmark (train/test videos from disjoint photos)."""
+long activity recordings with interval labels (CSV), 4-class camera-motion videos, the
+5-class camera-motion benchmark (train/test videos from disjoint photos), or 4-class
+synchronized video + vibration samples (fusion: camera motion x machine state)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "kind", choices=["signals", "machines", "activity", "videos", "camera-motion"]
+        "kind", choices=["signals", "machines", "activity", "videos", "camera-motion", "fusion"]
     )
     parser.add_argument("out", type=Path, help="folder to create")
     parser.add_argument(
         "--per-class", type=int,
         help="samples per class (signals 40, machines 30, videos 24, camera-motion 24 train + "
-        "a third as many test); recordings for activity (4)",
+        "a third as many test, fusion 24); recordings for activity (4)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
 
@@ -32,6 +33,7 @@ def run(ns: argparse.Namespace) -> None:
         "camera-motion": lambda n: sample_data.make_camera_motion_dataset(
             ns.out, n or 24, max(1, (n or 24) // 3), seed=ns.seed
         ),
+        "fusion": lambda n: sample_data.make_fusion_dataset(ns.out, n or 24, seed=ns.seed),
     }
     root = makers[ns.kind](ns.per_class)
     print(f"sample-data: wrote {ns.kind} dataset to {root}")

@@ -5,6 +5,9 @@ dilations over random sums of the input channels. Each output is compared with b
 from quantiles of the same output on training samples; a feature is the proportion of real
 steps where the output exceeds its bias (PPV). Nothing here is learnt by gradient descent:
 `fit` sets the biases (and the features' scaling) once from training data, and the head learns what to make of them.
+With several streams side by side in the channels (video and sensor features), each kernel
+sums channels of one stream only, and the streams take turns, so every stream gets its share
+of the features however few channels it has.
 Half the kernels count every step (zero padding at the ends), half only the steps whose window
 lies wholly inside the sequence, as MiniRocket does; padding beyond a sample's length is never
 counted, so a sample gets the same features alone or padded in a batch.
@@ -63,17 +66,43 @@ class DilatedKernelFeatures(nn.Module):
         input_size: channels D; each kernel and dilation sums a random subset of them.
         num_features: about how many features (rounded down to a multiple of 84).
         max_length: the longest training sequence, which sets the largest dilation.
-        seed: draws the channel subsets and, in `fit_biases`, the samples the biases come from.
+        seed: draws the channel subsets and, in `fit`, the samples the biases come from.
+        streams: channels of each stream, in order (summing to D); a kernel's channels all
+            come from one stream, kernel k at dilation i from stream (k + i) mod streams.
     """
 
-    def __init__(self, input_size: int, num_features: int, max_length: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        num_features: int,
+        max_length: int,
+        seed: int = 0,
+        streams: list[int] | None = None,
+    ) -> None:
         super().__init__()
         self.dilations, self.counts = dilations(max_length, num_features)
         self.num_features = NUM_KERNELS * sum(self.counts)
         self.seed = seed
+        streams = streams or [input_size]
+        if sum(streams) != input_size:
+            raise ValueError(f"streams {streams} do not add up to {input_size} channels")
         generator = torch.Generator().manual_seed(seed)
+        owner = (torch.arange(NUM_KERNELS) + torch.arange(len(self.dilations))[:, None]) % len(
+            streams
+        )  # dilations x 84: the stream each kernel reads
+        sums = torch.zeros(len(self.dilations), input_size, NUM_KERNELS)
+        start = 0
+        for index, width in enumerate(streams):
+            own = (owner == index).unsqueeze(1)
+            sums[:, start : start + width] = self._channel_sums(width, generator) * own
+            start += width
+        counts = torch.tensor(self.counts)[:, None].expand(-1, NUM_KERNELS)
         self.register_buffer("weight", kernel_weights())
-        self.register_buffer("channel_sums", self._channel_sums(input_size, generator))
+        self.register_buffer("channel_sums", sums)
+        # the stream of every feature, in the order of `forward`'s output
+        self.register_buffer(
+            "feature_stream", owner.repeat_interleave(counts.flatten()), persistent=False
+        )
         self.register_buffer("bias", torch.zeros(self.num_features))
         self.register_buffer("feature_mean", torch.zeros(self.num_features))
         self.register_buffer("feature_std", torch.ones(self.num_features))
@@ -87,6 +116,13 @@ class DilatedKernelFeatures(nn.Module):
         sizes = (2 ** (torch.rand(shape, generator=generator) * top)).long().clamp(1, input_size)
         ranks = torch.rand(*shape, input_size, generator=generator).argsort(-1).argsort(-1)
         return (ranks < sizes[..., None]).float().transpose(1, 2)
+
+    def without_streams(self, features: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+        """`features [B, F]` as they are when the streams marked in `missing [B, streams]` are
+        all zeros (their mean, once normalized): a zero input never exceeds a positive bias."""
+        absent = ((self.bias < 0).to(features.dtype) - self.feature_mean) / self.feature_std
+        lost = missing[:, self.feature_stream]  # B x F
+        return torch.where(lost, absent.to(features.dtype), features)
 
     def _outputs(self, x: torch.Tensor, index: int) -> torch.Tensor:
         """Kernel outputs `[B, 84, T]` of `x [B, T, D]` at dilation `index`, zero-padded."""

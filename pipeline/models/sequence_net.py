@@ -14,6 +14,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from pipeline.models.frontends import (
     ChannelAttention,
@@ -29,6 +30,7 @@ from pipeline.models.kernel_features import DilatedKernelFeatures
 Cell = Literal["lstm", "gru", "peephole"]
 Pooling = Literal["last", "mean", "max", "attention", "none"]
 Init = Literal["pytorch", "matlab"]
+Fusion = Literal["early", "late"]
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -144,12 +146,23 @@ class SequenceNet(nn.Module):
             beside the recurrent branch, each with its own weights in a second linear head whose
             logits add to the first; 0 for none. `fit_kernel_features` must see training data.
         max_length: the longest training sequence; sets the kernel features' largest dilation.
+        streams: channels of each input stream side by side in `x` (video features, then a
+            sensor's, ...), summing to `input_size`; several streams are fused by `fusion`, and
+            the kernel features share themselves out among the streams.
+        fusion: ``early``: each normalized stream goes through its own linear projection to
+            `stream_width` channels, and the projections, side by side, through one encoder;
+            ``late``: an encoder per stream (front end, recurrent layers, pooling), whose
+            pooled features are joined before the head.
+        stream_dropout: in training, the chance that a sample loses one of its streams, chosen
+            at random: set to its training mean (zero once normalized), as a missing stream is
+            given at inference, so that no stream is ignored and none is indispensable.
+        stream_width: channels of each stream's projection (``early``).
     """
 
     def __init__(
         self,
         input_size: int,
-        num_classes: int,
+        num_classes: int | None,
         cell: Cell = "lstm",
         hidden_size: int = 128,
         num_layers: int = 1,
@@ -163,6 +176,10 @@ class SequenceNet(nn.Module):
         channel_attention: ChannelAttention = "none",
         kernel_features: int = 0,
         max_length: int = 1,
+        streams: list[int] | None = None,
+        fusion: Fusion = "late",
+        stream_dropout: float = 0.0,
+        stream_width: int = 32,
     ) -> None:
         super().__init__()
         if pooling not in ("last", "mean", "max", "attention", "none"):
@@ -175,11 +192,57 @@ class SequenceNet(nn.Module):
             raise ValueError("a label per step needs stride 1: strides drop the steps' labels")
         if kernel_features and pooling == "none":
             raise ValueError("a label per step needs kernel_features 0: they describe a sequence")
+        if fusion not in ("early", "late"):
+            raise ValueError(f"unknown fusion {fusion!r}; choose early or late")
+        streams = list(streams or [input_size])
+        if sum(streams) != input_size:
+            raise ValueError(f"streams {streams} do not add up to {input_size} channels")
+        if not 0.0 <= stream_dropout < 1.0:
+            raise ValueError(f"stream_dropout must be in [0, 1), got {stream_dropout}")
         directions = 2 if bidirectional else 1
         self.pooling = pooling
         self.stride = stride
-        self.stem = self.fcn = None
+        self.streams, self.stream_dropout = streams, stream_dropout
+        self.stem = self.fcn = self.projections = self.branches = None
+        self.register_buffer("channel_mean", torch.zeros(input_size))
+        self.register_buffer("channel_std", torch.ones(input_size))
+        self.dropout = nn.Dropout(dropout)
+        self.head = self.kernels = self.kernel_head = None
+        if kernel_features:
+            self.kernels = DilatedKernelFeatures(
+                input_size, kernel_features, max_length, streams=streams
+            )
+            # zero weights: the head starts in the span of the training features (as ridge does)
+            self.kernel_head = nn.Linear(self.kernels.num_features, num_classes)
+            nn.init.zeros_(self.kernel_head.weight)
+            nn.init.zeros_(self.kernel_head.bias)
+        if len(streams) > 1 and fusion == "late":
+            self.branches = nn.ModuleList(
+                SequenceNet(
+                    width,
+                    None,
+                    cell=cell,
+                    hidden_size=hidden_size,
+                    num_layers=num_layers,
+                    bidirectional=bidirectional,
+                    dropout=dropout,
+                    pooling=pooling,
+                    init=init,
+                    frontend=frontend,
+                    conv_channels=conv_channels,
+                    stride=stride,
+                    channel_attention=channel_attention,
+                )
+                for width in streams
+            )
+            self.layers = nn.ModuleList()
+            self.features = sum(branch.features for branch in self.branches)
+            self.head = nn.Linear(self.features, num_classes)
+            return
         recurrent_in = input_size
+        if len(streams) > 1:
+            self.projections = nn.ModuleList(nn.Linear(width, stream_width) for width in streams)
+            recurrent_in = input_size = stream_width * len(streams)
         if frontend == "conv":
             self.stem = ConvBlocks(input_size, (conv_channels,) * 3, (7, 5, 3), stride)
             recurrent_in = conv_channels
@@ -202,24 +265,18 @@ class SequenceNet(nn.Module):
         elif init != "pytorch":
             raise ValueError(f"unknown init {init!r}; choose pytorch or matlab")
         features = hidden_size * directions
-        self.recurrent_features = features
-        self.register_buffer("channel_mean", torch.zeros(input_size))
-        self.register_buffer("channel_std", torch.ones(input_size))
         self.attention = nn.Linear(features, 1) if pooling == "attention" else None
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(features + (conv_channels if self.fcn else 0), num_classes)
-        self.kernels = self.kernel_head = None
-        if kernel_features:
-            self.kernels = DilatedKernelFeatures(input_size, kernel_features, max_length)
-            # zero weights: the head starts in the span of the training features (as ridge does)
-            self.kernel_head = nn.Linear(self.kernels.num_features, num_classes)
-            nn.init.zeros_(self.kernel_head.weight)
-            nn.init.zeros_(self.kernel_head.bias)
+        self.features = features + (conv_channels if self.fcn else 0)  # the head's input
+        if num_classes is not None:  # a late-fusion branch has none: its parent's head joins
+            self.head = nn.Linear(self.features, num_classes)
 
-    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, x: torch.Tensor, lengths: torch.Tensor, missing: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Recurrent features `[B, T', H * directions]` of raw `x` and their lengths `[B]`
-        (`T'` is `T` shortened by the stride); padded steps are meaningless."""
-        x = self.normalize(x)
+        (`T'` is `T` shortened by the stride); padded steps are meaningless. `missing`
+        `[B, streams]` marks streams to leave out (see `normalize`)."""
+        x = self._projected(self.normalize(x, missing))
         if self.stem is not None:
             x, lengths = self.stem(x, lengths)
         else:
@@ -236,9 +293,30 @@ class SequenceNet(nn.Module):
             x = torch.cat(outputs, dim=-1)
         return x, lengths
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw `x` in units of the train split's per-channel statistics."""
-        return (x - self.channel_mean) / self.channel_std
+    def normalize(self, x: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw `x` in units of the train split's per-channel statistics; the streams that
+        `missing [B, streams]` marks are set to zero, their training mean."""
+        x = (x - self.channel_mean) / self.channel_std
+        if missing is None:
+            return x
+        lost = missing.to(x.device).repeat_interleave(
+            torch.tensor(self.streams, device=x.device), 1
+        )
+        return x.masked_fill(lost.unsqueeze(1), 0.0)
+
+    def _projected(self, x: torch.Tensor) -> torch.Tensor:
+        """Early fusion: each stream of normalized `x` through its own projection, side by side."""
+        if self.projections is None:
+            return x
+        parts = x.split(self.streams, dim=-1)
+        return torch.cat([p(part) for p, part in zip(self.projections, parts, strict=True)], -1)
+
+    def _drawn_missing(self, batch: int, device: torch.device) -> torch.Tensor:
+        """Stream dropout: `[B, streams]`, one stream chosen at random for a `stream_dropout`
+        share of the samples."""
+        dropped = torch.rand(batch, device=device) < self.stream_dropout
+        which = torch.randint(len(self.streams), (batch,), device=device)
+        return F.one_hot(which, len(self.streams)).bool() & dropped[:, None]
 
     def pool(
         self, h: torch.Tensor, lengths: torch.Tensor
@@ -261,12 +339,21 @@ class SequenceNet(nn.Module):
         return (weights.unsqueeze(-1) * h).sum(1), weights
 
     def embed(
-        self, x: torch.Tensor, lengths: torch.Tensor
+        self, x: torch.Tensor, lengths: torch.Tensor, missing: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The head's input for raw `x`: pooled features `[B, F]` (pooling ``none``: `[B, T, F]`),
-        and attention weights `[B, T']` over the recurrent steps with attention pooling."""
-        h, h_lengths = self.encode(x, lengths)
-        conv = None if self.fcn is None else self.fcn(self.normalize(x), lengths)[0]  # B x T x C
+        and attention weights `[B, T']` over the recurrent steps with attention pooling (not
+        with late fusion, where each stream has its own)."""
+        if self.branches is not None:
+            parts = self.normalize(x, missing).split(self.streams, dim=-1)
+            pooled = [
+                b.embed(part, lengths)[0] for b, part in zip(self.branches, parts, strict=True)
+            ]
+            return torch.cat(pooled, dim=-1), None
+        h, h_lengths = self.encode(x, lengths, missing)
+        conv = None
+        if self.fcn is not None:
+            conv = self.fcn(self._projected(self.normalize(x, missing)), lengths)[0]  # B x T x C
         if self.pooling == "none":
             return (h if conv is None else torch.cat([h, conv], dim=-1)), None
         pooled, attention = self.pool(h, h_lengths)
@@ -274,11 +361,13 @@ class SequenceNet(nn.Module):
             pooled = torch.cat([pooled, masked_mean(conv, lengths)], dim=-1)
         return pooled, attention
 
-    def kernel_features(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def kernel_features(
+        self, x: torch.Tensor, lengths: torch.Tensor, missing: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The fixed kernel features `[B, F]` of raw `x`; `[B, 0]` when the net has none."""
         if self.kernels is None:
             return x.new_zeros(len(x), 0)
-        return self.kernels(self.normalize(x), lengths)
+        return self.kernels(self.normalize(x, missing), lengths)
 
     def fit_kernel_features(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
         """Fit the kernel features' biases and scaling to raw training samples `x [N, T, D]`."""
@@ -286,16 +375,25 @@ class SequenceNet(nn.Module):
             self.kernels.fit(self.normalize(x), lengths)
 
     def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor, kernel_features: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor,
+        kernel_features: torch.Tensor | None = None,
+        missing: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits `[B, num_classes]` for right-padded raw `x [B, T, D]` with true `lengths [B]`.
 
         With pooling ``none``: logits `[B, T, num_classes]`, one per step. `kernel_features`
-        passes the output of `kernel_features(x, lengths)` computed earlier.
+        passes the output of `kernel_features(x, lengths)` computed earlier. `missing`
+        `[B, streams]` leaves streams out; in training, stream dropout draws it.
         """
-        logits = self.head(self.dropout(self.embed(x, lengths)[0]))
+        if missing is None and self.training and self.stream_dropout and len(self.streams) > 1:
+            missing = self._drawn_missing(len(x), x.device)
+        logits = self.head(self.dropout(self.embed(x, lengths, missing)[0]))
         if self.kernel_head is None:
             return logits
         if kernel_features is None:
-            kernel_features = self.kernel_features(x, lengths)
+            kernel_features = self.kernel_features(x, lengths, missing)
+        elif missing is not None:
+            kernel_features = self.kernels.without_streams(kernel_features, missing)
         return logits + self.kernel_head(kernel_features.to(logits.dtype))
