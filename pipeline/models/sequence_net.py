@@ -208,14 +208,7 @@ class SequenceNet(nn.Module):
         self.register_buffer("channel_std", torch.ones(input_size))
         self.dropout = nn.Dropout(dropout)
         self.head = self.kernels = self.kernel_head = None
-        if kernel_features:
-            self.kernels = DilatedKernelFeatures(
-                input_size, kernel_features, max_length, streams=streams
-            )
-            # zero weights: the head starts in the span of the training features (as ridge does)
-            self.kernel_head = nn.Linear(self.kernels.num_features, num_classes)
-            nn.init.zeros_(self.kernel_head.weight)
-            nn.init.zeros_(self.kernel_head.bias)
+        kernels = (input_size, kernel_features, max_length, num_classes)
         if len(streams) > 1 and fusion == "late":
             self.branches = nn.ModuleList(
                 SequenceNet(
@@ -238,6 +231,7 @@ class SequenceNet(nn.Module):
             self.layers = nn.ModuleList()
             self.features = sum(branch.features for branch in self.branches)
             self.head = nn.Linear(self.features, num_classes)
+            self._add_kernel_features(*kernels)
             return
         recurrent_in = input_size
         if len(streams) > 1:
@@ -269,6 +263,19 @@ class SequenceNet(nn.Module):
         self.features = features + (conv_channels if self.fcn else 0)  # the head's input
         if num_classes is not None:  # a late-fusion branch has none: its parent's head joins
             self.head = nn.Linear(self.features, num_classes)
+        self._add_kernel_features(*kernels)
+
+    def _add_kernel_features(
+        self, input_size: int, count: int, max_length: int, num_classes: int | None
+    ) -> None:
+        """`count` fixed kernel features over the streams, and their zero-initialized head."""
+        if not count:
+            return
+        self.kernels = DilatedKernelFeatures(input_size, count, max_length, streams=self.streams)
+        # zero weights: the head starts in the span of the training features (as ridge does)
+        self.kernel_head = nn.Linear(self.kernels.num_features, num_classes)
+        nn.init.zeros_(self.kernel_head.weight)
+        nn.init.zeros_(self.kernel_head.bias)
 
     def encode(
         self, x: torch.Tensor, lengths: torch.Tensor, missing: torch.Tensor | None = None
