@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -86,6 +87,13 @@ def test_fused_samples_train_classify_and_read_their_streams_from_cache(
     assert "test: accuracy=" in capsys.readouterr().out
     report = next(runs.glob("version_*/report.md")).read_text()
     assert "| camera | 29 |" in report and "| vibration | 4 |" in report  # each stream's settings
+    main(["predict", *common, f"--ckpt_path={best}"])
+    with next(runs.glob("version_*/predictions.csv")).open() as fh:
+        predicted = list(csv.DictReader(fh))
+    assert len(predicted) == 4  # the test split of the fused samples: one of each class
+    assert all(Path(r["path"]).parent.name == r["label"] for r in predicted)
+    main(["cv", "--folds", "2", "--out", str(tmp_path / "cv"), *common])
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["mean"]["val_acc"] >= 0
 
     main(["classify", str(data / "pan_left-healthy"), "--checkpoint", str(best), "--out",
           str(tmp_path / "c.csv"), "--num-workers", "1"])  # fmt: skip
