@@ -183,5 +183,8 @@ def test_bad_stream_manifests_are_refused_with_the_line(
     manifest = tmp_path / "streams.csv"
     manifest.write_text("\n".join(rows) + "\n")
     assert is_stream_layout(manifest)
+    for header in ("path,label", "file,start,end,label"):  # sample manifests, interval CSVs
+        (tmp_path / "other.csv").write_text(header + "\n")
+        assert not is_stream_layout(tmp_path / "other.csv")
     with pytest.raises(SequenceDataError, match=message):
         discover_stream_samples(manifest)

@@ -52,14 +52,15 @@ def stream_kind(path: Path) -> str:
 
 
 def is_stream_layout(root: str | Path) -> bool:
-    """True for a manifest with a column per stream, or class folders that hold sample folders."""
+    """True for a manifest with a column per stream (not a `path` manifest, nor an interval CSV),
+    or class folders that hold sample folders."""
     root = Path(root)
     if root.is_file():
         if root.suffix.lower() != ".csv":
             return False
         with root.open(newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), [])
-        return "label" in header and "path" not in header
+            header = [h.strip() for h in next(csv.reader(fh), [])]
+        return "label" in header and not {"path", "start", "end"} & set(header)
     bases = [root / s for s in SPLITS if (root / s).is_dir()] or [root]
     return any(_stream_files(d) for base in bases for d in _folders(base.glob("*/*"), base))
 
