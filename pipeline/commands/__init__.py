@@ -17,7 +17,7 @@ COMMANDS: dict[str, str] = {  # name -> one line for `seqclass --help`
     "decompose": "VMD/EMD modes of recordings: .npz, PNG and a stationarity line per channel",
     "explain": "which time steps made a checkpoint choose its class, per input",
     "export": "save a video checkpoint as one TorchScript module",
-    "extract": "encode videos into [T, D] per-frame CNN and motion feature files",
+    "extract": "encode videos (and recordings beside them) into [T, D] feature files",
     "report": "redraw a test run's figures and report.md",
     "sample-data": "write a built-in sample dataset",
     "tune": "hyper-parameter search with Optuna over fit options",
