@@ -26,13 +26,13 @@ from feature_extractors.video import (
     Backbone,
     FrameSampling,
     MotionSettings,
-    build_backbone,
 )
 from pipeline.data.cache import feature_path
 from pipeline.data.datamodule import SequenceDataset, length_batches, pad_collate
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError, sequence_shape
 from pipeline.data.streams import discover_unlabelled_stream_samples
+from pipeline.extract import video_encoders
 from pipeline.fusion import fuse, stream_encoding
 from pipeline.lit_module import SequenceClassifier, with_legacy_defaults
 from pipeline.models.video_classifier import VideoClassifier
@@ -83,9 +83,7 @@ def video_pipeline(
             "this checkpoint was not trained on video features from `seqclass extract`; it "
             "classifies sequence files (.npy, .npz, .pt, .csv) as they are."
         )
-    backbone = build_backbone(**settings["backbone"]) if settings["backbone"] else None
-    motion = MotionSettings(**settings["motion"]) if settings.get("motion") else None
-    return backbone, FrameSampling(**settings["sampling"]), motion
+    return video_encoders(settings)
 
 
 def assemble_video_classifier(classifier: SequenceClassifier) -> VideoClassifier:

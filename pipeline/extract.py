@@ -26,6 +26,7 @@ from feature_extractors.video import (
     MotionSettings,
     MotionStream,
     VideoReadError,
+    build_backbone,
     iter_frame_chunks,
 )
 from pipeline.data.cache import (
@@ -57,6 +58,13 @@ def video_settings(
         "feature_dim": (backbone.feature_dim if backbone else 0) + (motion.dim if motion else 0),
         "sampling": sampling.as_dict(),
     }
+
+
+def video_encoders(settings: dict) -> tuple[Backbone | None, FrameSampling, MotionSettings | None]:
+    """The backbone, frame sampling and motion descriptors that `video_settings` describes."""
+    backbone = build_backbone(**settings["backbone"]) if settings["backbone"] else None
+    motion = MotionSettings(**settings["motion"]) if settings.get("motion") else None
+    return backbone, FrameSampling(**settings["sampling"]), motion
 
 
 class _VideoChunks(IterableDataset):

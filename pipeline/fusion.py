@@ -24,15 +24,16 @@ import numpy as np
 
 from feature_extractors.signal import SignalPreprocessing
 from feature_extractors.video import (
+    Backbone,
     FrameSampling,
     MotionSettings,
     VideoReadError,
-    build_backbone,
     frame_rate,
 )
 from pipeline.data.cache import (
     ExtractionReport,
     feature_path,
+    merge_reports,
     progress,
     stored_key,
     write_failures,
@@ -41,7 +42,7 @@ from pipeline.data.discovery import Sample
 from pipeline.data.sequence_files import SequenceDataError, save_sequence, write_feature_settings
 from pipeline.data.streams import StreamSample, stream_kind
 from pipeline.distributed import gather_to_all, rank_and_world
-from pipeline.extract import extract_videos
+from pipeline.extract import extract_videos, video_encoders, video_settings
 from pipeline.signals import preprocess_recordings
 
 STREAM_CACHE = ".streams"
@@ -69,21 +70,32 @@ def stream_encoding(
     frame sampling, motion; `extract_videos` with the other arguments) or a signal chain's.
     `dim`: the channels the features will have, when known."""
     if settings["kind"] == "video":
-        backbone = build_backbone(**settings["backbone"]) if settings["backbone"] else None
-        motion = MotionSettings(**settings["motion"]) if settings.get("motion") else None
-        sampling = FrameSampling(**settings["sampling"])
+        return video_encoding(*video_encoders(settings), batch_size, num_workers, device, dim)
+    chain = SignalPreprocessing.from_settings(settings)
 
-        def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
-            return extract_videos(
-                root, out, backbone, sampling, motion, batch_size, num_workers, device, found
-            )
-    else:
-        chain = SignalPreprocessing.from_settings(settings)
-
-        def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
-            return preprocess_recordings(root, out, chain, found)
+    def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
+        return preprocess_recordings(root, out, chain, found)
 
     return StreamEncoding(settings, run, dim)
+
+
+def video_encoding(
+    backbone: Backbone | None,
+    sampling: FrameSampling,
+    motion: MotionSettings | None,
+    batch_size: int | None = None,
+    num_workers: int = 2,
+    device: str = "cpu",
+    dim: int | None = None,
+) -> StreamEncoding:
+    """A video stream's extractor: `extract_videos` with these encoders and arguments."""
+
+    def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
+        return extract_videos(
+            root, out, backbone, sampling, motion, batch_size, num_workers, device, found
+        )
+
+    return StreamEncoding(video_settings(backbone, sampling, motion), run, dim)
 
 
 @dataclass
@@ -271,14 +283,13 @@ def _fused_key(files: dict[str, Path], offsets: dict[str, float], settings: dict
 def _gathered(report: FusionReport) -> FusionReport:
     """One report over every rank."""
     reports = gather_to_all(report)
-    report.written = [p for r in reports for p in r.written]
-    report.skipped = [p for r in reports for p in r.skipped]
-    report.failed = sorted(f for r in reports for f in r.failed)
-    report.frames = sum(r.frames for r in reports)
-    report.kept_seconds = sum(r.kept_seconds for r in reports)
-    report.cut_seconds = sum(r.cut_seconds for r in reports)
-    report.used = {k: v for r in reports for k, v in r.used.items()}
-    return report
+    return FusionReport(
+        **vars(merge_reports(reports)),
+        streams=report.streams,  # the same on every rank: each stream's run gathered its own
+        kept_seconds=sum(r.kept_seconds for r in reports),
+        cut_seconds=sum(r.cut_seconds for r in reports),
+        used={k: v for r in reports for k, v in r.used.items()},
+    )
 
 
 def _write(out: Path, report: FusionReport, samples: list[StreamSample], manifest: bool) -> None:

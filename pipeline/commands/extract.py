@@ -166,8 +166,7 @@ def _print_removed(report: ExtractionReport, out: Path) -> None:
 
 def _fuse_on_rank(ns: argparse.Namespace) -> None:
     from pipeline.data.streams import common_streams, discover_stream_samples, stream_kind
-    from pipeline.extract import video_settings
-    from pipeline.fusion import fuse, stream_encoding
+    from pipeline.fusion import fuse, stream_encoding, video_encoding
 
     samples = discover_stream_samples(ns.root)
     chains = _signal_chains(ns.signal)
@@ -182,16 +181,18 @@ def _fuse_on_rank(ns: argparse.Namespace) -> None:
         if stream_kind(files[0]) == "video":
             if name in chains:
                 raise SequenceDataError(f"--signal {name}=...: {name} is a video stream")
-            video = video or video_settings(*_encoders(ns))
-            settings = video
-        else:
-            chain = chains.get(name) or chains.get(None)
-            if chain is None:
-                raise SequenceDataError(
-                    f"{files[0]}: the recording stream {name!r} needs its preprocessing: pass "
-                    f"--signal {name}=CHAIN.yaml (fs and steps, as data.signal in a fit config)."
-                )
-            settings = chain.for_files(files).settings()
+            video = video or video_encoding(
+                *_encoders(ns), ns.batch_size, ns.num_workers, ns.device
+            )  # one backbone for every video stream
+            encodings[name] = video
+            continue
+        chain = chains.get(name) or chains.get(None)
+        if chain is None:
+            raise SequenceDataError(
+                f"{files[0]}: the recording stream {name!r} needs its preprocessing: pass "
+                f"--signal {name}=CHAIN.yaml (fs and steps, as data.signal in a fit config)."
+            )
+        settings = chain.for_files(files).settings()
         encodings[name] = stream_encoding(settings, ns.batch_size, ns.num_workers, ns.device)
     unknown = sorted(set(chains) - set(encodings) - {None})
     if unknown:

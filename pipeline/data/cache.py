@@ -115,12 +115,17 @@ def progress(jobs: list, unit: str, desc: str) -> tqdm:
 
 def gather_reports(report: ExtractionReport) -> ExtractionReport:
     """One report covering every rank (the report itself outside a process group)."""
-    reports = gather_to_all(report)
+    return merge_reports(gather_to_all(report))
+
+
+def merge_reports(reports: list[ExtractionReport]) -> ExtractionReport:
+    """The reports of several ranks as one."""
     return ExtractionReport(
         written=[p for r in reports for p in r.written],
         skipped=[p for r in reports for p in r.skipped],
         failed=sorted(f for r in reports for f in r.failed),
         frames=sum(r.frames for r in reports),
+        removed=[p for r in reports for p in r.removed],
     )
 
 

@@ -206,6 +206,8 @@ class SequenceNet(nn.Module):
         self.stem = self.fcn = self.projections = self.branches = None
         self.register_buffer("channel_mean", torch.zeros(input_size))
         self.register_buffer("channel_std", torch.ones(input_size))
+        stream_of_channel = torch.arange(len(streams)).repeat_interleave(torch.tensor(streams))
+        self.register_buffer("channel_stream", stream_of_channel, persistent=False)
         self.dropout = nn.Dropout(dropout)
         self.head = self.kernels = self.kernel_head = None
         kernels = (input_size, kernel_features, max_length, num_classes)
@@ -306,9 +308,7 @@ class SequenceNet(nn.Module):
         x = (x - self.channel_mean) / self.channel_std
         if missing is None:
             return x
-        lost = missing.to(x.device).repeat_interleave(
-            torch.tensor(self.streams, device=x.device), 1
-        )
+        lost = missing.to(x.device)[:, self.channel_stream]  # B x D
         return x.masked_fill(lost.unsqueeze(1), 0.0)
 
     def _projected(self, x: torch.Tensor) -> torch.Tensor:
