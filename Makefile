@@ -66,17 +66,17 @@ demo: $(STAMP)  ## built-in signals, vibration, activity, videos, video + vibrat
 		--out runs/demo-fusion/classify.csv
 
 test: $(STAMP)  ## run the test suite
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## benchmarks: accuracy against MiniRocket, training, video extraction, VMD, camera motion, fusion
+bench: $(STAMP)  ## benchmarks: accuracy against MiniRocket, training, video extraction, VMD and the signal chain, camera motion, fusion
 	$(BIN)/python benchmarks/bench_accuracy.py
 	$(BIN)/python benchmarks/bench_fusion.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_extract.py
-	$(BIN)/python benchmarks/bench_vmd.py
+	$(BIN)/python benchmarks/bench_signals.py
 	$(BIN)/python benchmarks/bench_motion.py
 
 bench-gpu: $(STAMP)  ## GPU figures: training precision/packing, GoogLeNet extraction, DDP

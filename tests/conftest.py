@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.sample_data import make_signal_dataset
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # test processes side by side: a core each, for
+    os.environ["OMP_NUM_THREADS"] = "1"  # them and for the processes they start, as torch's
+    torch.set_num_threads(1)  # threads beside another process's spin and slow both down
 
 
 @pytest.fixture

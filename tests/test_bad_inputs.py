@@ -248,14 +248,14 @@ def test_a_failure_of_any_kind_skips_only_its_own_recording(tmp_path: Path, monk
     root = tmp_path / "recordings"
     for name in ("ok", "huge"):
         write_npy(root / "a" / f"{name}.npy", np.zeros((50, 2), dtype="f4"))
-    process = SignalPreprocessing.process
+    head = SignalPreprocessing.head
 
     def out_of_memory_on_huge(self, path):
         if Path(path).stem == "huge":
             raise MemoryError("VMD needs 80 GiB")
-        return process(self, path)
+        return head(self, path)
 
-    monkeypatch.setattr(SignalPreprocessing, "process", out_of_memory_on_huge)
+    monkeypatch.setattr(SignalPreprocessing, "head", out_of_memory_on_huge)
     report = preprocess_recordings(root, tmp_path / "cache", SignalPreprocessing(fs=10.0, steps=[]))
     assert [p.name for p in report.written] == ["ok.npz"]
     ((path, reason),) = report.failed

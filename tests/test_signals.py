@@ -81,8 +81,8 @@ def test_cache_is_keyed_on_settings_and_resumes(tmp_path: Path):
 def test_checkpoint_holds_the_chain_with_the_datas_rate(machine_run: dict):
     ckpt = torch.load(machine_run["ckpt"], weights_only=True)
     settings = ckpt["hyper_parameters"]["feature_settings"]
-    assert settings == {"kind": "signal", "fs": 1000.0, "steps": STEPS, "variable": None,
-                        "nan_policy": "raise"}  # fmt: skip
+    assert settings == {"kind": "signal", "version": 2, "fs": 1000.0, "steps": STEPS,
+                        "variable": None, "nan_policy": "raise"}  # fmt: skip
     assert ckpt["hyper_parameters"]["input_size"] == 2 * 2 * 2  # axes x modes x statistics
 
 

@@ -1,8 +1,12 @@
+import importlib
+
 import numpy as np
 import pytest
 import torch
 
 from feature_extractors.signal import vmd
+
+vmd_module = importlib.import_module("feature_extractors.signal.vmd")  # the function shadows it
 
 FS = 1000
 T = np.arange(1000) / FS
@@ -13,12 +17,14 @@ PAPER = [
 ]
 
 
-def test_recovers_the_vmd_paper_signal() -> None:
-    result = vmd(sum(PAPER), 3, alpha=2000, tau=0, fs=FS, abs_tol=1e-7, rel_tol=None)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_recovers_the_vmd_paper_signal(dtype: str) -> None:
+    result = vmd(sum(PAPER), 3, alpha=2000, fs=FS, dtype=dtype)  # the defaults otherwise
     np.testing.assert_allclose(result.center_frequencies.numpy(), [2, 24, 288], rtol=0.01)
     for mode, component in zip(result.modes.numpy(), PAPER, strict=True):
         assert np.corrcoef(mode, component)[0, 1] > 0.99
-    np.testing.assert_allclose(result.modes.sum(0) + result.residual, sum(PAPER), atol=1e-12)
+    exact = 1e-12 if dtype == "float64" else 1e-6
+    np.testing.assert_allclose(result.modes.sum(0) + result.residual, sum(PAPER), atol=exact)
     assert result.converged.item() and result.iterations.item() < 500
 
 
@@ -42,17 +48,29 @@ def test_matches_vmdpy_in_its_own_setting() -> None:
     for xi in x:
         modes, _, omega = vmdpy.VMD(xi, 2000, 0.0, 4, 0, 1, 1e-7)
         # vmdpy returns the iterate before its last: run that many iterations, no early stop
-        ours = vmd(
-            xi, 4, alpha=2000, tau=0.0, init="grid", abs_tol=0, max_iterations=len(omega) - 1
-        )
+        ours = vmd(xi, 4, alpha=2000, abs_tol=0, max_iterations=len(omega) - 1, dtype="float64")
         order = np.argsort(omega[-1])
         assert np.abs(ours.modes.numpy() - modes[order]).max() <= 1e-6 * np.abs(xi).max()
-    together = vmd(x, 4, alpha=2000, tau=0.0, init="grid", abs_tol=1e-7, rel_tol=None)
-    alone = [vmd(xi, 4, alpha=2000, tau=0.0, init="grid", abs_tol=1e-7, rel_tol=None) for xi in x]
+    options = {"alpha": 2000, "abs_tol": 1e-7, "rel_tol": None, "dtype": torch.float64}
+    together = vmd(x, 4, **options)
+    alone = [vmd(xi, 4, **options) for xi in x]
     # each item of a batch stops on its own convergence, exactly as it would alone
     assert together.iterations.tolist() == [a.iterations.item() for a in alone]
     assert len(set(together.iterations.tolist())) > 1
-    torch.testing.assert_close(together.modes, torch.stack([a.modes for a in alone]))
+    assert torch.equal(together.modes, torch.stack([a.modes for a in alone]))  # bitwise
+
+
+def test_the_plain_call_gives_vmdpys_modes_on_noisy_signals() -> None:
+    vmdpy = pytest.importorskip("vmdpy")
+    x = signals(6, 1000, seed=1, noise=0.1)
+    ours = vmd(x, 5, alpha=2000)  # float32, MATLAB's stopping rule
+    assert ours.modes.dtype == torch.float32
+    correlations = []
+    for xi, modes in zip(x, ours.modes.numpy(), strict=True):
+        theirs, _, omega = vmdpy.VMD(xi, 2000, 0.0, 5, 0, 1, 1e-7)
+        for a, b in zip(modes, theirs[np.argsort(omega[-1])], strict=True):
+            correlations.append(np.corrcoef(a, b)[0, 1])
+    assert np.median(correlations) >= 0.99 and np.mean(np.array(correlations) > 0.9) >= 0.9
 
 
 def test_any_leading_dims_odd_lengths_float32_and_given_frequencies() -> None:
@@ -60,7 +78,7 @@ def test_any_leading_dims_odd_lengths_float32_and_given_frequencies() -> None:
     result = vmd(x, 3, fs=FS, max_iterations=50)
     assert result.modes.shape == (2, 3, 3, 501) and result.center_frequencies.shape == (2, 3, 3)
     assert result.residual.shape == (2, 3, 501) and result.iterations.shape == (2, 3)
-    torch.testing.assert_close(result.modes.sum(-2) + result.residual, x.double())
+    torch.testing.assert_close(result.modes.sum(-2) + result.residual, x.float())
     single = vmd(x.float(), 3, fs=FS, init=[10.0, 100.0, 200.0], dtype=torch.float32)
     assert single.modes.dtype == torch.float32
     assert torch.all(single.center_frequencies.diff(dim=-1) >= 0)  # sorted by frequency
@@ -78,7 +96,22 @@ def test_bad_arguments_say_what_to_change() -> None:
 def test_compiled_iterations_match_eager():
     rng = np.random.default_rng(3)
     x = torch.as_tensor(rng.normal(size=(3, 256)))
-    eager = vmd(x, num_modes=3, alpha=500, max_iterations=40)
-    fused = vmd(x, num_modes=3, alpha=500, max_iterations=40, compile=True)
+    options = {"num_modes": 3, "alpha": 500, "tau": 0.01, "max_iterations": 40, "dtype": "float64"}
+    eager = vmd(x, **options, compile=False)
+    fused = vmd(x, **options, compile=True)
     torch.testing.assert_close(fused.modes, eager.modes, rtol=0, atol=1e-9)
     assert torch.equal(fused.iterations, eager.iterations)
+    for i in range(3):  # a signal's modes do not depend on its batch (alone: a batch of one)
+        assert torch.equal(vmd(x[i], **options, compile=True).modes, fused.modes[i])
+
+
+def test_a_compiler_that_fails_leaves_the_eager_iteration(monkeypatch):
+    def no_compiler(*args):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(vmd_module, "_compiled", lambda: no_compiler)
+    monkeypatch.setattr(vmd_module, "_EAGER_ONLY", set())
+    x = signals(2, 300)
+    fused = vmd(x, 3, compile=True)
+    torch.testing.assert_close(fused.modes, vmd(x, 3, compile=False).modes, rtol=0, atol=0)
+    assert sorted(vmd_module._EAGER_ONLY) == ["cpu"]

@@ -7,6 +7,7 @@ settings raise `ValueError` saying what to change; callers add the file name.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from typing import Literal
 
@@ -32,10 +33,15 @@ def butter_filter(
         )
     if len(edges) == 2 and edges[0] >= edges[1]:
         raise ValueError(f"{btype} needs low < high, got {cutoff} Hz.")
-    sos = scipy.signal.butter(
-        order, edges if len(edges) == 2 else edges[0], btype=btype, fs=fs, output="sos"
-    )
+    sos = _butter_sos(order, tuple(edges.tolist()), btype, float(fs))
     return _sosfiltfilt(sos, x, axis, f"order-{order} {btype}")
+
+
+@functools.lru_cache(maxsize=64)
+def _butter_sos(order: int, edges: tuple[float, ...], btype: str, fs: float) -> np.ndarray:
+    """The filter's second-order sections, designed once per setting (not per recording)."""
+    cutoff = edges if len(edges) == 2 else edges[0]
+    return scipy.signal.butter(order, cutoff, btype=btype, fs=fs, output="sos")
 
 
 def lowpass(x: np.ndarray, fs: float, cutoff: float, order: int = 4, axis: int = -1) -> np.ndarray:
@@ -64,8 +70,14 @@ def notch(
             f"notch frequency {freq} Hz must lie strictly between 0 and the Nyquist frequency "
             f"{fs / 2:g} Hz (fs={fs:g})."
         )
-    b, a = scipy.signal.iirnotch(freq, quality, fs=fs)
-    return _sosfiltfilt(scipy.signal.tf2sos(b, a), x, axis, f"{freq:g} Hz notch")
+    return _sosfiltfilt(
+        _notch_sos(float(freq), float(quality), float(fs)), x, axis, f"{freq:g} Hz notch"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _notch_sos(freq: float, quality: float, fs: float) -> np.ndarray:
+    return scipy.signal.tf2sos(*scipy.signal.iirnotch(freq, quality, fs=fs))
 
 
 def resample(x: np.ndarray, fs: float, target_fs: float, axis: int = -1) -> np.ndarray:
@@ -75,7 +87,15 @@ def resample(x: np.ndarray, fs: float, target_fs: float, axis: int = -1) -> np.n
         return np.asarray(x)
     if ratio == 0:
         raise ValueError(f"cannot resample {fs:g} Hz to {target_fs:g} Hz.")
-    return scipy.signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=axis)
+    up, down = ratio.numerator, ratio.denominator
+    return scipy.signal.resample_poly(x, up, down, axis=axis, window=_resample_fir(up, down))
+
+
+@functools.lru_cache(maxsize=64)
+def _resample_fir(up: int, down: int) -> np.ndarray:
+    """`resample_poly`'s own anti-aliasing filter (Kaiser, beta 5), designed once per ratio."""
+    rate = max(up, down)
+    return scipy.signal.firwin(20 * rate + 1, 1.0 / rate, window=("kaiser", 5.0))
 
 
 def zscore(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -17,6 +17,7 @@ time of the first step so that time-based labels can be placed on the output ste
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 import scipy.signal
-import scipy.stats
+import torch
 
 from feature_extractors.signal import filters
 from feature_extractors.signal.emd import Method, emd
@@ -119,15 +120,30 @@ def _decomposed(s: Signal, modes: np.ndarray, residual: np.ndarray | None) -> Si
 
 
 def _vmd(s: Signal, num_modes: int = 5, residual: bool = False, **options) -> Signal:
-    result = vmd(s.data, num_modes=num_modes, fs=s.fs, **options)
-    return _decomposed(s, result.modes.numpy(), result.residual.numpy() if residual else None)
+    return _decompose_together([s], vmd, num_modes=num_modes, residual=residual, **options)[0]
 
 
 def _emd(
     s: Signal, num_modes: int = 5, method: Method = "emd", residual: bool = False, **options
 ) -> Signal:
-    result = emd(s.data, num_modes=num_modes, method=method, fs=s.fs, **options)
-    return _decomposed(s, result.modes.numpy(), result.residual.numpy() if residual else None)
+    return _decompose_together([s], emd, num_modes, residual, method=method, **options)[0]
+
+
+def _decompose_together(
+    signals: list[Signal],
+    decompose: Callable,
+    num_modes: int = 5,
+    residual: bool = False,
+    device: torch.device | str | None = None,
+    **options,
+) -> list[Signal]:
+    """`decompose` (vmd, emd) over recordings of one shape and rate in one batched call."""
+    stacked = torch.from_numpy(np.stack([s.data for s in signals]))
+    result = decompose(
+        stacked.to(device or "cpu"), num_modes=num_modes, fs=signals[0].fs, **options
+    )
+    modes, rest = result.modes.cpu().numpy(), result.residual.cpu().numpy()
+    return [_decomposed(s, modes[i], rest[i] if residual else None) for i, s in enumerate(signals)]
 
 
 WINDOW_STATS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -135,8 +151,19 @@ WINDOW_STATS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "std": lambda w: w.std(-1),
     "rms": lambda w: np.sqrt(np.square(w).mean(-1)),
     "peak": lambda w: np.abs(w).max(-1),
-    "kurtosis": lambda w: scipy.stats.kurtosis(w, axis=-1),
+    "kurtosis": lambda w: _kurtosis(w),
 }
+
+
+def _kurtosis(windows: np.ndarray) -> np.ndarray:
+    """Fisher's kurtosis of each window (`scipy.stats.kurtosis`'s default); NaN where flat."""
+    mean = windows.mean(-1, keepdims=True)
+    centred = windows - mean
+    m2 = np.square(centred).mean(-1)
+    m4 = np.square(np.square(centred)).mean(-1)
+    flat = m2 <= np.square(np.finfo(windows.dtype).resolution * mean[..., 0])  # as scipy's
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(flat, np.nan, m4 / np.square(m2) - 3.0)
 
 
 def _window_stats(
@@ -174,6 +201,9 @@ STEPS: dict[str, Callable[..., Signal]] = {
     "window_stats": _window_stats,
 }
 _OPEN_OPTIONS = {"vmd": vmd, "emd": emd}  # steps passing further options on to these
+DECOMPOSITIONS = tuple(_OPEN_OPTIONS)  # steps that can run over many recordings at once
+SETTINGS_VERSION = 2  # 2: vmd's defaults became vmdpy's (tau 0, grid start), in float32
+_VMD_BEFORE_VERSION_2 = {"tau": 0.01, "init": "peaks", "dtype": "float64"}
 
 
 @dataclass
@@ -189,32 +219,83 @@ class SignalPreprocessing:
             hilbert, vmd, emd, window_stats.
         variable: array to read from MAT/NPZ files holding several.
         nan_policy: ``raise`` on NaN/Inf in a recording, or ``interpolate`` them.
+        workers: processes that load recordings and run the steps before the first ``vmd`` or
+            ``emd`` (0: the main process; None: the rank's share of the CPU cores less two).
+        device: where ``vmd`` runs (``cpu``, ``cuda``: each rank's own GPU, ``cuda:1``).
+            `workers` and `device` change how fast, not what: they are not part of `settings()`.
     """
 
     fs: float | None = None
     steps: list[dict] = field(default_factory=list)
     variable: str | None = None
     nan_policy: NanPolicy = "raise"
+    workers: int | None = None
+    device: str | None = None
 
     def __post_init__(self) -> None:
         self.steps = [_check_step(step, i) for i, step in enumerate(self.steps)]
         if self.nan_policy not in ("raise", "interpolate"):
             raise ValueError(f"nan_policy is 'raise' or 'interpolate', not {self.nan_policy!r}.")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(
+                f"signal.workers is a count of processes (0 or more), not {self.workers}."
+            )
+
+    def torch_device(self) -> torch.device:
+        """`device` as torch's; plain ``cuda`` is this process's local rank's GPU."""
+        device = torch.device(self.device or "cpu")
+        if device.type == "cuda" and device.index is None:
+            local = os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_LOCALID") or 0
+            device = torch.device("cuda", int(local) % torch.cuda.device_count())
+        return device
+
+    def check_device(self) -> None:
+        """Raise a ValueError saying what to change when `device` cannot be used here."""
+        if self.device is None:
+            return
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise ValueError(
+                f"signal.device {self.device!r} is not a device; use cpu, cuda or cuda:N."
+            ) from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"signal.device is {self.device!r} but torch finds no CUDA GPU here; drop the "
+                "option (or set it to cpu) to run the chain on the CPU."
+            )
 
     @property
     def resamples_first(self) -> bool:
         """True when every file is brought to one rate first, whatever its own."""
         return bool(self.steps) and next(iter(self.steps[0])) == "resample"
 
+    @property
+    def batch_from(self) -> int:
+        """Index of the first decomposition step (the number of steps when none): the steps
+        before it run on each recording alone, the rest on many recordings of one shape."""
+        names = [next(iter(step)) for step in self.steps]
+        return next((i for i, name in enumerate(names) if name in DECOMPOSITIONS), len(names))
+
     @classmethod
-    def from_settings(cls, settings: dict) -> SignalPreprocessing:
-        """The chain that `settings()` describes (as stored in a checkpoint)."""
-        return cls(**{k: v for k, v in settings.items() if k != "kind"})
+    def from_settings(cls, settings: dict, **run_options) -> SignalPreprocessing:
+        """The chain that `settings()` describes (as stored in a checkpoint), with `workers`
+        and `device` from `run_options`. Settings written before `SETTINGS_VERSION` 2 keep the
+        vmd defaults they were made with."""
+        kept = {k: v for k, v in settings.items() if k not in ("kind", "version")}
+        if settings.get("version", 1) < 2:
+            kept["steps"] = [
+                {"vmd": {**_VMD_BEFORE_VERSION_2, **options}} if name == "vmd" else {name: options}
+                for step in kept.get("steps", [])
+                for name, options in step.items()
+            ]
+        return cls(**kept, **run_options)
 
     def settings(self) -> dict:
         """Plain JSON description, stored beside cached features and in checkpoints."""
         return {
             "kind": "signal",
+            "version": SETTINGS_VERSION,
             "fs": self.fs,
             "steps": self.steps,
             "variable": self.variable,
@@ -231,26 +312,51 @@ class SignalPreprocessing:
         wavs = [p for p in paths if Path(p).suffix.lower() == ".wav"]
         return replace(self, fs=float(wav_rate(wavs[0]))) if wavs else self
 
-    def apply(self, signal: Signal) -> Signal:
-        """Run every step on `signal`; a step whose output holds NaN or Inf raises, named."""
-        for index, step in enumerate(self.steps):
-            ((name, options),) = step.items()
+    def apply(self, signal: Signal, start: int = 0, stop: int | None = None) -> Signal:
+        """Run steps `start` to `stop` (all by default) on `signal`; a step that fails or whose
+        output holds NaN or Inf raises a ValueError naming it."""
+        for index in range(start, len(self.steps) if stop is None else stop):
+            ((name, options),) = self.steps[index].items()
             try:
                 signal = STEPS[name](signal, **options)
             except ValueError as err:
                 raise ValueError(f"step {name}: {err}") from None
-            bad = ~np.isfinite(signal.data)
-            if bad.any():
-                channel = np.argwhere(bad)[0][0]
-                raise ValueError(
-                    f"step {index + 1} ({name}) produced NaN or Inf (first in channel "
-                    f"{signal.names[channel] if signal.names else channel}): the input is "
-                    "constant or too short for it there. Drop the step, or check the recording."
-                )
+            _check_finite(signal, index, name)
         return signal
 
-    def process(self, path: str | Path) -> Signal:
-        """Load the recording at `path` and run the steps; errors name the file and the fix."""
+    def apply_together(
+        self, signals: list[Signal], compile: bool | None = None
+    ) -> list[Signal | Exception]:
+        """Run the steps from `batch_from` on recordings of one shape and rate (as `head` leaves
+        them): the decomposition in one batched call (on `device`), the later steps one by one.
+        Each item is that recording's result, or the error it met (a ValueError naming the
+        step, or the solver's own: out of memory, ...). `compile` is vmd's, unless the step
+        sets it: a run that fixes it gets the same features however its recordings are
+        batched."""
+        start = self.batch_from
+        if start == len(self.steps):
+            return list(signals)
+        ((name, options),) = self.steps[start].items()
+        decompose = _OPEN_OPTIONS[name]
+        if name == "vmd":
+            options = {"compile": compile, **options, "device": self.torch_device()}
+        try:
+            decomposed = _decompose_together(signals, decompose, **options)
+        except Exception as err:
+            if len(signals) > 1:  # one bad recording, or too many at once: each alone
+                return [r for s in signals for r in self.apply_together([s], compile)]
+            return [ValueError(f"step {name}: {err}") if isinstance(err, ValueError) else err]
+        results: list[Signal | Exception] = []
+        for signal in decomposed:
+            try:
+                _check_finite(signal, start, name)
+                results.append(self.apply(signal, start + 1))
+            except ValueError as err:
+                results.append(err)
+        return results
+
+    def head(self, path: str | Path) -> Signal:
+        """Load the recording at `path` and run the steps before `batch_from`."""
         path = Path(path)
         own_rate = self.resamples_first and path.suffix.lower() == ".wav"
         data, fs = load_recording(
@@ -258,9 +364,29 @@ class SignalPreprocessing:
         )
         names = [f"ch{c}" for c in range(len(data))]
         try:
-            return self.apply(Signal(data, fs, 0.0, names))
+            return self.apply(Signal(data, fs, 0.0, names), stop=self.batch_from)
         except ValueError as err:
             raise SignalError(f"{path}: {err}") from None
+
+    def process(self, path: str | Path) -> Signal:
+        """Load the recording at `path` and run the steps; errors name the file and the fix."""
+        (result,) = self.apply_together([self.head(path)])
+        if isinstance(result, ValueError):
+            raise SignalError(f"{path}: {result}")
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+def _check_finite(signal: Signal, index: int, name: str) -> None:
+    bad = ~np.isfinite(signal.data)
+    if bad.any():
+        channel = np.argwhere(bad)[0][0]
+        raise ValueError(
+            f"step {index + 1} ({name}) produced NaN or Inf (first in channel "
+            f"{signal.names[channel] if signal.names else channel}): the input is "
+            "constant or too short for it there. Drop the step, or check the recording."
+        )
 
 
 def _check_step(step: dict, index: int) -> dict:

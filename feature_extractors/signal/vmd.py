@@ -1,9 +1,11 @@
 """Variational Mode Decomposition (Dragomiretskiy & Zosso, 2014), batched in torch.
 
 Every leading dimension is a batch dimension: `[B, C, T]` recordings decompose in one call, on
-the CPU or a GPU. Options and defaults follow MATLAB's `vmd`; the update order is the reference
-implementation's (Gauss-Seidel over modes, then dual ascent), so with its initialization and
-stopping rule the modes match `vmdpy`. Differences from `vmdpy`: odd lengths are kept whole (it
+the CPU or a GPU. Options follow MATLAB's `vmd` (its stopping rule included); the defaults are
+the reference implementation's (`vmdpy`: no dual ascent, modes started on a frequency grid), with
+its update order (Gauss-Seidel over modes, then dual ascent), so the modes match vmdpy's. The
+default runs in float32 with each iteration fused by `torch.compile` once a batch is large enough
+(eager where no compiler is found); a signal's modes do not depend on the batch it is in. Differences from `vmdpy`: odd lengths are kept whole (it
 drops the last sample), memory does not grow with the iteration count (it stores every iterate),
 and each signal of a batch stops on its own convergence.
 """
@@ -11,6 +13,7 @@ and each signal of a batch stops on its own convergence.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from typing import Literal
 
@@ -26,17 +29,17 @@ def vmd(
     x: torch.Tensor | np.ndarray,
     num_modes: int = 5,
     alpha: float = 1000.0,
-    tau: float = 0.01,
+    tau: float = 0.0,
     fs: float | None = None,
     max_iterations: int = 500,
-    init: Init | torch.Tensor | np.ndarray | list[float] = "peaks",
+    init: Init | torch.Tensor | np.ndarray | list[float] = "grid",
     initial_lm: torch.Tensor | None = None,
     abs_tol: float = 5e-6,
     rel_tol: float | None = 1e-3,
     dc: bool = False,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | str = torch.float32,
     seed: int = 0,
-    compile: bool = False,
+    compile: bool | None = None,
 ) -> Decomposition:
     """Decompose signals along the last axis into `num_modes` band-limited modes.
 
@@ -44,11 +47,13 @@ def vmd(
         x: signals `[..., T]` (array or tensor; a tensor stays on its device).
         num_modes: K, the number of modes (MATLAB ``NumIMFs``).
         alpha: bandwidth penalty (``PenaltyFactor``); larger gives narrower modes.
-        tau: dual ascent step (``LMUpdateRate``); 0 lets the modes leave some noise unexplained.
+        tau: dual ascent step (``LMUpdateRate``; MATLAB's default is 0.01); 0, the default,
+            lets the modes leave noise unexplained, which suits noisy recordings.
         fs: sample rate; centre frequencies (given and returned) are in Hz when set.
         max_iterations: cap on iterations (``MaxIterations``).
-        init: initial centre frequencies: ``peaks`` (the K largest spectral peaks, the rest on
-            the grid), ``grid`` (k / 2K cycles per sample, as vmdpy's init=1), ``random``
+        init: initial centre frequencies: ``grid`` (k / 2K cycles per sample, as vmdpy's
+            init=1), ``peaks`` (the K largest spectral peaks, the rest on the grid; MATLAB's
+            default), ``random``
             (seeded, log-uniform), ``zero``, or K frequencies (``CentralFrequencies``).
         initial_lm: initial Lagrange multiplier, one-sided spectrum `[..., T]` (``InitialLM``).
         abs_tol: stop when the modes' squared change per iteration, summed over modes and divided
@@ -56,14 +61,16 @@ def vmd(
         rel_tol: ... and that change relative to the modes' energy is at most this
             (``RelativeTolerance``); None uses `abs_tol` alone, as vmdpy.
         dc: keep the first mode at 0 Hz.
-        dtype: float64 (default) or float32.
+        dtype: float32 (default) or float64 (a torch dtype or its name); the modes come back in it.
         seed: seed of ``random`` initialization.
-        compile: fuse each iteration into one kernel with `torch.compile` (needs a C++
-            compiler on CPU; the first call of a shape compiles for a few seconds, later ones
-            run 5x faster on CPU, see benchmarks/bench_vmd.py).
+        compile: fuse each iteration into one kernel with `torch.compile` (a C++ compiler on
+            CPU, Triton on GPU; the first call compiles for some seconds, later ones run about 4x
+            faster on CPU, see benchmarks/bench_vmd.py). None (default) compiles batches of at
+            least 2^17 values (batch x modes x length); where compiling fails it runs eager.
     """
     if isinstance(x, np.ndarray):
         x = np.ascontiguousarray(x)  # torch refuses negative strides
+    dtype = _dtype(dtype)
     signal = torch.as_tensor(x).to(dtype)
     *lead, length = signal.shape
     if length < 2 * num_modes:
@@ -72,40 +79,50 @@ def vmd(
             f"{max(1, length // 2)} or longer signals."
         )
     flat = signal.reshape(-1, length)
+    batch, device = flat.shape[0], flat.device
     half = length // 2
     mirrored = torch.cat([flat[:, :half].flip(-1), flat, flat[:, half:].flip(-1)], dim=-1)
     total = mirrored.shape[-1]  # 2 * length: the one-sided spectrum has `length` bins
     spectrum = torch.fft.fft(mirrored)[:, :length]
-    freqs = torch.arange(length, device=flat.device, dtype=dtype) / total
+    freqs = torch.arange(length, device=device, dtype=dtype) / total
     omega = _initial_omega(init, spectrum, num_modes, fs, dc, seed, freqs)
-    lam = torch.zeros_like(spectrum) if initial_lm is None else _lm(initial_lm, spectrum)
 
-    batch = flat.shape[0]
     # Spectra as real [..., 2, T] (real, imaginary): every update is real, which torch.compile
-    # can fuse; the mode filters 1 / (1 + alpha (f - omega)^2) are real anyway.
-    f = torch.view_as_real(spectrum).transpose(-1, -2).contiguous()  # B x 2 x T
-    lam_a = torch.view_as_real(lam).transpose(-1, -2).contiguous()
-    u = torch.zeros(batch, num_modes, 2, length, dtype=dtype, device=flat.device)
+    # fuses into one loop; the mode filters 1 / (1 + alpha (f - omega)^2) are real anyway.
+    f = _real(spectrum)
+    lam = None if initial_lm is None else _real(_lm(initial_lm, spectrum))
+    base = f if lam is None else f - lam / 2  # what the modes share out: f - lambda / 2
+    u = torch.zeros(batch, num_modes, 2, length, dtype=dtype, device=device)
     modes_hat = torch.zeros_like(u)
-    iterations = torch.zeros(batch, dtype=torch.long, device=flat.device)
-    converged = torch.zeros(batch, dtype=torch.bool, device=flat.device)
-    active = torch.arange(batch, device=flat.device)
+    iterations = torch.zeros(batch, dtype=torch.long, device=device)
+    converged = torch.zeros(batch, dtype=torch.bool, device=device)
+    active = torch.arange(batch, device=device)  # the rows still iterated ...
+    running = torch.ones(batch, dtype=torch.bool, device=device)  # ... and those not done
     w = omega.clone()
-    sweep = _compiled_sweep() if compile else _sweep
+    if compile is None:
+        compile = batch * num_modes * length >= _COMPILE_FROM
+    sweep = _compiled_sweep(device.type) if compile else _sweep
     for step in range(1, max_iterations + 1):
-        u, w, lam_a, change, energy = sweep(u, f, w, lam_a, freqs, alpha, tau, dc)
+        u, w, rest, change, energy = sweep(u, base, w, freqs, alpha, dc)
+        if tau:  # dual ascent: lambda += tau (sum of the modes - f), and sum = f - lambda/2 - rest
+            lam = (torch.zeros_like(f) if lam is None else lam) - tau * (f - base + rest)
+            base = f - lam / 2
         done = change <= abs_tol
         if rel_tol is not None:
             done &= change <= rel_tol * energy
-        finished = torch.ones_like(done) if step == max_iterations else done
+        finished = running if step == max_iterations else done & running
         if finished.any():
             idx = active[finished]
             modes_hat[idx], omega[idx] = u[finished], w[finished]
             iterations[idx], converged[idx] = step, done[finished]
-            keep = ~finished
-            active, u, f, w, lam_a = active[keep], u[keep], f[keep], w[keep], lam_a[keep]
-        if active.numel() == 0:
-            break
+            running = running & ~finished
+            left = int(running.sum())
+            if left == 0:
+                break
+            if left <= 0.75 * len(running):  # drop the finished rows once they are a quarter
+                keep = running
+                active, u, w, f, base = active[keep], u[keep], w[keep], f[keep], base[keep]
+                lam, running = None if lam is None else lam[keep], running[keep]
 
     modes_hat = torch.complex(modes_hat[..., 0, :], modes_hat[..., 1, :])
     padded = torch.cat([modes_hat, torch.zeros_like(modes_hat[..., :1])], dim=-1)
@@ -123,44 +140,91 @@ def vmd(
     )
 
 
-def _sweep(u, f, omega, lam, freqs, alpha: float, tau: float, dc: bool):
-    """One iteration: a sweep over the modes (Gauss-Seidel), then dual ascent.
+def _sweep(u, base, omega, freqs, alpha: float, dc: bool, fused: bool = False):
+    """One iteration: a Gauss-Seidel sweep over the modes of spectra `u [B, K, 2, T]`.
 
-    Spectra are real `[B, (K,) 2, T]`. Returns the new modes, centre frequencies and multiplier,
-    and the modes' squared change and energy, each divided by the mirrored length.
+    `base [B, 2, T]` is f - lambda/2. Returns the new modes and centre frequencies, what the
+    modes leave of `base`, and the modes' squared change and energy, each divided by the
+    mirrored length. `fused` (under torch.compile) stacks the modes at the end, which fuses
+    better; eager writes each into place, which saves a copy. The numbers are the same.
     """
-    rest = f - lam / 2 - u.sum(1)  # f - lambda/2 - sum of all modes
     change = torch.zeros_like(omega[:, 0])
     energy = torch.zeros_like(omega[:, 0])
-    modes, centres = [], []
+    # each mode's filter 1 / (1 + alpha (f - omega_k)^2), as the divisor [B, K, 1, T]
+    divisors = (freqs - omega.unsqueeze(-1)).square_().mul_(alpha).add_(1).unsqueeze(2)
+    rest = base - u.sum(1)  # f - lambda/2 - sum of all modes, kept in place (faster eager)
+    modes = None if fused else torch.empty_like(u)  # eager writes into it; fused code stacks
+    stacked, centres = [], []
     for k in range(u.shape[1]):
-        target = rest + u[:, k]  # f - lambda/2 - the other modes
-        new = target / (alpha * (freqs - omega[:, k : k + 1]).square() + 1).unsqueeze(1)
-        change = change + (new - u[:, k]).square().sum((1, 2))
-        rest = target - new
+        rest.add_(u[:, k])  # f - lambda/2 - the other modes
+        new = torch.div(rest, divisors[:, k], out=None if fused else modes[:, k])
+        rest.sub_(new)
+        change += torch.sub(new, u[:, k]).square_().sum((1, 2))
         power = new.square().sum(1)
-        energy = energy + power.sum(-1)
+        mode_energy = power.sum(-1)
+        energy += mode_energy
         if dc and k == 0:
             centres.append(omega[:, 0])
         else:  # centre of mass of the mode's power spectrum
-            centres.append((power * freqs).sum(-1) / power.sum(-1))
-        modes.append(new)
-    # dual ascent on the new modes' sum, which is f - lambda/2 - rest
-    lam = lam - tau * (lam / 2 + rest)
+            centres.append((power * freqs).sum(-1) / mode_energy)
+        stacked.append(new)
     total = 2 * freqs.shape[0]
-    eps = torch.finfo(u.dtype).eps
     return (
-        torch.stack(modes, dim=1),
+        torch.stack(stacked, dim=1) if fused else modes,
         torch.stack(centres, dim=1),
-        lam,
-        change / total + eps,
+        rest,
+        change / total + _SPACING,
         energy / total,
     )
 
 
+_SPACING = float(np.spacing(1.0))  # vmdpy's floor under the change, whatever the dtype
+_COMPILE_FROM = 2**17  # batch x modes x length from which `compile=None` fuses the iterations
+_EAGER_ONLY: set[str] = set()  # device types whose compilation failed once
+
+
+def _compiled_sweep(device_type: str):
+    """`_sweep` fused by torch.compile, falling back to eager where compiling fails."""
+    if device_type in _EAGER_ONLY:
+        return _sweep
+    compiled = _compiled()
+
+    def sweep(u, base, omega, freqs, alpha, dc):
+        if device_type in _EAGER_ONLY:
+            return _sweep(u, base, omega, freqs, alpha, dc)
+        alone = u.shape[0] == 1  # a batch of one gets a kernel of its own, which rounds
+        if alone:  # otherwise: run it as two, so a signal's modes never depend on its batch
+            u, base, omega = (torch.cat([t, t]) for t in (u, base, omega))
+        for tensor in (u, base, omega):  # one kernel for every batch size the run shrinks to
+            torch._dynamo.maybe_mark_dynamic(tensor, 0)
+        try:
+            out = compiled(u, base, omega, freqs, alpha, dc, True)
+        except Exception:  # no C++ compiler or Triton here: the same iteration, unfused
+            _EAGER_ONLY.add(device_type)
+            out = _sweep(u, base, omega, freqs, alpha, dc)
+        return tuple(t[:1] for t in out) if alone else out
+
+    return sweep
+
+
 @functools.cache
-def _compiled_sweep():
+def _compiled():
+    # inductor warns that it found no CUDA toolkit even when it builds for the CPU
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     return torch.compile(_sweep)
+
+
+def _real(spectrum: torch.Tensor) -> torch.Tensor:
+    """Complex `[B, T]` as real `[B, 2, T]` (real part, imaginary part)."""
+    return torch.view_as_real(spectrum).transpose(-1, -2).contiguous()
+
+
+def _dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, str):
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype is float32 or float64, not {dtype!r}.")
+        return getattr(torch, dtype)
+    return dtype
 
 
 def _initial_omega(init, spectrum, k, fs, dc, seed, freqs) -> torch.Tensor:

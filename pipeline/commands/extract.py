@@ -235,6 +235,7 @@ def _signal_chains(options: list[str]) -> dict:
             config = yaml.safe_load(Path(path).read_text()) or {}
             config = config.get("data", {}).get("signal", config) if "data" in config else config
             chains[name or None] = SignalPreprocessing(**config)
+            chains[name or None].check_device()
         except (OSError, yaml.YAMLError, TypeError, ValueError) as err:
             raise SequenceDataError(
                 f"--signal {option}: {err}; give a YAML file of fs and steps (as data.signal)."

@@ -205,6 +205,11 @@ class SequenceDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters(ignore=["signal"])
         self.signal = SignalPreprocessing(**signal) if isinstance(signal, dict) else signal
+        if self.signal is not None:
+            try:  # now, not after hours of preprocessing
+                self.signal.check_device()
+            except ValueError as err:
+                raise SequenceDataError(f"data.{err}") from None
         self.root = root
         self.predict_root = predict_root
         self.splits: dict[str, list[Sample]] = {}
