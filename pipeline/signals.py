@@ -70,7 +70,8 @@ def signal_cache_dir(root: str | Path, settings: dict, cache_dir: str | Path | N
     return Path(cache_dir) / settings_hash(settings)
 
 
-BATCH_VALUES = 2**18  # recording values (channels x steps) decomposed in one call, at most
+BATCH_VALUES = 2**18  # recording values (channels x steps) decomposed in one call on the CPU
+GPU_BATCH_VALUES = 2**22  # ... and on a GPU, which needs more work per kernel to be busy
 COMPILE_FROM = 2**26  # bytes of recordings from which a run fuses VMD's iterations
 
 
@@ -85,7 +86,7 @@ def preprocess_recordings(
     `preprocessing` must have its rate fixed for these files (`SignalPreprocessing.for_files`).
     Its `workers` load the recordings and run the steps before the first decomposition; the
     main process decomposes recordings of one shape together, up to `BATCH_VALUES` values held
-    at once, and writes the cache. Runs over `COMPILE_FROM` bytes of recordings or more fuse
+    at once (`GPU_BATCH_VALUES` on a GPU), and writes the cache. Runs over `COMPILE_FROM` bytes of recordings or more fuse
     VMD's iterations; either way a recording's features do not depend on its batch. Recordings that cannot be used are listed in the report and
     in ``OUT/failures.csv``.
     """
@@ -119,6 +120,8 @@ def preprocess_recordings(
             saving.popleft().result()
 
     decomposes = preprocessing.batch_from < len(preprocessing.steps)
+    on_gpu = preprocessing.torch_device().type != "cpu"
+    batch_values = GPU_BATCH_VALUES if on_gpu else BATCH_VALUES
     pending: dict[tuple, list[tuple[Job, Signal]]] = {}  # recordings of one shape and rate
     held = 0
     for job, head in _heads(jobs, preprocessing):
@@ -128,7 +131,7 @@ def preprocess_recordings(
             continue
         pending.setdefault((head.data.shape, head.fs, head.t0), []).append((job, head))
         held += head.data.size
-        while pending and (held >= BATCH_VALUES or not decomposes):
+        while pending and (held >= batch_values or not decomposes):
             largest = max(pending, key=lambda key: len(pending[key]) * math.prod(key[0]))
             group = pending.pop(largest)
             held -= sum(signal.data.size for _, signal in group)

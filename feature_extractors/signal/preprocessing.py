@@ -243,6 +243,7 @@ class SignalPreprocessing:
 
     def torch_device(self) -> torch.device:
         """`device` as torch's; plain ``cuda`` is this process's local rank's GPU."""
+        self.check_device()
         device = torch.device(self.device or "cpu")
         if device.type == "cuda" and device.index is None:
             local = os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_LOCALID") or 0
