@@ -99,7 +99,7 @@ def preprocess_recordings(
     jobs, report = plan(samples, root, out, settings)
     bar = progress(jobs, "recording", "preprocess")
 
-    # Compiling costs 5-15 s once and makes VMD about 3x faster: it pays from about 64 MB of
+    # Compiling costs 1-16 s once and makes VMD 2-3x faster: it pays from about 64 MB of
     # recordings. Decided on all of them, so a resumed run decides as the first did.
     compile = sum(s.path.stat().st_size for s in samples) >= COMPILE_FROM
 
