@@ -86,9 +86,9 @@ def preprocess_recordings(
     `preprocessing` must have its rate fixed for these files (`SignalPreprocessing.for_files`).
     Its `workers` load the recordings and run the steps before the first decomposition; the
     main process decomposes recordings of one shape together, up to `BATCH_VALUES` values held
-    at once (`GPU_BATCH_VALUES` on a GPU), and writes the cache. Runs over `COMPILE_FROM` bytes of recordings or more fuse
-    VMD's iterations; either way a recording's features do not depend on its batch. Recordings that cannot be used are listed in the report and
-    in ``OUT/failures.csv``.
+    at once (`GPU_BATCH_VALUES` on a GPU), and writes the cache. Runs over `COMPILE_FROM` bytes
+    of recordings fuse VMD's iterations; either way a recording's features do not depend on its
+    batch. Recordings that cannot be used are listed in the report and in ``OUT/failures.csv``.
     """
     root, out = Path(root), Path(out)
     samples = samples if samples is not None else discover_unlabelled(root, RECORDING_SUFFIXES)

@@ -352,7 +352,7 @@ class SignalPreprocessing:
             try:
                 _check_finite(signal, start, name)
                 results.append(self.apply(signal, start + 1))
-            except ValueError as err:
+            except Exception as err:  # this recording's alone
                 results.append(err)
         return results
 
