@@ -71,12 +71,17 @@ def stream_encoding(
     `dim`: the channels the features will have, when known."""
     if settings["kind"] == "video":
         return video_encoding(*video_encoders(settings), batch_size, num_workers, device, dim)
-    chain = SignalPreprocessing.from_settings(settings)
+    return signal_encoding(SignalPreprocessing.from_settings(settings), dim)
+
+
+def signal_encoding(chain: SignalPreprocessing, dim: int | None = None) -> StreamEncoding:
+    """A recording stream's extractor: `preprocess_recordings` with this chain (its rate fixed
+    for the stream's files), run with its own `workers` and `device`."""
 
     def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
         return preprocess_recordings(root, out, chain, found)
 
-    return StreamEncoding(settings, run, dim)
+    return StreamEncoding(chain.settings(), run, dim)
 
 
 def video_encoding(

@@ -185,8 +185,6 @@ _EAGER_ONLY: set[str] = set()  # device types whose compilation failed once
 
 def _compiled_sweep(device_type: str):
     """`_sweep` fused by torch.compile, falling back to eager where compiling fails."""
-    if device_type in _EAGER_ONLY:
-        return _sweep
     compiled = _compiled()
 
     def sweep(u, base, omega, freqs, alpha, dc):

@@ -166,7 +166,7 @@ def _print_removed(report: ExtractionReport, out: Path) -> None:
 
 def _fuse_on_rank(ns: argparse.Namespace) -> None:
     from pipeline.data.streams import common_streams, discover_stream_samples, stream_kind
-    from pipeline.fusion import fuse, stream_encoding, video_encoding
+    from pipeline.fusion import fuse, signal_encoding, video_encoding
 
     samples = discover_stream_samples(ns.root)
     chains = _signal_chains(ns.signal)
@@ -192,8 +192,7 @@ def _fuse_on_rank(ns: argparse.Namespace) -> None:
                 f"{files[0]}: the recording stream {name!r} needs its preprocessing: pass "
                 f"--signal {name}=CHAIN.yaml (fs and steps, as data.signal in a fit config)."
             )
-        settings = chain.for_files(files).settings()
-        encodings[name] = stream_encoding(settings, ns.batch_size, ns.num_workers, ns.device)
+        encodings[name] = signal_encoding(chain.for_files(files))  # its workers and device kept
     unknown = sorted(set(chains) - set(encodings) - {None})
     if unknown:
         raise SequenceDataError(f"--signal {unknown[0]}=...: no stream {unknown[0]!r} in {ns.root}")
