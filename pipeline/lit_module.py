@@ -15,6 +15,7 @@ from feature_extractors.video import MotionSettings
 from pipeline.data.datamodule import Batch, SequenceDataModule
 from pipeline.data.sequence_files import SequenceDataError
 from pipeline.distributed import merge_to_all
+from pipeline.kernel_memo import KernelCountMemo
 from pipeline.metrics import test_metrics, test_results
 from pipeline.models.frontends import ChannelAttention, Frontend
 from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
@@ -143,7 +144,7 @@ class SequenceClassifier(pl.LightningModule):
         self.test_results: dict | None = None
         self.test_probs: dict[int, torch.Tensor] = {}  # test sample index -> probabilities
         self.fit_log_dir: str | None = None  # the training run's logs, kept in checkpoints
-        self._kernel_memo: dict[str, dict[int, torch.Tensor]] = {}  # split -> index -> features
+        self._kernel_memo: KernelCountMemo | None = None  # while fitting
         if class_names is not None and input_size is not None:
             self._build(class_names, input_size)
 
@@ -171,12 +172,19 @@ class SequenceClassifier(pl.LightningModule):
         )  # fmt: skip
         self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
         task = {"task": "multiclass", "num_classes": num_classes}
-        self.train_acc = torchmetrics.Accuracy(**task)
-        self.val_acc = torchmetrics.Accuracy(**task)
-        self.val_f1 = torchmetrics.F1Score(**task, average="macro")
-        # weighted by batch size, synced over processes: the same mean as one process gets
-        self.val_mean_loss = torchmetrics.MeanMetric()
-        self.test_mean_loss = torchmetrics.MeanMetric()
+        # no argument checks and no NaN checks: each would wait for the device at every step
+        quiet = {"validate_args": False}
+        self.train_acc = torchmetrics.Accuracy(**task, **quiet)
+        self.val_acc = torchmetrics.Accuracy(**task, **quiet)
+        self.val_f1 = torchmetrics.F1Score(**task, average="macro", **quiet)
+        # weighted by batch size, synced over processes at the epoch's end: the same mean as
+        # one process gets
+        self.train_mean_loss = torchmetrics.MeanMetric(nan_strategy="disable")
+        self.val_mean_loss = torchmetrics.MeanMetric(nan_strategy="disable")
+        self.test_mean_loss = torchmetrics.MeanMetric(nan_strategy="disable")
+        # the first training step whose loss was not finite, and that loss (-1: none yet)
+        self.register_buffer("_bad_step", torch.tensor(-1), persistent=False)
+        self.register_buffer("_bad_loss", torch.tensor(0.0), persistent=False)
         self.test_metrics = test_metrics(num_classes)
 
     @property
@@ -259,12 +267,20 @@ class SequenceClassifier(pl.LightningModule):
             )
 
     def on_fit_end(self) -> None:
-        self._kernel_memo.clear()
+        if self._kernel_memo is not None:
+            self._kernel_memo.clear()
+        self._kernel_memo = None
 
     def on_fit_start(self) -> None:
-        self._kernel_memo.clear()
         log_dir = self.trainer.log_dir  # on every rank: the folder is broadcast from rank 0
         self.fit_log_dir = None if log_dir is None else str(Path(log_dir).resolve())
+        self._bad_step.fill_(-1)
+        if self.net.kernels is not None and isinstance(
+            getattr(self.trainer, "datamodule", None), SequenceDataModule
+        ):
+            self._kernel_memo = KernelCountMemo(
+                self.net.kernels.num_features, self.trainer.default_root_dir
+            )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["fit_log_dir"] = self.fit_log_dir
@@ -276,28 +292,39 @@ class SequenceClassifier(pl.LightningModule):
         """Logits `[B, K]` for raw (unnormalized) right-padded `x [B, T, D]`."""
         return self.net(x, lengths)
 
+    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """While fitting, the kernel counts the memo keeps for the batch go with it to the
+        device, with the rows it lacks (`kernel_rows`) and their sample indices."""
+        if self._kernel_memo is not None:
+            split = "train" if self.trainer.training else "val"
+            samples = len(self.trainer.datamodule.splits[split])
+            counts, rows = self._kernel_memo.lookup(split, samples, batch["index"])
+            batch["kernel_counts"], batch["kernel_rows"] = counts, rows
+            batch["kernel_indices"] = batch["index"][rows].tolist()
+        return batch
+
     def scored(self, batch: Batch, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits `[N, K]` and targets `[N]` of a `train` or `val` batch: per sample, or per
         labelled step (padding and unlabelled steps, target -1, are left out)."""
-        kernel_features = self._memoized_kernel_features(batch, split)
+        kernel_features = self._kept_kernel_features(batch, split)
         return self.labelled(self.net(batch["x"], batch["lengths"], kernel_features), batch["y"])
 
-    def _memoized_kernel_features(self, batch: Batch, split: str) -> torch.Tensor | None:
-        """The batch's kernel features, computed once per sample and fit: they are fixed, and
-        on long sequences they cost more than the rest of a training step."""
-        if self.net.kernels is None:
+    def _kept_kernel_features(self, batch: Batch, split: str) -> torch.Tensor | None:
+        """The batch's kernel features from the counts the memo keeps; the rows it lacks are
+        computed here (once per sample) and kept. None when the batch brings no counts."""
+        counts = batch.get("kernel_counts")
+        if counts is None:
             return None
-        memo = self._kernel_memo.setdefault(split, {})
-        indices = batch["index"].tolist()
-        new = [row for row, index in enumerate(indices) if index not in memo]
-        if new:
-            rows = torch.tensor(new, device=batch["x"].device)
-            lengths = batch["lengths"][rows]
-            x = batch["x"][rows, : int(lengths.max())]
+        counts, rows = counts.int(), batch["kernel_rows"]
+        if rows:
+            picked = torch.tensor(rows, device=counts.device)
+            lengths = batch["lengths"][picked]
+            x = batch["x"][picked, : int(lengths.max())]
             with torch.no_grad():
-                features = self.net.kernel_features(x, lengths).to(torch.float16)
-            memo.update(zip((indices[row] for row in new), features, strict=True))
-        return torch.stack([memo[index] for index in indices])
+                fresh = self.net.kernels.positive_counts(self.net.normalize(x), lengths)
+            self._kernel_memo.store(split, batch["kernel_indices"], fresh)
+            counts = counts.index_copy(0, picked, fresh.int())
+        return self.net.kernels.standardize(counts, batch["lengths"])
 
     def labelled(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`logits` and targets `y` of a batch, flattened to the labelled steps when per step."""
@@ -309,13 +336,28 @@ class SequenceClassifier(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         logits, y = self.scored(batch, "train")
         loss = self.loss(logits, y)
-        if not torch.isfinite(loss):
-            self._stop_on_non_finite(loss)
+        first = (self._bad_step < 0) & ~torch.isfinite(loss.detach())  # no wait for the device
+        self._bad_step.copy_(torch.where(first, self.global_step, self._bad_step))
+        self._bad_loss.copy_(torch.where(first, loss.detach().float(), self._bad_loss))
         self.train_acc(logits, y)
         size = len(y)
-        self.log("train_loss", loss, prog_bar=True, on_epoch=True, batch_size=size, sync_dist=True)
+        self.train_mean_loss(loss.detach(), weight=size)
+        self.log("train_loss_step", loss, prog_bar=True, batch_size=size)  # this process's
+        self.log("train_loss_epoch", self.train_mean_loss, on_step=False, on_epoch=True,
+                 batch_size=size)  # fmt: skip
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
         return loss
+
+    def on_train_batch_end(self, outputs, batch: Batch, batch_idx: int) -> None:
+        """Stop on a non-finite loss, looked at every `log_every_n_steps` steps and at the
+        epoch's end: before anything is validated or checkpointed."""
+        every = max(1, self.trainer.log_every_n_steps)
+        if (batch_idx + 1) % every == 0 or batch_idx + 1 == self.trainer.num_training_batches:
+            self._stop_on_non_finite()
+
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "fit":
+            self._stop_on_non_finite()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         logits, y = self.scored(batch, "val")
@@ -361,13 +403,16 @@ class SequenceClassifier(pl.LightningModule):
         probs, lengths = output["probs"].cpu(), output["lengths"].tolist()
         return [p[:n] if p.dim() == 2 else p for p, n in zip(probs, lengths, strict=True)]
 
-    def _stop_on_non_finite(self, loss: torch.Tensor) -> None:
+    def _stop_on_non_finite(self) -> None:
+        step = int(self._bad_step)
+        if step < 0:
+            return
         checkpoint = self.trainer.checkpoint_callback
         last = checkpoint and (checkpoint.last_model_path or checkpoint.best_model_path)
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         raise SequenceDataError(
-            f"the training loss became {loss.item()} at epoch {self.current_epoch}, step "
-            f"{self.global_step}, learning rate {lr:.3g}: lower --model.lr (now "
+            f"the training loss became {float(self._bad_loss)} at step {step} (seen at epoch "
+            f"{self.current_epoch}, learning rate {lr:.3g}): lower --model.lr (now "
             f"{self.hparams.lr:g}) or check the data for extreme values. Last good checkpoint: "
             f"{last or 'none written yet'} (resume with --ckpt_path)."
         )

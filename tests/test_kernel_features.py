@@ -97,3 +97,24 @@ def test_a_linear_model_on_the_features_tells_frequencies_apart() -> None:
     weights = torch.linalg.lstsq(design, 2.0 * y_train[:, None] - 1, driver="gelsd").solution
     test = torch.cat([features(x_test, torch.full((100,), 120)), torch.ones(100, 1)], dim=1)
     assert ((test @ weights).squeeze(1) > 0).eq(y_test.bool()).float().mean() >= 0.95
+
+
+def test_features_are_bitwise_the_same_under_bf16_autocast() -> None:
+    """Fitted and applied in float32 whatever autocast says: training in bf16-mixed sees the
+    features that float32 inference computes."""
+    x, lengths = torch.randn(6, 80, 3), torch.tensor([80, 80, 51, 37, 12, 4])
+    plain = _fitted(channels=3, max_length=80)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = _fitted(channels=3, max_length=80)
+        mixed_features = mixed(x, lengths)
+    assert torch.equal(mixed.bias, plain.bias) and torch.equal(mixed.feature_std, plain.feature_std)
+    assert mixed_features.dtype == torch.float32
+    assert torch.equal(mixed_features, plain(x, lengths))
+
+
+def test_standardized_counts_are_the_features() -> None:
+    features = _fitted(channels=2, max_length=60)
+    x, lengths = torch.randn(5, 60, 2), torch.tensor([60, 45, 30, 9, 2])
+    counts = features.positive_counts(x, lengths)
+    assert counts.dtype == torch.int64 and int(counts.max()) <= 60
+    assert torch.equal(features.standardize(counts.to(torch.int16), lengths), features(x, lengths))

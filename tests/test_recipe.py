@@ -15,6 +15,7 @@ import torch
 from pipeline.classify import load_classifier
 from pipeline.cli import main
 from pipeline.data.datamodule import SequenceDataModule
+from pipeline import kernel_memo
 from pipeline.lit_module import LEGACY_HPARAMS
 from pipeline.sample_data import make_signal_dataset
 
@@ -141,9 +142,13 @@ def test_baseline_scores_the_test_split_and_appears_in_the_test_report(
     assert "## Beside the baselines" in text and f"| {method} (" in text
 
 
-def test_training_reuses_each_samples_kernel_features(signal_root: Path, tmp_path: Path) -> None:
-    """Computed once per sample and kept at half precision: the same as computing them anew,
-    whatever the other samples of the batch (and so their padding)."""
+@pytest.mark.parametrize("budget", [kernel_memo.RAM_BUDGET, 0], ids=["memory", "disk"])
+def test_training_reuses_each_samples_kernel_features(
+    signal_root: Path, tmp_path: Path, monkeypatch, budget: int
+) -> None:
+    """Counted once per sample and kept (in memory, or on disk past the budget): the same
+    features, bitwise, as computing them anew, whatever the other samples of the batch."""
+    monkeypatch.setattr(kernel_memo, "RAM_BUDGET", budget)
     main(["fit", *QUIET, f"--data.root={signal_root}", "--budget.steps=20", "--budget.min_epochs=1",
           "--model.hidden_size=8", "--model.kernel_features=500",
           f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
@@ -151,9 +156,17 @@ def test_training_reuses_each_samples_kernel_features(signal_root: Path, tmp_pat
     assert classifier.net.kernels.num_features == 420  # rounded down to a multiple of 84
     datamodule = SequenceDataModule(str(signal_root), batch_size=8)
     datamodule.setup("fit")
-    batches = list(datamodule.train_dataloader()) + list(datamodule.train_dataloader())
-    for batch in batches:  # a reshuffled second epoch: the memo answers for every sample
-        memoized = classifier._memoized_kernel_features(batch, "train").float()
-        fresh = classifier.net.kernel_features(batch["x"], batch["lengths"])
-        torch.testing.assert_close(memoized, fresh, atol=1e-2, rtol=1e-3)
-    assert len(classifier._kernel_memo["train"]) == len(datamodule.splits["train"])
+    classifier._kernel_memo = kernel_memo.KernelCountMemo(420, tmp_path / "memo")
+    samples = len(datamodule.splits["train"])
+    for epoch in range(2):  # reshuffled: the second epoch is answered from the memo alone
+        for batch in datamodule.train_dataloader():
+            counts, rows = classifier._kernel_memo.lookup("train", samples, batch["index"])
+            assert rows == (list(range(len(batch["index"]))) if epoch == 0 else [])
+            batch.update(kernel_counts=counts, kernel_rows=rows,
+                         kernel_indices=batch["index"][rows].tolist())  # fmt: skip
+            kept = classifier._kept_kernel_features(batch, "train")
+            assert torch.equal(kept, classifier.net.kernel_features(batch["x"], batch["lengths"]))
+    on_disk = list((tmp_path / "memo").iterdir())  # unlinked temporary files: never listed
+    assert on_disk == [] and (classifier._kernel_memo._splits["train"].rows is None) == (
+        budget == 0
+    )

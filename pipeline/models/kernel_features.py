@@ -11,12 +11,16 @@ of the features however few channels it has.
 Half the kernels count every step (zero padding at the ends), half only the steps whose window
 lies wholly inside the sequence, as MiniRocket does; padding beyond a sample's length is never
 counted, so a sample gets the same features alone or padded in a batch.
+Everything here runs in float32 with autocast off: the features are comparisons with fixed
+biases, and a model must see the same ones in bf16-mixed training as in float32 inference.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -52,6 +56,17 @@ def dilations(max_length: int, num_features: int) -> tuple[list[int], list[int]]
 def _quantiles(n: int) -> torch.Tensor:
     """A low-discrepancy sequence in (0, 1): multiples of the golden ratio, modulo 1."""
     return (torch.arange(1, n + 1, dtype=torch.float64) * (math.sqrt(5) + 1) / 2 % 1).float()
+
+
+def in_float32(method: Callable) -> Callable:
+    """Run `method(self, x, lengths, ...)` with autocast off and `x` in float32."""
+
+    @functools.wraps(method)
+    def wrapper(self, x: torch.Tensor, *args, **kwargs):
+        with torch.autocast(x.device.type, enabled=False):
+            return method(self, x.float(), *args, **kwargs)
+
+    return wrapper
 
 
 def _zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -147,7 +162,15 @@ class DilatedKernelFeatures(nn.Module):
         padded = torch.arange(NUM_KERNELS, device=lengths.device)[:, None] % 2 == index % 2
         return torch.where(padded, real, inside)
 
+    def _counted_steps(self, lengths: torch.Tensor, index: int) -> torch.Tensor:
+        """`[B, 84]` how many steps `_masks` counts for each kernel at dilation `index`."""
+        edge = 4 * self.dilations[index]
+        inside = torch.where(lengths > 2 * edge, lengths - 2 * edge, lengths)[:, None]
+        padded = torch.arange(NUM_KERNELS, device=lengths.device) % 2 == index % 2
+        return torch.where(padded, lengths[:, None], inside)
+
     @torch.no_grad()
+    @in_float32
     def fit(self, x: torch.Tensor, lengths: torch.Tensor, batch_size: int = 16) -> None:
         """Set the biases from training samples `x [N, T, D]` (normalized), then the features'
         mean and standard deviation over them, so that `forward` returns standardized features."""
@@ -161,6 +184,7 @@ class DilatedKernelFeatures(nn.Module):
         self.feature_mean.copy_(features.mean(0))
         self.feature_std.copy_(features.std(0).nan_to_num(0.0).clamp_min(1e-3))
 
+    @in_float32
     def _fit_biases(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
         """Each kernel at each dilation takes quantiles of its output on one random sample."""
         x = _zero_padding(x, lengths.to(x.device))
@@ -180,20 +204,38 @@ class DilatedKernelFeatures(nn.Module):
                 biases.append(torch.quantile(real, q[k]))
         self.bias.copy_(torch.cat(biases))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Standardized features `[B, num_features]` of normalized right-padded `x [B, T, D]`."""
+    @in_float32
+    def positive_counts(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """How many counted steps of each kernel output exceed each bias: `[B, num_features]`
+        integers (int64) for normalized right-padded `x [B, T, D]`; `standardize` makes them
+        the features. Fixed once fitted, so training can keep them (`KernelCountMemo`)."""
         lengths = lengths.to(x.device)
         x = _zero_padding(x, lengths)
-        features = []
+        counts = []
         for index, (count, bias) in enumerate(
             zip(self.counts, self.bias.split([NUM_KERNELS * c for c in self.counts]), strict=True)
         ):
             outputs = self._outputs(x, index)  # B x 84 x T
             mask = self._masks(lengths, x.shape[1], index)
-            bias = bias.view(NUM_KERNELS, count, 1).to(outputs.dtype)
+            bias = bias.view(NUM_KERNELS, count, 1)
             counted = torch.stack(
                 [((outputs > bias[:, j]) & mask).sum(-1) for j in range(count)], dim=2
             )  # B x 84 x count, one bias at a time: long inputs stay within memory
-            features.append((counted / mask.sum(-1, keepdim=True)).flatten(1))
-        features = torch.cat(features, dim=1)
-        return ((features - self.feature_mean) / self.feature_std).to(x.dtype)
+            counts.append(counted.flatten(1))
+        return torch.cat(counts, dim=1)
+
+    def standardize(self, counts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Standardized float32 features `[B, num_features]` from `counts` (any integer dtype):
+        each count over the steps its kernel counts (PPV), less the features' training mean,
+        over their standard deviation."""
+        lengths = lengths.to(counts.device)
+        steps = torch.cat([
+            self._counted_steps(lengths, index).repeat_interleave(count, dim=1)
+            for index, count in enumerate(self.counts)
+        ], dim=1)  # fmt: skip
+        return (counts.long() / steps - self.feature_mean) / self.feature_std
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Standardized float32 features `[B, num_features]` of normalized right-padded
+        `x [B, T, D]`, the same under autocast as without."""
+        return self.standardize(self.positive_counts(x, lengths), lengths)
