@@ -33,7 +33,8 @@ class _SplitCounts:
         if samples * features * 2 <= RAM_BUDGET:
             self.rows = np.zeros((samples, features), dtype=np.int16)
         else:
-            self.file = tempfile.TemporaryFile(dir=folder, prefix="kernel-counts-")
+            # closed by `close`, and unlinked from the start
+            self.file = tempfile.TemporaryFile(dir=folder, prefix="kernel-counts-")  # noqa: SIM115
 
     @property
     def row_bytes(self) -> int:

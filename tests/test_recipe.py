@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline import kernel_memo
 from pipeline.classify import load_classifier
 from pipeline.cli import main
 from pipeline.data.datamodule import SequenceDataModule
-from pipeline import kernel_memo
 from pipeline.lit_module import LEGACY_HPARAMS
 from pipeline.sample_data import make_signal_dataset
 
