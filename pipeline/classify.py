@@ -199,7 +199,7 @@ def _fused_inputs(
     fill = None
     if classifier.hparams.stream_dropout > 0 and classifier.streams:  # trained without one
         means = classifier.net.channel_mean.split([s["dim"] for s in streams])
-        fill = {name: mean.numpy() for name, mean in zip(names, means, strict=True)}
+        fill = {name: mean.cpu().numpy() for name, mean in zip(names, means, strict=True)}
     samples, failed = [], []
     for i, path in enumerate(map(Path, paths)):
         found = discover_unlabelled_stream_samples(path)

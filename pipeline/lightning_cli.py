@@ -60,6 +60,12 @@ class SeqClassCLI(LightningCLI):
             config.checkpoint.dirpath = str(Path(root) / "checkpoints")
         if config.trainer.max_epochs is not None or config.trainer.max_steps not in (None, -1):
             config.budget.steps = None  # the user's own epochs or steps win
+        if config.trainer.sync_batchnorm and config.trainer.accelerator == "cpu":
+            raise SequenceDataError(
+                "trainer.sync_batchnorm works on GPUs only (torch's SyncBatchNorm); on the CPU "
+                "pass --trainer.sync_batchnorm false: each process then normalizes by its own "
+                "share of the batch."
+            )
 
     def _parse_ckpt_path(self) -> None:
         """Check the checkpoint file, then give the options it predates the values it was

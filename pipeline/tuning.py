@@ -70,8 +70,15 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
     trial's full config, ready for ``seqclass fit --config``), ``trials.csv`` and ``tune.png``."""
     from pipeline.lightning_cli import make_cli
 
+    base = make_cli([*fit_args, "--trainer.logger=false"], run=False)
+    if base.trainer.world_size > 1:  # each rank would sample and judge trials of its own
+        raise SequenceDataError(
+            f"tune trains its trials one at a time in one process, but these options start "
+            f"{base.trainer.world_size} (DDP); pass --trainer.devices 1 --trainer.num_nodes 1 "
+            "(a trainer config of one device), then train the best config on every GPU."
+        )
     out.mkdir(parents=True, exist_ok=True)
-    monitor, direction = _objective_of(make_cli([*fit_args, "--trainer.logger=false"], run=False))
+    monitor, direction = _objective_of(base)
     study = optuna.create_study(
         study_name="seqclass", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True,
         direction=direction, sampler=optuna.samplers.TPESampler(seed=seed),

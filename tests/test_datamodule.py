@@ -72,3 +72,21 @@ def test_a_global_batch_that_does_not_divide_over_the_processes_is_refused(tmp_p
     dm.setup("fit")
     with pytest.raises(SequenceDataError, match="divide evenly over 4 processes: use 28 or 32"):
         dm.train_dataloader()
+
+
+def test_a_folder_of_row_vectors_trains_a_one_channel_model(tmp_path: Path) -> None:
+    """`[1, 30]` files are 30 steps of one channel for the model too, not 30 channels."""
+    from pipeline.classify import load_classifier
+    from pipeline.cli import main
+
+    rng = np.random.default_rng(0)
+    for label, shift in (("a", 0.0), ("b", 3.0)):
+        for i in range(10):
+            write_npy(tmp_path / "rows" / label / f"{i}.npy", rng.normal(shift, 1, (1, 30)))
+    main(["fit", f"--data.root={tmp_path / 'rows'}", "--trainer.max_epochs=1",
+          "--trainer.enable_progress_bar=false", "--model.hidden_size=8",
+          "--model.kernel_features=168", f"--trainer.default_root_dir={tmp_path / 'run'}"])  # fmt: skip
+    classifier = load_classifier(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert classifier.hparams.input_size == 1 and classifier.hparams.max_length == 30
+    assert classifier.net.channel_mean.shape == (1,)
+    assert 0.5 < float(classifier.net.channel_mean) < 2.5  # the mean over both classes' steps

@@ -21,7 +21,8 @@ from pipeline.sample_data import make_signal_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "trainer"
 TWO_PROCESSES = [f"--trainer={CONFIGS / 'ddp.yaml'}", "--trainer.accelerator=cpu",
-                 "--trainer.precision=32-true", "--trainer.devices=2"]  # fmt: skip
+                 "--trainer.precision=32-true", "--trainer.devices=2",
+                 "--trainer.sync_batchnorm=false"]  # fmt: skip
 
 
 def seqclass_ddp(*args: str) -> str:

@@ -34,6 +34,30 @@ def test_one_dimensional_array_is_one_channel(tmp_path: Path) -> None:
     assert load_sequence(tmp_path / "x.npy").shape == (5, 1)
 
 
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".pt"])
+def test_a_row_vector_is_one_channel_in_every_reader(tmp_path: Path, suffix: str) -> None:
+    """MATLAB's `[1, N]` habit: N steps of one channel, by the header-only shape reader too."""
+    row = np.arange(30, dtype=np.float32)[None]
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(path, row)
+    elif suffix == ".npz":
+        np.savez(path, row)
+    else:
+        torch.save(torch.from_numpy(row), path)
+    assert load_sequence(path).shape == sequence_shape(path) == (30, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_tensors_load_as_float32(tmp_path: Path, dtype: torch.dtype) -> None:
+    torch.save({"features": torch.from_numpy(ARRAY).to(dtype)}, tmp_path / "x.pt")
+    torch.save(torch.from_numpy(ARRAY).to(dtype), tmp_path / "bare.pt")
+    for name in ("x.pt", "bare.pt"):
+        loaded = load_sequence(tmp_path / name)
+        assert loaded.dtype == np.float32
+        np.testing.assert_array_equal(loaded, ARRAY)  # small integers: exact in half precision
+
+
 def test_save_is_atomic_and_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "x.npz"
     save_sequence(path, ARRAY, frame_indices=np.array([0, 2, 4, 6]))

@@ -30,6 +30,17 @@ def test_each_preset_combines_with_a_config(preset: Path, capsys) -> None:
             assert trainer[key] == value
 
 
+@pytest.mark.parametrize("preset", ["ddp.yaml", "ddp_multinode.yaml"])
+def test_several_process_presets_share_batch_norm_statistics(preset: str, capsys) -> None:
+    """One device's batch statistics on N: the same optimization on a laptop and on 8 GPUs."""
+    assert yaml.safe_load(Path("configs/trainer", preset).read_text())["sync_batchnorm"] is True
+    with pytest.raises(SystemExit) as exit_info:  # torch syncs batch norm on GPUs only
+        main(["fit", "--config=configs/demo.yaml", f"--trainer=configs/trainer/{preset}",
+              "--trainer.accelerator=cpu"])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "--trainer.sync_batchnorm false" in capsys.readouterr().err
+
+
 def probabilities(path: Path) -> torch.Tensor:
     with path.open() as fh:
         rows = list(csv.DictReader(fh))

@@ -106,3 +106,19 @@ def test_a_malformed_search_space_names_the_option(tmp_path: Path) -> None:
 def test_the_shipped_search_space_is_valid() -> None:
     space = read_space(Path("configs/tune/space.yaml"))
     assert {"model.hidden_size", "model.lr", "model.bidirectional"} <= space.keys()
+
+
+def test_a_search_over_several_processes_is_refused_in_one_line(
+    signal_root: Path, tmp_path: Path, capsys
+) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", "--space", str(space), "--out", str(tmp_path / "tune"),
+              f"--data.root={signal_root}", "--trainer=configs/trainer/ddp.yaml",
+              "--trainer.accelerator=cpu", "--trainer.devices=2",
+              "--trainer.sync_batchnorm=false"])  # fmt: skip
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "start 2 (DDP)" in err and "--trainer.devices 1" in err
+    assert not (tmp_path / "tune").exists()  # no study was started

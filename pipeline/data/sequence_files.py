@@ -92,15 +92,16 @@ def load_sequence(path: str | Path) -> np.ndarray:
 
 
 def sequence_shape(path: str | Path) -> tuple[int, int]:
-    """`(T, D)` of a sequence file; reads only the header for `.npy` files."""
+    """`(T, D)` of a sequence file, as `load_sequence` reads it (a row vector is one channel);
+    reads only the header for `.npy` files."""
     path = Path(path)
     if path.suffix == ".npy":
         try:
-            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+            array = _row_vector_as_column(np.load(path, mmap_mode="r", allow_pickle=False))
         except Exception:
-            shape = None  # let load_sequence produce the full diagnosis
-        if shape is not None and len(shape) in (1, 2) and 0 not in shape:
-            return (shape[0], shape[1] if len(shape) == 2 else 1)
+            array = None  # let load_sequence produce the full diagnosis
+        if array is not None and array.ndim in (1, 2) and 0 not in array.shape:
+            return (array.shape[0], array.shape[1] if array.ndim == 2 else 1)
     return load_sequence(path).shape
 
 
@@ -158,7 +159,8 @@ def _read_array(path: Path) -> np.ndarray:
             raise SequenceDataError(
                 f"{path}: holds a {type(obj).__name__}; save a tensor or {{'features': tensor}}."
             )
-        return obj.numpy() if named else _row_vector_as_column(obj.numpy())
+        array = (obj.float() if obj.is_floating_point() else obj).numpy()  # bf16 has no numpy
+        return array if named else _row_vector_as_column(array)
     if suffix == ".csv":
         return _read_csv(path)
     raise SequenceDataError(
