@@ -206,7 +206,7 @@ def extract_videos(
         if backbone is not None:
             frames = torch.cat([c["frames"] for c in buffer])
             frames = frames.to(device, memory_format=torch.channels_last)
-            with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=on_cuda):
+            with torch.inference_mode(), backbone.in_precision(torch.device(device).type):
                 appearance = model(frames).float().cpu()
         offset = 0
         for c in buffer:

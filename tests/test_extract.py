@@ -109,6 +109,30 @@ def features_of(out: Path) -> dict[str, np.ndarray]:
     return {p.relative_to(out).as_posix(): np.load(p)["features"] for p in files}
 
 
+def test_the_cnn_precision_is_recorded_and_keys_the_cache(tmp_path: Path, capsys) -> None:
+    """float32 by default on every device; bf16-mixed only when asked, named in the settings,
+    so that features of the two precisions never mix in one folder or one model."""
+    root = tmp_path / "videos"
+    for label, photo in (("a", data.coffee()), ("b", data.chelsea())):
+        write_video(root / label / "0.avi", frames=4, image=photo)
+    extract(root, tmp_path / "fp32")
+    extract(root, tmp_path / "bf16", "--precision", "bf16-mixed")
+    settings = {
+        name: json.loads((tmp_path / name / "feature_settings.json").read_text())["backbone"]
+        for name in ("fp32", "bf16")
+    }
+    assert "precision" not in settings["fp32"]  # as settings from before it was recorded
+    assert settings["bf16"] == {**settings["fp32"], "precision": "bf16-mixed"}
+    fp32, bf16 = features_of(tmp_path / "fp32"), features_of(tmp_path / "bf16")
+    for name, features in fp32.items():
+        assert not np.array_equal(features, bf16[name])  # bfloat16 really ran
+        relative = np.linalg.norm(features - bf16[name], axis=1) / np.linalg.norm(features, axis=1)
+        assert relative.max() < 0.06  # the README's figure: 2-4% on photos
+    capsys.readouterr()
+    extract(root, tmp_path / "fp32", "--precision", "bf16-mixed")  # another precision: redone
+    assert "2 written, 0 up to date" in capsys.readouterr().out
+
+
 def test_motion_descriptors_alone_and_beside_the_cnn(tmp_path: Path, capsys) -> None:
     root, photo = tmp_path / "videos", data.astronaut()[100:300, 50:450]  # texture to follow
     for label, step in (("left", -1), ("right", 1)):

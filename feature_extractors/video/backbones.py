@@ -7,13 +7,19 @@ video recipe); `efficientnet_lite0` uses ImageNet weights that ship inside the P
 Features are globally pooled by default. A grid of R×R keeps where things are: the last feature
 map is average-pooled to R×R cells, each with its own C channels; an optional fixed projection
 (a seeded random orthonormal C×P matrix, the same on every machine) keeps P channels per cell.
+
+Frames are encoded in float32 by default, with TF32 off, so a GPU computes what a CPU does (up to
+the order of its sums); ``bf16-mixed`` runs the CNN under bfloat16 autocast on either, faster on
+a GPU, with features 2-4% apart from float32's (cosine 0.999).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torchvision
@@ -29,6 +35,8 @@ OFFLINE_BACKBONE = "efficientnet_lite0"
 _POOLED_NODE = {OFFLINE_BACKBONE: "mean"}
 # Global pooling nodes of torchvision's CNNs: the node before one is the last feature map.
 _GLOBAL_POOLS = ("avgpool", "adaptive_avg_pool2d", "mean")
+Precision = Literal["32-true", "bf16-mixed"]
+PRECISIONS: tuple[str, ...] = ("32-true", "bf16-mixed")
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -48,10 +56,12 @@ class Backbone:
     feature_dim: int
     grid: int = 1
     projection: int | None = None
+    precision: Precision = "32-true"
 
     def spec(self) -> dict:
-        """The `build_backbone` arguments that rebuild this backbone."""
-        return {
+        """The `build_backbone` arguments that rebuild this backbone. The precision is named
+        when it is not float32 (settings from before it was recorded are float32's)."""
+        spec = {
             "name": self.name,
             "weights": self.weights,
             "weights_path": self.weights_path,
@@ -59,6 +69,17 @@ class Backbone:
             "grid": self.grid,
             "projection": self.projection,
         }
+        return spec if self.precision == "32-true" else {**spec, "precision": self.precision}
+
+    def in_precision(self, device_type: str) -> contextlib.AbstractContextManager:
+        """Where `model` runs in the backbone's precision on a `device_type` (``cpu``,
+        ``cuda``) device: bfloat16 autocast, or float32 with autocast and TF32 off."""
+        if self.precision == "bf16-mixed":
+            return torch.autocast(device_type, torch.bfloat16)
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.autocast(device_type, enabled=False))
+        stack.enter_context(torch.backends.cudnn.flags(enabled=True, allow_tf32=False))
+        return stack
 
 
 def list_backbones() -> list[str]:
@@ -73,6 +94,7 @@ def build_backbone(
     layer: str | None = None,
     grid: int = 1,
     projection: int | None = None,
+    precision: Precision = "32-true",
 ) -> Backbone:
     """Build a pretrained frame encoder in eval mode.
 
@@ -86,7 +108,10 @@ def build_backbone(
             last feature map.
         grid: R > 1 average-pools the layer's feature map to R×R cells (D = R² C).
         projection: keep P channels per cell through a fixed orthonormal projection (D = R² P).
+        precision: ``32-true`` or ``bf16-mixed``, what `Backbone.in_precision` runs the model in.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if name == OFFLINE_BACKBONE:
         model, preprocess, label = _lite0(weights, weights_path)
     else:
@@ -112,7 +137,7 @@ def build_backbone(
     path = None if weights_path is None else str(weights_path)
     pooled = _Pooled(encoder, grid, channels, projection)
     dim = grid**2 * (projection or channels)
-    return Backbone(name, label, path, layer, pooled, preprocess, dim, grid, projection)
+    return Backbone(name, label, path, layer, pooled, preprocess, dim, grid, projection, precision)
 
 
 class _Pooled(nn.Module):

@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--projection", type=int,
         help="keep this many channels per cell, through a fixed random orthonormal projection",
     )  # fmt: skip
+    cnn.add_argument(
+        "--precision", default="32-true", choices=["32-true", "bf16-mixed"],
+        help="what the CNN runs in: float32 (the same features on a CPU and a GPU) or bfloat16 "
+        "autocast (faster on a GPU; features 2-4%% apart). Recorded with the features",
+    )  # fmt: skip
     flow = parser.add_argument_group("motion: optical flow between consecutive sampled frames")
     flow.add_argument(
         "--motion", default="none", choices=["none", "dis", "farneback"],
@@ -123,7 +128,8 @@ def _encoders(
     )
     try:
         backbone = None if ns.backbone == "none" else build_backbone(
-            ns.backbone, ns.weights, ns.weights_path, ns.layer, ns.grid, ns.projection
+            ns.backbone, ns.weights, ns.weights_path, ns.layer, ns.grid, ns.projection,
+            ns.precision,
         )  # fmt: skip
     except (ValueError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -454,10 +454,12 @@ class SequenceDataModule(pl.LightningDataModule):
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=world, rank=self.trainer.global_rank, shuffle=False
             )
+        on_cuda = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         workers = {
             "num_workers": self.hparams.num_workers,
             "collate_fn": pad_collate,
             "persistent_workers": self.hparams.num_workers > 0,
+            "pin_memory": on_cuda,  # page-locked batches: copies to the GPU overlap its work
         }
         if split != "train" and world == 1 and split in self._lengths:
             batches = LengthBatchSampler(
