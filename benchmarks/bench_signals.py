@@ -2,8 +2,8 @@
 
 1. VMD in vmdpy's own setting: 200 signals x 1000 samples (three tones and noise), K=5, alpha
    2000. vmdpy (tau 0, tol 1e-7, grid start) one signal at a time, against the plain call
-   `vmd(x, num_modes=5, alpha=2000)` on all of them (first call: compiling included; then
-   compiled), float32 eager, and float64. Each row gives the median correlation of its modes
+   `vmd(x, num_modes=5, alpha=2000)` on all of them (the process's first call, eager; a first
+   compiled call, compiling included; the plain call once compiled), float32 eager, and float64. Each row gives the median correlation of its modes
    with vmdpy's.
 2. The chain of `configs/signal_vmd.yaml` (resample, detrend, notch, high-pass, VMD, window
    statistics) over N built-in 1.5 s vibration recordings, each row in a fresh process (the
@@ -89,10 +89,12 @@ def vmd_rows(signals: int, device: str) -> None:
           f"{iterations:.0f} | 1 |")  # fmt: skip
     devices = ["cpu"] + ([device] if device != "cpu" else [])
     for where in devices:
-        runs = [("plain call, first (compiles)", {}), ("plain call", {})]
-        runs += [
+        runs = [
+            ("plain call, first of the process (eager: too small to pay a compile)", {}),
+            ("compile=True, first call (compiling included)", {"compile": True}),
+            ("plain call, once the shape is compiled", {}),
             ("float32, eager", {"compile": False}),
-            ("float64, compiled", {"dtype": "float64"}),
+            ("float64, compiled", {"dtype": "float64", "compile": True}),
         ]
         signal = torch.as_tensor(x, device=where)
         vmd(signal[:2], num_modes=5, alpha=2000, dtype="float64", compile=True)  # compiles

@@ -1,3 +1,4 @@
+import collections
 import importlib
 
 import numpy as np
@@ -115,3 +116,51 @@ def test_a_compiler_that_fails_leaves_the_eager_iteration(monkeypatch):
     fused = vmd(x, 3, compile=True)
     torch.testing.assert_close(fused.modes, vmd(x, 3, compile=False).modes, rtol=0, atol=0)
     assert sorted(vmd_module._EAGER_ONLY) == ["cpu"]
+
+
+def test_out_of_memory_in_the_compiled_iteration_splits_the_batch(monkeypatch):
+    """Out of memory is not "no compiler": the batch is run in halves, still compiled."""
+    seen = []
+
+    def small_device(u, *args):  # a compiled sweep on a device that holds 2 rows at most
+        seen.append(len(u))
+        if len(u) > 2:
+            raise RuntimeError("compiled kernel failed") from torch.OutOfMemoryError("CUDA OOM")
+        return vmd_module._sweep(u, *args)
+
+    monkeypatch.setattr(vmd_module, "_compiled", lambda: small_device)
+    monkeypatch.setattr(vmd_module, "_EAGER_ONLY", set())
+    x = signals(6, 300)
+    split = vmd(x, 3, compile=True)
+    assert set() == vmd_module._EAGER_ONLY and max(seen) == 6 and 2 in seen
+    torch.testing.assert_close(split.modes, vmd(x, 3, compile=False).modes, rtol=0, atol=1e-6)
+
+
+def test_the_plain_call_compiles_only_where_it_pays(monkeypatch):
+    """A small first call stays eager; a shape that has cost enough eager time compiles, and
+    stays compiled; a call large enough to pay for its own compile compiles at once."""
+    compiled = []
+
+    def fused(u, *args):
+        compiled.append(len(u))
+        return vmd_module._sweep(u, *args)
+
+    monkeypatch.setattr(vmd_module, "_compiled", lambda: fused)
+    for name, value in (("_COMPILED", set()), ("_EAGER_SECONDS", collections.Counter()),
+                        ("_EAGER_ONLY", set()), ("_COMPILE_AFTER_SECONDS", 0.05)):  # fmt: skip
+        monkeypatch.setattr(vmd_module, name, value)
+    x = signals(4, 300)
+    vmd(x, 3)
+    assert compiled == []  # 3600 values: eager
+    while not compiled:  # eager calls of this shape add up to 0.05 s: then it compiles
+        vmd(x, 3)
+    assert compiled[0] == 4
+    calls = len(compiled)
+    vmd(x, 3)  # compiled from now on
+    assert compiled[calls] == 4
+    calls = len(compiled)
+    vmd(x[:1], 3, alpha=999.0)  # another shape, small: eager
+    assert len(compiled) == calls
+    monkeypatch.setattr(vmd_module, "_COMPILE_FROM", 3 * 200)
+    vmd(x[:1, :200], 3)  # large enough to pay for itself
+    assert compiled[calls] == 2  # a lone signal runs as two

@@ -4,17 +4,19 @@ Every leading dimension is a batch dimension: `[B, C, T]` recordings decompose i
 the CPU or a GPU. Options follow MATLAB's `vmd` (its stopping rule included); the defaults are
 the reference implementation's (`vmdpy`: no dual ascent, modes started on a frequency grid), with
 its update order (Gauss-Seidel over modes, then dual ascent), so the modes match vmdpy's. The
-default runs in float32 with each iteration fused by `torch.compile` once a batch is large enough
-(eager where no compiler is found); a signal's modes do not depend on the batch it is in. Differences from `vmdpy`: odd lengths are kept whole (it
-drops the last sample), memory does not grow with the iteration count (it stores every iterate),
+default runs in float32, each iteration fused by `torch.compile` where that pays (eager where no
+compiler is found); a signal's modes do not depend on the batch it is in. Differences from
+`vmdpy`: odd lengths are kept whole (it drops the last sample), memory does not grow with the iteration count (it stores every iterate),
 and each signal of a batch stops on its own convergence.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import math
+import time
 from typing import Literal
 
 import numpy as np
@@ -64,9 +66,11 @@ def vmd(
         dtype: float32 (default) or float64 (a torch dtype or its name); the modes come back in it.
         seed: seed of ``random`` initialization.
         compile: fuse each iteration into one kernel with `torch.compile` (a C++ compiler on
-            CPU, Triton on GPU; the first call compiles for some seconds, later ones run about 4x
-            faster on CPU, see benchmarks/bench_vmd.py). None (default) compiles batches of at
-            least 2^17 values (batch x modes x length); where compiling fails it runs eager.
+            CPU, Triton on GPU; the first call compiles for some seconds, later ones run about 3x
+            faster on CPU, see benchmarks/bench_signals.py). None (default) compiles where it
+            pays: a call of at least 2^23 values (batch x modes x length), or a shape that
+            earlier calls spent 4 s on; where compiling fails it runs eager. A batch that runs
+            out of memory in the compiled iteration is split in two and run again.
     """
     if isinstance(x, np.ndarray):
         x = np.ascontiguousarray(x)  # torch refuses negative strides
@@ -99,9 +103,11 @@ def vmd(
     active = torch.arange(batch, device=device)  # the rows still iterated ...
     running = torch.ones(batch, dtype=torch.bool, device=device)  # ... and those not done
     w = omega.clone()
+    shape = (device.type, dtype, length, num_modes, float(alpha), dc)  # what a compile fixes
     if compile is None:
-        compile = batch * num_modes * length >= _COMPILE_FROM
+        compile = _worth_compiling(shape, batch * num_modes * length)
     sweep = _compiled_sweep(device.type) if compile else _sweep
+    started = time.perf_counter()
     for step in range(1, max_iterations + 1):
         u, w, rest, change, energy = sweep(u, base, w, freqs, alpha, dc)
         if tau:  # dual ascent: lambda += tau (sum of the modes - f), and sum = f - lambda/2 - rest
@@ -124,6 +130,10 @@ def vmd(
                 active, u, w, f, base = active[keep], u[keep], w[keep], f[keep], base[keep]
                 lam, running = None if lam is None else lam[keep], running[keep]
 
+    if compile and device.type not in _EAGER_ONLY:
+        _COMPILED.add(shape)
+    else:
+        _EAGER_SECONDS[shape] += time.perf_counter() - started
     modes_hat = torch.complex(modes_hat[..., 0, :], modes_hat[..., 1, :])
     padded = torch.cat([modes_hat, torch.zeros_like(modes_hat[..., :1])], dim=-1)
     modes = torch.fft.irfft(padded, n=total)[..., half : half + length]
@@ -179,8 +189,24 @@ def _sweep(u, base, omega, freqs, alpha: float, dc: bool, fused: bool = False):
 
 
 _SPACING = float(np.spacing(1.0))  # vmdpy's floor under the change, whatever the dtype
-_COMPILE_FROM = 2**17  # batch x modes x length from which `compile=None` fuses the iterations
-_EAGER_ONLY: set[str] = set()  # device types whose compilation failed once
+# `compile=None`: a first compile costs about 4 s (26 s with torch.compile's disk cache empty)
+# and makes the iterations about 3x faster (2 cores, benchmarks/bench_signals.py). It is done
+# when it pays back within the call (from 2^23 values, batch x modes x length), or once calls of
+# one shape have spent `_COMPILE_AFTER_SECONDS` eager; compiled shapes stay compiled.
+_COMPILE_FROM = 2**23
+_COMPILE_AFTER_SECONDS = 4.0
+_COMPILED: set[tuple] = set()  # (device type, dtype, length, modes, alpha, dc) compiled
+_EAGER_SECONDS: collections.Counter[tuple] = collections.Counter()
+_EAGER_ONLY: set[str] = set()  # device types where compiling failed (not out of memory)
+
+
+def _worth_compiling(shape: tuple, values: int) -> bool:
+    """Whether `compile=None` compiles a call of `shape` over `values` numbers."""
+    if shape[0] in _EAGER_ONLY:
+        return False
+    if shape in _COMPILED:
+        return True
+    return values >= _COMPILE_FROM or _EAGER_SECONDS[shape] >= _COMPILE_AFTER_SECONDS
 
 
 def _compiled_sweep(device_type: str):
@@ -197,12 +223,28 @@ def _compiled_sweep(device_type: str):
             torch._dynamo.maybe_mark_dynamic(tensor, 0)
         try:
             out = compiled(u, base, omega, freqs, alpha, dc, True)
-        except Exception:  # no C++ compiler or Triton here: the same iteration, unfused
-            _EAGER_ONLY.add(device_type)
-            out = _sweep(u, base, omega, freqs, alpha, dc)
+        except Exception as err:
+            if not _out_of_memory(err):  # no C++ compiler or Triton here: unfused from now on
+                _EAGER_ONLY.add(device_type)
+                out = _sweep(u, base, omega, freqs, alpha, dc)
+            elif not alone and len(u) > 1:  # rows are independent: half a batch at a time
+                halves = [sweep(*(t.tensor_split(2)[i] for t in (u, base, omega)), freqs, alpha, dc)
+                          for i in range(2)]  # fmt: skip
+                out = tuple(torch.cat(parts) for parts in zip(*halves, strict=True))
+            else:
+                raise
         return tuple(t[:1] for t in out) if alone else out
 
     return sweep
+
+
+def _out_of_memory(err: BaseException | None) -> bool:
+    """Whether `err`, or an error it wraps (compilers wrap what they catch), is out of memory."""
+    while err is not None:
+        if isinstance(err, torch.OutOfMemoryError):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 @functools.cache
