@@ -345,3 +345,22 @@ def test_a_decoder_process_that_dies_skips_its_video_alone(
         ):
             np.testing.assert_array_equal(f["features"], g["features"])
             np.testing.assert_array_equal(f["frame_indices"], g["frame_indices"])
+
+
+def test_a_zero_byte_first_wav_stops_fit_with_one_line(tmp_path: Path, capsys) -> None:
+    """The rate comes from the first readable WAV; the empty one is named like any bad file."""
+    from scipy.io import wavfile
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        for i in range(3):
+            (tmp_path / "wavs" / label).mkdir(parents=True, exist_ok=True)
+            wavfile.write(tmp_path / "wavs" / label / f"{i}.wav", 100, rng.normal(size=(80, 2)))
+    (tmp_path / "wavs" / "a" / "0.wav").write_bytes(b"")  # sorts first
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", f"--data.root={tmp_path / 'wavs'}", "--data.signal={steps: []}",
+              f"--trainer.default_root_dir={tmp_path / 'run'}"])  # fmt: skip
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "1 recording(s) could not be preprocessed" in err and "0.wav" in err
+    assert "Traceback" not in err

@@ -194,3 +194,18 @@ def test_camera_motion_is_learnt_from_flow_on_unseen_photos(tmp_path: Path, caps
     with pytest.raises(SystemExit):
         main(["export", "--checkpoint", str(best), "--out", str(tmp_path / "m.ts")])
     assert "optical-flow motion descriptors" in capsys.readouterr().err
+
+
+def test_a_class_folder_that_is_a_link_is_followed(tmp_path: Path, capsys) -> None:
+    """As torchvision's ImageFolder does: the link's name is the class; a loop ends."""
+    root, elsewhere = tmp_path / "videos", tmp_path / "elsewhere" / "clips"
+    write_video(root / "a" / "0.avi", frames=4)
+    write_video(elsewhere / "0.avi", frames=4)
+    write_video(elsewhere / "1.avi", frames=4)
+    (root / "b").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(root, target_is_directory=True)
+    extract(root, tmp_path / "features", "--backbone", "none", "--motion", "dis")
+    assert "3 written, 0 up to date, 0 failed" in capsys.readouterr().out
+    written = sorted(p.relative_to(tmp_path / "features").as_posix()
+                     for p in (tmp_path / "features").rglob("*.npz"))  # fmt: skip
+    assert written == ["a/0.npz", "b/0.npz", "b/1.npz"]

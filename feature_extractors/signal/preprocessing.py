@@ -304,14 +304,19 @@ class SignalPreprocessing:
         }
 
     def for_files(self, paths: list[Path]) -> SignalPreprocessing:
-        """These settings with `fs` fixed: unless given (or resampled first), the first WAV's rate.
+        """These settings with `fs` fixed: unless given (or resampled first), the first readable
+        WAV's rate (an unreadable one fails on its own, named, when it is preprocessed).
 
         Every later WAV file must then match it, so files of different rates are never mixed.
         """
         if self.fs is not None or self.resamples_first:
             return self
-        wavs = [p for p in paths if Path(p).suffix.lower() == ".wav"]
-        return replace(self, fs=float(wav_rate(wavs[0]))) if wavs else self
+        for path in (p for p in paths if Path(p).suffix.lower() == ".wav"):
+            try:
+                return replace(self, fs=float(wav_rate(path)))
+            except SignalError:
+                continue
+        return self
 
     def apply(self, signal: Signal, start: int = 0, stop: int | None = None) -> Signal:
         """Run steps `start` to `stop` (all by default) on `signal`; a step that fails or whose

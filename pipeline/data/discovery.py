@@ -12,6 +12,7 @@ Samples without a given split are split from train: stratified, seeded, by fract
 from __future__ import annotations
 
 import csv
+import os
 import random
 import re
 from collections import defaultdict
@@ -96,10 +97,24 @@ def discover_unlabelled(root: str | Path, suffixes: tuple[str, ...]) -> list[Sam
         return [Sample(root, None, "predict")]
     if not root.is_dir():
         raise SequenceDataError(f"{root} does not exist; pass a file or a folder of samples.")
-    files = sorted(p for p in root.rglob("*") if is_sample_file(p, suffixes))
+    files = sorted(p for p in walk(root) if is_sample_file(p, suffixes))
     if not files:
         raise SequenceDataError(f"no files with suffix {', '.join(suffixes)} under {root}.")
     return [Sample(p, p.parent.name if p.parent != root else None, "predict") for p in files]
+
+
+def walk(root: Path) -> list[Path]:
+    """Every file and folder under `root`, through links to folders (as torchvision's
+    `ImageFolder` follows them: a class folder may be a link), each real folder once."""
+    found, seen = [], set()
+    for folder, names, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up, or a second link to one folder
+            names.clear()
+            continue
+        seen.add(real)
+        found += [Path(folder, name) for name in (*names, *files)]
+    return found
 
 
 def is_sample_file(path: Path, suffixes: tuple[str, ...]) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from feature_extractors.signal import RECORDING_SUFFIXES
 from feature_extractors.video import VIDEO_SUFFIXES
-from pipeline.data.discovery import SPLITS, is_sample_file, require_cells
+from pipeline.data.discovery import SPLITS, is_sample_file, require_cells, walk
 from pipeline.data.sequence_files import SequenceDataError
 
 STREAM_SUFFIXES = VIDEO_SUFFIXES + RECORDING_SUFFIXES
@@ -91,7 +91,7 @@ def discover_unlabelled_stream_samples(root: str | Path) -> list[StreamSample]:
     root = Path(root)
     if not root.is_dir():
         raise SequenceDataError(f"{root}: not a folder; give sample folders of stream files.")
-    folders = sorted(d for d in _folders([root, *root.rglob("*")], root) if _stream_files(d))
+    folders = sorted(d for d in _folders([root, *walk(root)], root) if _stream_files(d))
     if not folders:
         raise SequenceDataError(f"no stream files ({', '.join(STREAM_SUFFIXES)}) under {root}.")
     return [
