@@ -1,0 +1,83 @@
+"""The GPU presets' bf16-mixed precision on the CPU (CPU autocast has CUDA's dtype rules): the
+default model trains, tests, predicts, classifies and explains on every kind of data, and its
+predictions match float32's within bfloat16's tolerance. Runs on any x86-64 CPU (AVX2 too)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from pipeline.cli import main
+from pipeline.sample_data import make_fusion_dataset, make_machine_dataset
+
+from conftest import write_video
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+BF16 = [f"--trainer={CONFIGS / 'trainer' / 'gpu.yaml'}", "--trainer.accelerator=cpu"]
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+VIBRATION = CONFIGS / "fusion" / "vibration.yaml"
+
+
+def probabilities(path: Path) -> dict[str, torch.Tensor]:
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    return {
+        r["path"]: torch.tensor([float(v) for k, v in r.items() if k.startswith("prob_")])
+        for r in rows
+    }
+
+
+def train_and_apply(data: list[str], raw: Path, tmp: Path, capsys) -> None:
+    """fit, test and predict under bf16-mixed with the default model, predict again in float32,
+    then classify and explain raw inputs with the bf16-trained checkpoint."""
+    common = [*data, *QUIET, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp / 'run'}"]
+    main(["fit", *common, *BF16])
+    best = f"--ckpt_path={tmp / 'run' / 'checkpoints' / 'last.ckpt'}"
+    main(["test", *common, *BF16, best])
+    assert "test: accuracy=" in capsys.readouterr().out
+    predicted = {}
+    for name, precision in (("bf16", BF16), ("fp32", [])):
+        root = tmp / name
+        main(["predict", *data, *QUIET, *precision, best, f"--trainer.default_root_dir={root}"])
+        predicted[name] = probabilities(next(root.glob("version_*/predictions.csv")))
+    assert predicted["bf16"].keys() == predicted["fp32"].keys() and predicted["bf16"]
+    bf16, fp32 = (torch.stack(list(p.values())) for p in (predicted["bf16"], predicted["fp32"]))
+    assert not torch.equal(bf16, fp32)  # bfloat16 really ran
+    torch.testing.assert_close(bf16, fp32, atol=0.03, rtol=0)  # within bf16's 8-bit mantissa
+
+    checkpoint = str(tmp / "run" / "checkpoints" / "last.ckpt")
+    main(["classify", str(raw), "--checkpoint", checkpoint, "--out", str(tmp / "classify.csv"),
+          "--num-workers", "1"])  # fmt: skip
+    with (tmp / "classify.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) > 0
+    main(["explain", checkpoint, str(raw), "--out", str(tmp / "explain"), "--num-workers", "1",
+          "--steps", "4"])  # fmt: skip
+    assert list((tmp / "explain").glob("*.png"))
+
+
+def test_a_signal_chain_in_bf16(tmp_path: Path, capsys) -> None:
+    raw = make_machine_dataset(tmp_path / "wavs", recordings_per_class=6)
+    data = [f"--data.root={raw}", f"--data.signal={VIBRATION}"]
+    train_and_apply(data, raw / "bearing_fault", tmp_path, capsys)
+
+
+def test_video_features_with_motion_in_bf16(tmp_path: Path, capsys) -> None:
+    """Appearance and motion: two streams, each with its own encoder (late fusion)."""
+    videos = tmp_path / "videos"
+    for label, step in (("left", -1), ("right", 1)):
+        for i in range(5):
+            write_video(videos / label / f"{i}.avi", frames=6 + i, step=step)
+    main(["extract", str(videos), "--out", str(tmp_path / "features"), "--backbone",
+          "efficientnet_lite0", "--projection", "32", "--motion", "dis", "--num-workers", "1"])  # fmt: skip
+    train_and_apply([f"--data.root={tmp_path / 'features'}"], videos / "left", tmp_path, capsys)
+
+
+def test_fused_video_and_vibration_in_bf16(tmp_path: Path, capsys) -> None:
+    raw = make_fusion_dataset(tmp_path / "fusion", samples_per_class=4)
+    main(["extract", str(raw), "--out", str(tmp_path / "features"), "--backbone", "none",
+          "--motion", "dis", "--sampling", "fps", "--sampling-value", "6", "--num-workers", "1",
+          "--signal", str(VIBRATION)])  # fmt: skip
+    train_and_apply([f"--data.root={tmp_path / 'features'}"], raw / "pan_left-healthy", tmp_path,
+                    capsys)  # fmt: skip
