@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test lint bench bench-gpu clean
+.PHONY: help install demo test test-gpu lint bench bench-gpu clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -68,19 +68,25 @@ demo: $(STAMP)  ## built-in signals, vibration, activity, videos, video + vibrat
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
 
+test-gpu: $(STAMP)  ## the checks that need a CUDA GPU (skipped without one)
+	$(BIN)/python -m pytest -q -m gpu tests
+
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## benchmarks: accuracy against MiniRocket, training, video extraction, VMD and the signal chain, camera motion, fusion
+bench: $(STAMP)  ## benchmarks: accuracy against MiniRocket, training, video extraction, VMD and the signal chain, camera motion, fusion, memory
 	$(BIN)/python benchmarks/bench_accuracy.py
 	$(BIN)/python benchmarks/bench_fusion.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_signals.py
 	$(BIN)/python benchmarks/bench_motion.py
+	$(BIN)/python benchmarks/bench_memory.py
 
-bench-gpu: $(STAMP)  ## GPU figures: training precision/packing, GoogLeNet extraction, DDP
-	$(BIN)/python benchmarks/bench_gpu.py
+bench-gpu: $(STAMP)  ## GPU figures: training bf16 vs fp32, extraction, DDP, VMD against vmdpy, memory
+	$(BIN)/python benchmarks/bench_gpu.py --workers 0 4 8
+	$(BIN)/python benchmarks/bench_signals.py --only vmd --device cuda
+	$(BIN)/python benchmarks/bench_memory.py --device cuda --sizes 10000 100000
 
 clean:  ## remove generated data and runs
 	rm -rf data/demo-signals data/demo-videos data/demo-videos-new data/demo-video-features \

@@ -18,7 +18,7 @@
    - on the GPU (`device: cuda`) when one is present.
    The other rows' cached features are compared with one-at-a-time's.
 
-    python benchmarks/bench_signals.py [--recordings 1000] [--signals 200]
+    python benchmarks/bench_signals.py [--recordings 1000] [--signals 200] [--only vmd|chain]
 """
 
 from __future__ import annotations
@@ -186,6 +186,7 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=1000)
     parser.add_argument("--signals", type=int, default=200)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--only", choices=["vmd", "chain"])
     parser.add_argument("--row", nargs=3, metavar=("NAME", "ROOT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row:
@@ -193,8 +194,10 @@ def main() -> None:
         print(json.dumps(chain_row(name, Path(root), Path(out))))
         return
     print(machine(args.device))
-    vmd_rows(args.signals, args.device)
-    chain_rows(args.recordings, args.device)
+    if args.only in (None, "vmd"):
+        vmd_rows(args.signals, args.device)
+    if args.only in (None, "chain"):
+        chain_rows(args.recordings, args.device)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""The GPU presets' bf16-mixed precision on the CPU (CPU autocast has CUDA's dtype rules): the
-default model trains, tests, predicts, classifies and explains on every kind of data, and its
-predictions match float32's within bfloat16's tolerance. Runs on any x86-64 CPU (AVX2 too)."""
+"""The GPU preset's bf16-mixed precision, on the CPU (CPU autocast has CUDA's dtype rules) and,
+under the `gpu` marker, on a CUDA GPU: the default model trains, tests, predicts, classifies and
+explains on every kind of data, and its predictions match float32's within bfloat16's
+tolerance. The CPU runs work on any x86-64 CPU (AVX2 too)."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from pipeline.cli import main
@@ -15,7 +17,12 @@ from pipeline.sample_data import make_fusion_dataset, make_machine_dataset
 from conftest import write_video
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-BF16 = [f"--trainer={CONFIGS / 'trainer' / 'gpu.yaml'}", "--trainer.accelerator=cpu"]
+GPU_PRESET = f"--trainer={CONFIGS / 'trainer' / 'gpu.yaml'}"
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU")]),
+]  # fmt: skip
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 VIBRATION = CONFIGS / "fusion" / "vibration.yaml"
 
@@ -29,16 +36,19 @@ def probabilities(path: Path) -> dict[str, torch.Tensor]:
     }
 
 
-def train_and_apply(data: list[str], raw: Path, tmp: Path, capsys) -> None:
-    """fit, test and predict under bf16-mixed with the default model, predict again in float32,
-    then classify and explain raw inputs with the bf16-trained checkpoint."""
+def train_and_apply(data: list[str], raw: Path, tmp: Path, capsys, device: str) -> None:
+    """fit, test and predict under bf16-mixed with the default model on `device`, predict again
+    in float32, then classify and explain raw inputs there with the bf16-trained checkpoint."""
+    accelerator = "gpu" if device == "cuda" else "cpu"
+    bf16 = [GPU_PRESET, f"--trainer.accelerator={accelerator}"]
     common = [*data, *QUIET, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp / 'run'}"]
-    main(["fit", *common, *BF16])
+    main(["fit", *common, *bf16])
     best = f"--ckpt_path={tmp / 'run' / 'checkpoints' / 'last.ckpt'}"
-    main(["test", *common, *BF16, best])
+    main(["test", *common, *bf16, best])
     assert "test: accuracy=" in capsys.readouterr().out
     predicted = {}
-    for name, precision in (("bf16", BF16), ("fp32", [])):
+    fp32 = [f"--trainer.accelerator={accelerator}", "--trainer.devices=1"]
+    for name, precision in (("bf16", bf16), ("fp32", fp32)):
         root = tmp / name
         main(["predict", *data, *QUIET, *precision, best, f"--trainer.default_root_dir={root}"])
         predicted[name] = probabilities(next(root.glob("version_*/predictions.csv")))
@@ -49,35 +59,40 @@ def train_and_apply(data: list[str], raw: Path, tmp: Path, capsys) -> None:
 
     checkpoint = str(tmp / "run" / "checkpoints" / "last.ckpt")
     main(["classify", str(raw), "--checkpoint", checkpoint, "--out", str(tmp / "classify.csv"),
-          "--num-workers", "1"])  # fmt: skip
+          "--num-workers", "1", "--device", device])  # fmt: skip
     with (tmp / "classify.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) > 0
     main(["explain", checkpoint, str(raw), "--out", str(tmp / "explain"), "--num-workers", "1",
-          "--steps", "4"])  # fmt: skip
+          "--steps", "4", "--device", device])  # fmt: skip
     assert list((tmp / "explain").glob("*.png"))
 
 
-def test_a_signal_chain_in_bf16(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_signal_chain_in_bf16(tmp_path: Path, capsys, device: str) -> None:
     raw = make_machine_dataset(tmp_path / "wavs", recordings_per_class=6)
     data = [f"--data.root={raw}", f"--data.signal={VIBRATION}"]
-    train_and_apply(data, raw / "bearing_fault", tmp_path, capsys)
+    train_and_apply(data, raw / "bearing_fault", tmp_path, capsys, device)
 
 
-def test_video_features_with_motion_in_bf16(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_video_features_with_motion_in_bf16(tmp_path: Path, capsys, device: str) -> None:
     """Appearance and motion: two streams, each with its own encoder (late fusion)."""
     videos = tmp_path / "videos"
     for label, step in (("left", -1), ("right", 1)):
         for i in range(5):
             write_video(videos / label / f"{i}.avi", frames=6 + i, step=step)
     main(["extract", str(videos), "--out", str(tmp_path / "features"), "--backbone",
-          "efficientnet_lite0", "--projection", "32", "--motion", "dis", "--num-workers", "1"])  # fmt: skip
-    train_and_apply([f"--data.root={tmp_path / 'features'}"], videos / "left", tmp_path, capsys)
+          "efficientnet_lite0", "--projection", "32", "--motion", "dis", "--num-workers", "1",
+          "--device", device])  # fmt: skip
+    data = [f"--data.root={tmp_path / 'features'}"]
+    train_and_apply(data, videos / "left", tmp_path, capsys, device)
 
 
-def test_fused_video_and_vibration_in_bf16(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_video_and_vibration_in_bf16(tmp_path: Path, capsys, device: str) -> None:
     raw = make_fusion_dataset(tmp_path / "fusion", samples_per_class=4)
     main(["extract", str(raw), "--out", str(tmp_path / "features"), "--backbone", "none",
           "--motion", "dis", "--sampling", "fps", "--sampling-value", "6", "--num-workers", "1",
-          "--signal", str(VIBRATION)])  # fmt: skip
-    train_and_apply([f"--data.root={tmp_path / 'features'}"], raw / "pan_left-healthy", tmp_path,
-                    capsys)  # fmt: skip
+          "--signal", str(VIBRATION), "--device", device])  # fmt: skip
+    data = [f"--data.root={tmp_path / 'features'}"]
+    train_and_apply(data, raw / "pan_left-healthy", tmp_path, capsys, device)

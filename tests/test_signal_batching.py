@@ -136,6 +136,7 @@ def test_a_gpu_chain_without_a_gpu_stops_at_start_in_one_line(signal_root, capsy
     assert "signal.device is 'cuda' but torch finds no CUDA GPU" in capsys.readouterr().err
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_chain_on_a_gpu_caches_what_the_cpu_does(recordings, tmp_path):
     steps = [{**step, "vmd": {**step["vmd"], "dtype": "float64"}} if "vmd" in step else step
