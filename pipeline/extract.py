@@ -137,8 +137,9 @@ def _decoded(videos: _VideoChunks, workers: int) -> Iterator[dict]:
                 finished.update([item["video"]] if item["done"] else [])
                 yield item
             return
-        except RuntimeError as err:
-            if workers == 0 or "DataLoader worker" not in str(err):
+        except (RuntimeError, ConnectionError) as err:
+            # the loader says a worker died, or the worker died while handing over a tensor
+            if workers == 0 or not _worker_died(err):
                 raise
             died = err
         # worker w decoded positions w, w + workers, ... in turn: each one's first unfinished video
@@ -155,7 +156,11 @@ def _decoded(videos: _VideoChunks, workers: int) -> Iterator[dict]:
         remaining = [v for v in remaining if v not in finished and v not in suspects]
 
 
-def _died(video: Path, err: RuntimeError) -> str:
+def _worker_died(err: Exception) -> bool:
+    return isinstance(err, ConnectionError) or "DataLoader worker" in str(err)
+
+
+def _died(video: Path, err: Exception) -> str:
     """The failure reason of a video whose decoder process died: the loader's own words."""
     return f"{video}: the decoder process died ({str(err).split('. ')[0]}); skipped"
 

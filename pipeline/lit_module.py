@@ -177,8 +177,9 @@ class SequenceClassifier(pl.LightningModule):
         self.train_acc = torchmetrics.Accuracy(**task, **quiet)
         self.val_acc = torchmetrics.Accuracy(**task, **quiet)
         self.val_f1 = torchmetrics.F1Score(**task, average="macro", **quiet)
-        # weighted by batch size, synced over processes at the epoch's end: the same mean as
-        # one process gets
+        # means over samples (each batch's loss counted once per sample: the metrics' NaN checks
+        # are off, and with them their weights), synced over processes at the epoch's end: the
+        # same mean as one process gets
         self.train_mean_loss = torchmetrics.MeanMetric(nan_strategy="disable")
         self.val_mean_loss = torchmetrics.MeanMetric(nan_strategy="disable")
         self.test_mean_loss = torchmetrics.MeanMetric(nan_strategy="disable")
@@ -341,7 +342,7 @@ class SequenceClassifier(pl.LightningModule):
         self._bad_loss.copy_(torch.where(first, loss.detach().float(), self._bad_loss))
         self.train_acc(logits, y)
         size = len(y)
-        self.train_mean_loss(loss.detach(), weight=size)
+        self.train_mean_loss.update(loss.detach().expand(size))
         self.log("train_loss_step", loss, prog_bar=True, batch_size=size)  # this process's
         self.log("train_loss_epoch", self.train_mean_loss, on_step=False, on_epoch=True,
                  batch_size=size)  # fmt: skip
@@ -364,7 +365,7 @@ class SequenceClassifier(pl.LightningModule):
         size = len(y)
         self.val_acc(logits, y)
         self.val_f1(logits, y)
-        self.val_mean_loss(self.loss(logits, y), weight=size)
+        self.val_mean_loss.update(self.loss(logits, y).expand(size))
         self.log("val_loss", self.val_mean_loss, prog_bar=True, batch_size=size)
         self.log("val_acc", self.val_acc, prog_bar=True, batch_size=size)
         self.log("val_macro_f1", self.val_f1, batch_size=size)
@@ -376,7 +377,7 @@ class SequenceClassifier(pl.LightningModule):
         outputs = self(batch["x"], batch["lengths"])
         logits, y = self.labelled(outputs, batch["y"])
         self.test_metrics.update(logits, y)
-        self.test_mean_loss(self.loss(logits, y), weight=len(y))
+        self.test_mean_loss.update(self.loss(logits, y).expand(len(y)))
         self.log("test_loss", self.test_mean_loss, batch_size=len(y))
         probs = {"probs": outputs.float().softmax(dim=-1), "lengths": batch["lengths"]}
         indices = batch["index"].tolist()

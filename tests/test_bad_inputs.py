@@ -364,3 +364,37 @@ def test_a_zero_byte_first_wav_stops_fit_with_one_line(tmp_path: Path, capsys) -
     err = capsys.readouterr().err
     assert "1 recording(s) could not be preprocessed" in err and "0.wav" in err
     assert "Traceback" not in err
+
+
+def test_a_worker_lost_while_handing_over_frames_is_a_dead_worker(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The loader may learn of a worker's death as a reset connection, mid-transfer: its
+    videos are decoded again, and none is lost."""
+    import pipeline.extract
+
+    from conftest import write_video
+
+    for i in range(4):
+        write_video(tmp_path / "videos" / "a" / f"{i}.avi", frames=6)
+    motion = ["--backbone", "none", "--motion", "dis", "--batch-size", "2"]
+    main(["extract", str(tmp_path / "videos"), "--out", str(tmp_path / "g"), "--num-workers", "0",
+          *motion])  # fmt: skip
+    real, lost = pipeline.extract.DataLoader, []
+
+    class LosesAWorker(real):  # the first loader of two workers loses one after an item
+        def __iter__(self):
+            items = super().__iter__()
+            yield next(items)
+            if self.num_workers == 2 and not lost:
+                lost.append(True)
+                raise ConnectionResetError(104, "Connection reset by peer")
+            yield from items
+
+    monkeypatch.setattr(pipeline.extract, "DataLoader", LosesAWorker)
+    main(["extract", str(tmp_path / "videos"), "--out", str(tmp_path / "f"), "--num-workers", "2",
+          *motion])  # fmt: skip
+    assert lost and "4 written, 0 up to date, 0 failed" in capsys.readouterr().out
+    for i in range(4):
+        f, g = (np.load(tmp_path / run / "a" / f"{i}.npz")["features"] for run in ("f", "g"))
+        np.testing.assert_array_equal(f, g)

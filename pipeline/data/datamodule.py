@@ -409,6 +409,11 @@ class SequenceDataModule(pl.LightningDataModule):
         return self._loader("predict")
 
     @property
+    def _on_cuda(self) -> bool:
+        strategy = getattr(self.trainer, "strategy", None)
+        return strategy is not None and strategy.root_device.type == "cuda"
+
+    @property
     def _world_size(self) -> int:
         return self.trainer.world_size if self.trainer is not None else 1
 
@@ -454,12 +459,11 @@ class SequenceDataModule(pl.LightningDataModule):
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=world, rank=self.trainer.global_rank, shuffle=False
             )
-        on_cuda = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         workers = {
             "num_workers": self.hparams.num_workers,
             "collate_fn": pad_collate,
             "persistent_workers": self.hparams.num_workers > 0,
-            "pin_memory": on_cuda,  # page-locked batches: copies to the GPU overlap its work
+            "pin_memory": self._on_cuda,  # page-locked batches: copies to the GPU overlap its work
         }
         if split != "train" and world == 1 and split in self._lengths:
             batches = LengthBatchSampler(
