@@ -11,6 +11,7 @@ Unreadable videos are skipped and listed in ``failures.csv``.
 from __future__ import annotations
 
 import copy
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,7 +123,19 @@ def _decoded(videos: _VideoChunks, workers: int) -> Iterator[dict]:
     DataLoader. Instead the video each worker was on is decoded again alone in a fresh process:
     one that kills it again gets an error item, and the other videos carry on. A video that is
     decoded again is first announced by a ``restart`` item, so that its earlier chunks are dropped.
+
+    SIGCHLD is held meanwhile: torch's handler for it raises a worker's death into whatever the
+    main process runs at that moment (after the loader has said so itself, too); the loader's own
+    status check (every 5 s) reports a death here instead, and its workers are shut down first.
     """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    try:
+        yield from _decoded_with_restarts(videos, workers)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _decoded_with_restarts(videos: _VideoChunks, workers: int) -> Iterator[dict]:
     remaining, started = videos.ids, set()
     while remaining:
         workers = min(workers, len(remaining))
@@ -131,17 +144,19 @@ def _decoded(videos: _VideoChunks, workers: int) -> Iterator[dict]:
             videos.only(remaining), batch_size=None, num_workers=workers,
             worker_init_fn=_one_thread,
         )  # fmt: skip
+        iterator = iter(loader)
         try:
-            for item in loader:
+            for item in iterator:
                 started.add(item["video"])
                 finished.update([item["video"]] if item["done"] else [])
                 yield item
             return
-        except (RuntimeError, ConnectionError) as err:
+        except (RuntimeError, ConnectionError, EOFError) as err:
             # the loader says a worker died, or the worker died while handing over a tensor
             if workers == 0 or not _worker_died(err):
                 raise
-            died = err
+            died = str(err).split(". ")[0]  # the loader's own words, not the error and its frames
+        del iterator  # its workers shut down now
         # worker w decoded positions w, w + workers, ... in turn: each one's first unfinished video
         shares = [[v for v in remaining[w::workers] if v not in finished] for w in range(workers)]
         suspects = [share[0] for share in shares if share]
@@ -152,17 +167,17 @@ def _decoded(videos: _VideoChunks, workers: int) -> Iterator[dict]:
             if workers == 1:
                 yield {"video": video, "done": True, "error": _died(videos.videos[video], died)}
             else:
-                yield from _decoded(videos.only([video]), 1)
+                yield from _decoded_with_restarts(videos.only([video]), 1)
         remaining = [v for v in remaining if v not in finished and v not in suspects]
 
 
 def _worker_died(err: Exception) -> bool:
-    return isinstance(err, ConnectionError) or "DataLoader worker" in str(err)
+    return isinstance(err, (ConnectionError, EOFError)) or "DataLoader worker" in str(err)
 
 
-def _died(video: Path, err: Exception) -> str:
-    """The failure reason of a video whose decoder process died: the loader's own words."""
-    return f"{video}: the decoder process died ({str(err).split('. ')[0]}); skipped"
+def _died(video: Path, cause: str) -> str:
+    """The failure reason of a video whose decoder process died, in the loader's words."""
+    return f"{video}: the decoder process died ({cause}); skipped"
 
 
 def extract_videos(
