@@ -256,7 +256,8 @@ def extract_videos(
                 )
                 report.written.append(job.target)
             bar.update()
-        bar.set_postfix(frames_per_s=f"{report.frames / (time.perf_counter() - start):.1f}")
+        rate = report.frames / (time.perf_counter() - start)
+        bar.set_postfix(frames_per_s=f"{rate:.1f}", refresh=False)  # drawn with the next update
 
     with bar:
         buffered = 0  # frames waiting in `buffer`

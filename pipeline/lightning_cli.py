@@ -9,7 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ProgressBar,
+)
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
@@ -19,6 +24,7 @@ from pipeline.data.sequence_files import SequenceDataError
 from pipeline.lit_module import LEGACY_HPARAMS, SequenceClassifier
 from pipeline.plots import plot_training_curves
 from pipeline.prediction_writer import PredictionWriter
+from pipeline.progress import training_progress
 from pipeline.reports import write_indexed_predictions, write_metrics, write_report
 from pipeline.training_budget import TrainingBudget
 
@@ -99,6 +105,12 @@ class SeqClassCLI(LightningCLI):
         trainer_config = self._get(self.config_init, "trainer", default={})
         if trainer_config.get("logger") in (None, True):
             kwargs["logger"] = run_loggers(trainer_config["default_root_dir"])
+        given = trainer_config.get("callbacks") or []
+        given = given if isinstance(given, list) else [given]
+        if trainer_config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in given
+        ):
+            kwargs["callbacks"] = [*given, training_progress()]
         return super().instantiate_trainer(**kwargs)
 
     def after_fit(self) -> None:

@@ -344,7 +344,7 @@ class SequenceClassifier(pl.LightningModule):
         size = len(y)
         self.train_mean_loss.update(loss.detach().expand(size))
         self.log("train_loss_step", loss, prog_bar=True, batch_size=size)  # this process's
-        self.log("train_loss_epoch", self.train_mean_loss, on_step=False, on_epoch=True,
+        self.log("train_loss_epoch", self.train_mean_loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=size)  # fmt: skip
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
         return loss

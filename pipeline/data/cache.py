@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.data.discovery import Sample
 from pipeline.data.sequence_files import SequenceDataError
 from pipeline.distributed import gather_to_all, rank_and_world
+from pipeline.progress import progress_bar
 
 
 @dataclass
@@ -106,11 +106,11 @@ def plan(
     return jobs, report
 
 
-def progress(jobs: list, unit: str, desc: str) -> tqdm:
+def progress(jobs: list, unit: str, desc: str):
     """A progress bar over this rank's `jobs`, shown by rank 0 alone (which says so)."""
     rank, world = rank_and_world()
     desc = desc if world == 1 else f"{desc} (rank 0 of {world})"
-    return tqdm(jobs, unit=unit, desc=desc, disable=rank > 0 or not jobs)
+    return progress_bar(jobs, unit, desc, disable=rank > 0 or not jobs)
 
 
 def gather_reports(report: ExtractionReport) -> ExtractionReport:
