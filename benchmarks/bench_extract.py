@@ -33,7 +33,7 @@ from feature_extractors.video import (
     build_backbone,
     iter_frame_chunks,
 )
-from pipeline.extract import extract_videos
+from pipeline.prepare.extract import extract_videos
 
 from common import sync
 
@@ -111,7 +111,7 @@ def peak_rss_mb(video: Path, args: argparse.Namespace) -> float:
     code = (
         "import resource, sys, tempfile; sys.path.insert(0, '.');"
         "from feature_extractors.video import FrameSampling, build_backbone;"
-        "from pipeline.extract import extract_videos;"
+        "from pipeline.prepare.extract import extract_videos;"
         f"b = build_backbone({args.backbone!r}, {args.weights!r});"
         f"extract_videos({str(video)!r}, tempfile.mkdtemp(), b, FrameSampling(),"
         f" num_workers={args.workers}, device={args.device!r});"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench_accuracy import fit_and_test, seqclass
 
-from pipeline.sample_data import make_fusion_dataset
+from pipeline.prepare.sample_data import make_fusion_dataset
 
 from common import machine
 

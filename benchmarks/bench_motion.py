@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pipeline.cli import main as seqclass
-from pipeline.sample_data import make_camera_motion_dataset
+from pipeline.prepare.sample_data import make_camera_motion_dataset
 
 from common import machine
 

@@ -36,8 +36,8 @@ import torch
 import yaml
 
 from feature_extractors.signal import SignalPreprocessing, vmd
-from pipeline import signals as signal_cache
-from pipeline.sample_data import make_machine_dataset
+from pipeline.prepare import signals as signal_cache
+from pipeline.prepare.sample_data import make_machine_dataset
 
 from common import machine, sync
 

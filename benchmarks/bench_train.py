@@ -21,8 +21,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.data import DataLoader
 
-from pipeline.data.datamodule import pad_collate
-from pipeline.lit_module import SequenceClassifier
+from pipeline.training.datamodule import pad_collate
+from pipeline.training.lit_module import SequenceClassifier
 
 from common import sync
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib
 
 _HOMES = {
-    "SequenceClassifier": "pipeline.lit_module",
-    "SequenceDataError": "pipeline.data.sequence_files",
-    "SequenceDataModule": "pipeline.data.datamodule",
+    "SequenceClassifier": "pipeline.training.lit_module",
+    "SequenceDataError": "pipeline.core.errors",
+    "SequenceDataModule": "pipeline.training.datamodule",
     "SequenceNet": "pipeline.models.sequence_net",
+    "UserError": "pipeline.core.errors",
     "load_sequence": "pipeline.data.sequence_files",
     "save_sequence": "pipeline.data.sequence_files",
 }

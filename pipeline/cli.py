@@ -10,7 +10,7 @@ import warnings
 
 from feature_extractors.video import WeightsUnavailableError
 from pipeline.commands import COMMANDS, load
-from pipeline.data.sequence_files import SequenceDataError
+from pipeline.core.errors import UserError
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (`seqclass fit --data.root ROOT` is enough)",
@@ -65,10 +65,14 @@ def main(argv: list[str] | None = None) -> None:
         if args[0] in COMMANDS:
             run_command(args[0], args[1:])
         else:
-            from pipeline.lightning_cli import make_cli
+            from pipeline.training.lightning_cli import make_cli
 
             # LightningCLI reads the command line itself (as do the processes DDP launches)
-            make_cli(None if argv is None else args)
-    except (SequenceDataError, WeightsUnavailableError) as err:
+            data_commands = ", ".join(f"`seqclass {name} -h`" for name in COMMANDS)
+            make_cli(
+                None if argv is None else args,
+                description=f"Train and evaluate sequence classifiers. Data commands: {data_commands}.",
+            )
+    except (UserError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.sample_data import make_signal_dataset
+from pipeline.prepare.sample_data import make_signal_dataset
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # test processes side by side: a core each, for
     os.environ["OMP_NUM_THREADS"] = "1"  # them and for the processes they start, as torch's

@@ -12,18 +12,14 @@ import pytest
 import torch
 
 from feature_extractors.signal import SignalError, SignalPreprocessing, load_recording
+from pipeline.apply.explain import output_names
 from pipeline.cli import main
+from pipeline.core.errors import UserError
 from pipeline.data.cache import feature_path, write_failures
-from pipeline.data.datamodule import length_batches
 from pipeline.data.discovery import assign_splits, discover, discover_unlabelled
-from pipeline.data.sequence_files import (
-    SequenceDataError,
-    load_sequence,
-    save_npz,
-    save_sequence,
-)
-from pipeline.explain import output_names
-from pipeline.signals import preprocess_recordings, signal_cache_dir
+from pipeline.data.sequence_files import load_sequence, save_npz, save_sequence
+from pipeline.prepare.signals import preprocess_recordings, signal_cache_dir
+from pipeline.training.datamodule import length_batches
 
 from conftest import random_tree, write_npy
 
@@ -68,7 +64,7 @@ def test_a_manifest_row_without_cells_or_a_file_listed_twice_is_refused(
 ) -> None:
     random_tree(tmp_path / "data", {"a": 2, "b": 2})
     (tmp_path / "m.csv").write_text("path,label,split\n" + "\n".join(rows) + "\n")
-    with pytest.raises(SequenceDataError, match=message):
+    with pytest.raises(UserError, match=message):
         discover(tmp_path / "m.csv", (".npy",))
 
 
@@ -121,7 +117,7 @@ def test_two_recordings_with_one_cache_name_are_refused_with_both_named(tmp_path
     root = tmp_path / "recordings"
     write_npy(root / "a" / "r0.npy", np.zeros((50, 2), dtype="f4"))
     (root / "a" / "r0.csv").write_text("x,y\n" + "0,1\n" * 50)
-    with pytest.raises(SequenceDataError, match=r"r0.csv and .*r0.npy would both be cached as"):
+    with pytest.raises(UserError, match=r"r0.csv and .*r0.npy would both be cached as"):
         preprocess_recordings(root, tmp_path / "cache", SignalPreprocessing(fs=100.0, steps=[]))
 
 
@@ -240,7 +236,7 @@ def test_a_class_named_like_a_split_is_refused(tmp_path: Path, layout: str) -> N
         random_tree(root / "train", {"walk": 3, "run": 3})
         write_npy(root / "train" / "loose.npy", np.zeros((5, 2), dtype="f4"))
         message = "has a train/ folder holding samples"
-    with pytest.raises(SequenceDataError, match=message):
+    with pytest.raises(UserError, match=message):
         discover(root, (".npy",))
 
 
@@ -312,7 +308,7 @@ def test_a_decoder_process_that_dies_skips_its_video_alone(
 ) -> None:
     import signal
 
-    import pipeline.extract
+    import pipeline.prepare.extract
 
     from conftest import write_video
 
@@ -320,7 +316,7 @@ def test_a_decoder_process_that_dies_skips_its_video_alone(
     for i in range(5):
         write_video(root / "a" / f"{i}.avi", frames=9)
     (root / "a" / "2.avi").rename(root / "a" / "crash.avi")
-    decode = pipeline.extract.iter_frame_chunks
+    decode = pipeline.prepare.extract.iter_frame_chunks
 
     def dies_on_crash(path: Path, *args):  # runs in the forked decoder process
         for n, chunk in enumerate(decode(path, *args)):
@@ -328,7 +324,7 @@ def test_a_decoder_process_that_dies_skips_its_video_alone(
                 os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
             yield chunk
 
-    monkeypatch.setattr(pipeline.extract, "iter_frame_chunks", dies_on_crash)
+    monkeypatch.setattr(pipeline.prepare.extract, "iter_frame_chunks", dies_on_crash)
     motion = ["--backbone", "none", "--motion", "dis", "--batch-size", "2"]
     main(["extract", str(root), "--out", str(tmp_path / "f"), "--num-workers", "2", *motion])
     assert "4 written, 0 up to date, 1 failed" in capsys.readouterr().out
@@ -371,7 +367,7 @@ def test_a_worker_lost_while_handing_over_frames_is_a_dead_worker(
 ) -> None:
     """The loader may learn of a worker's death as a reset connection, mid-transfer: its
     videos are decoded again, and none is lost."""
-    import pipeline.extract
+    import pipeline.prepare.extract
 
     from conftest import write_video
 
@@ -380,7 +376,7 @@ def test_a_worker_lost_while_handing_over_frames_is_a_dead_worker(
     motion = ["--backbone", "none", "--motion", "dis", "--batch-size", "2"]
     main(["extract", str(tmp_path / "videos"), "--out", str(tmp_path / "g"), "--num-workers", "0",
           *motion])  # fmt: skip
-    real, lost = pipeline.extract.DataLoader, []
+    real, lost = pipeline.prepare.extract.DataLoader, []
 
     class LosesAWorker(real):  # the first loader of two workers loses one after an item
         def __iter__(self):
@@ -391,7 +387,7 @@ def test_a_worker_lost_while_handing_over_frames_is_a_dead_worker(
                 raise ConnectionResetError(104, "Connection reset by peer")
             yield from items
 
-    monkeypatch.setattr(pipeline.extract, "DataLoader", LosesAWorker)
+    monkeypatch.setattr(pipeline.prepare.extract, "DataLoader", LosesAWorker)
     main(["extract", str(tmp_path / "videos"), "--out", str(tmp_path / "f"), "--num-workers", "2",
           *motion])  # fmt: skip
     assert lost and "4 written, 0 up to date, 0 failed" in capsys.readouterr().out

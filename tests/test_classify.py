@@ -92,7 +92,7 @@ def test_exported_model_gives_the_same_logits_as_the_pipeline(
         expected.append(torch.from_numpy(features))
     lengths = torch.tensor([len(c) for c in clips])
     frames = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
-    from pipeline.classify import load_classifier
+    from pipeline.apply.classify import load_classifier
 
     net = load_classifier(video_run["ckpt"]).net
     with torch.no_grad():  # the exported encoder's features: the pipeline's, up to rounding ...

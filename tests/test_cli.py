@@ -87,7 +87,7 @@ def test_resume_from_last_checkpoint(signal_root: Path, tmp_path: Path) -> None:
 
 
 def test_learns_the_sample_data(tmp_path: Path) -> None:
-    from pipeline.sample_data import make_signal_dataset
+    from pipeline.prepare.sample_data import make_signal_dataset
 
     root = make_signal_dataset(tmp_path / "d", samples_per_class=30, length_range=(60, 120))
     runs = tmp_path / "runs"

@@ -14,14 +14,14 @@ for name in sys.argv[1:]:
     for loaded in [m for m in sys.modules if m.split(".")[0] in ("pipeline", "feature_extractors")]:
         del sys.modules[loaded]
     importlib.import_module(name)
-    if name == "pipeline.lightning_cli":
+    if name == "pipeline.training.lightning_cli":
         pulled = sorted(m for m in sys.modules if m.startswith("pipeline.commands."))
-        assert not pulled, f"pipeline.lightning_cli imports command modules: {pulled}"
+        assert not pulled, f"pipeline.training.lightning_cli imports command modules: {pulled}"
 """
 
 
 def test_every_command_module_imports_alone_without_a_circle() -> None:
-    modules = ["pipeline.lightning_cli", "pipeline.cross_validation", "pipeline.tuning",
+    modules = ["pipeline.training.lightning_cli", "pipeline.training.cross_validation", "pipeline.training.tuning",
                *(f"pipeline.commands.{name.replace('-', '_')}" for name in COMMANDS)]  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", IMPORT_EACH_ALONE, *modules], capture_output=True, text=True

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
+from pipeline.core.errors import UserError
 from pipeline.data.discovery import Sample, assign_fold, discover
-from pipeline.data.sequence_files import SequenceDataError
 
 from conftest import random_tree
 
@@ -54,7 +54,7 @@ def test_groups_never_span_two_folds(tmp_path: Path) -> None:
     for folds in (from_manifest, from_names):
         subjects = [{s.path.name.split("_")[0] for s in fold} for fold in folds]
         assert sum(map(len, subjects)) == len(set().union(*subjects)) == 6
-    with pytest.raises(SequenceDataError, match="has no group"):
+    with pytest.raises(UserError, match="has no group"):
         held_out(discover(root, (".npy",)), 3, pattern=r"^(s[0-4])_")
 
 

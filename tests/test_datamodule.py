@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.datamodule import SequenceDataModule, pad_collate
-from pipeline.data.sequence_files import SequenceDataError
+from pipeline.core.errors import UserError
+from pipeline.training.datamodule import SequenceDataModule, pad_collate
 
 from conftest import random_tree, write_npy
 
@@ -36,7 +36,7 @@ def test_inconsistent_channel_count_names_the_file(tmp_path: Path) -> None:
     random_tree(tmp_path, {"a": 5, "b": 5}, channels=2)
     odd = write_npy(tmp_path / "b" / "odd.npy", np.zeros((7, 4), dtype="f4"))
     dm = SequenceDataModule(str(tmp_path), val_fraction=0.2, test_fraction=0.2)
-    with pytest.raises(SequenceDataError, match=f"{odd}: has 4 channels"):
+    with pytest.raises(UserError, match=f"{odd}: has 4 channels"):
         dm.setup("fit")
 
 
@@ -70,13 +70,13 @@ def test_a_global_batch_that_does_not_divide_over_the_processes_is_refused(tmp_p
     dm = SequenceDataModule(str(tmp_path), batch_size=30)
     dm.trainer = SimpleNamespace(world_size=4, global_rank=0)
     dm.setup("fit")
-    with pytest.raises(SequenceDataError, match="divide evenly over 4 processes: use 28 or 32"):
+    with pytest.raises(UserError, match="divide evenly over 4 processes: use 28 or 32"):
         dm.train_dataloader()
 
 
 def test_a_folder_of_row_vectors_trains_a_one_channel_model(tmp_path: Path) -> None:
     """`[1, 30]` files are 30 steps of one channel for the model too, not 30 channels."""
-    from pipeline.classify import load_classifier
+    from pipeline.apply.classify import load_classifier
     from pipeline.cli import main
 
     rng = np.random.default_rng(0)

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.core.errors import UserError
 from pipeline.data.discovery import assign_splits, class_names_of, discover
-from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError
+from pipeline.data.sequence_files import SEQUENCE_SUFFIXES
 
 from conftest import random_tree
 
@@ -55,7 +56,7 @@ def test_manifest_with_and_without_split(tmp_path: Path) -> None:
 def test_bad_layouts_raise_clear_errors(tmp_path: Path, make, message) -> None:
     root = tmp_path / "root"
     make(root)
-    with pytest.raises(SequenceDataError, match=message):
+    with pytest.raises(UserError, match=message):
         samples = discover(root, SEQUENCE_SUFFIXES)
         class_names_of(samples)
         assign_splits(samples, 0.2, 0.2, seed=0)
@@ -63,5 +64,5 @@ def test_bad_layouts_raise_clear_errors(tmp_path: Path, make, message) -> None:
 
 def test_manifest_pointing_at_missing_file(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("path,label\nnope.npy,a\n")
-    with pytest.raises(SequenceDataError, match="line 2: .*nope.npy does not exist"):
+    with pytest.raises(UserError, match="line 2: .*nope.npy does not exist"):
         discover(tmp_path / "m.csv", SEQUENCE_SUFFIXES)

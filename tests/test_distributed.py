@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from pipeline.sample_data import make_signal_dataset
+from pipeline.prepare.sample_data import make_signal_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "trainer"
 TWO_PROCESSES = [f"--trainer={CONFIGS / 'ddp.yaml'}", "--trainer.accelerator=cpu",

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.apply.explain import integrated_gradients
 from pipeline.cli import main
-from pipeline.explain import integrated_gradients
 from pipeline.models.sequence_net import SequenceNet
 
 FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",

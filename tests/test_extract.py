@@ -7,7 +7,7 @@ import pytest
 from skimage import data
 
 from pipeline.cli import main
-from pipeline.sample_data import CAMERA_MOTIONS
+from pipeline.prepare.sample_data import CAMERA_MOTIONS
 
 from conftest import write_video
 

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.data.sequence_files import SequenceDataError, save_sequence
+from pipeline.core.errors import UserError
+from pipeline.data.sequence_files import save_sequence
 from pipeline.data.streams import StreamSample, discover_stream_samples, is_stream_layout
-from pipeline.fusion import align
-from pipeline.sample_data import make_fusion_dataset
+from pipeline.prepare.fusion import align
+from pipeline.prepare.sample_data import make_fusion_dataset
 
 CHAIN = Path(__file__).resolve().parents[1] / "configs" / "fusion" / "vibration.yaml"
 MOTION = ["--backbone", "none", "--motion", "dis", "--sampling", "fps", "--sampling-value", "6",
@@ -45,7 +46,7 @@ def test_streams_are_averaged_over_the_sparsest_streams_steps_within_their_commo
     assert cut == pytest.approx(1.0)
 
     sample.offsets["fast"] = 4.9  # the recording starts as the video ends
-    with pytest.raises(SequenceDataError, match="overlap for less than one slow step"):
+    with pytest.raises(UserError, match="overlap for less than one slow step"):
         align(sample, files, {}, ["slow", "fast"])
     sample.offsets["fast"] = 0.0
     filled, _, _ = align(sample, {"slow": files["slow"]}, {"fast": np.array([7.0, 8.0])},
@@ -186,5 +187,5 @@ def test_bad_stream_manifests_are_refused_with_the_line(
     for header in ("path,label", "file,start,end,label"):  # sample manifests, interval CSVs
         (tmp_path / "other.csv").write_text(header + "\n")
         assert not is_stream_layout(tmp_path / "other.csv")
-    with pytest.raises(SequenceDataError, match=message):
+    with pytest.raises(UserError, match=message):
         discover_stream_samples(manifest)

@@ -18,7 +18,7 @@ import torch
 from skimage import data
 
 from pipeline.cli import main
-from pipeline.sample_data import make_signal_dataset
+from pipeline.prepare.sample_data import make_signal_dataset
 
 from conftest import write_video
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.data.datamodule import SequenceDataModule
+from pipeline.core.errors import UserError
 from pipeline.data.intervals import (
     Interval,
     is_interval_csv,
@@ -18,8 +18,8 @@ from pipeline.data.intervals import (
     step_labels,
     window_samples,
 )
-from pipeline.data.sequence_files import SequenceDataError
-from pipeline.sample_data import make_activity_recordings
+from pipeline.prepare.sample_data import make_activity_recordings
+from pipeline.training.datamodule import SequenceDataModule
 
 SIGNAL = {"fs": 20, "steps": [{"window_stats": {"nperseg": 4, "hop": 2, "stats": ["mean", "std"]}}]}
 
@@ -79,7 +79,7 @@ def test_interval_csv_checks(tmp_path: Path):
         path = tmp_path / "labels.csv"
         path.write_text(f"file,start,end,label\n{body}\n")
         assert is_interval_csv(path)
-        with pytest.raises(SequenceDataError, match=message):
+        with pytest.raises(UserError, match=message):
             read_intervals(path)
 
 
@@ -109,7 +109,7 @@ def test_windowed_sequence_to_label_from_the_cli(activity: Path, tmp_path: Path)
     assert metrics["num_samples"] == len(rows) > 0
     assert {"start_s", "end_s"} <= set(rows[0]) and rows[0]["path"].endswith(".csv")
     assert all(float(r["end_s"]) - float(r["start_s"]) == pytest.approx(2.9) for r in rows)
-    with pytest.raises(SequenceDataError, match="set data.signal"):
+    with pytest.raises(UserError, match="set data.signal"):
         dm.labelled_samples  # noqa: B018
 
 

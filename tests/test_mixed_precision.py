@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from pipeline.sample_data import make_fusion_dataset, make_machine_dataset
+from pipeline.prepare.sample_data import make_fusion_dataset, make_machine_dataset
 
 from conftest import write_video
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.cli import main
-from pipeline.progress import progress_bar
+from pipeline.core.progress import progress_bar
 
 
 def test_a_bar_in_a_log_is_drawn_about_twenty_times(capsys) -> None:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import kernel_memo
-from pipeline.classify import load_classifier
+from pipeline.apply.classify import load_classifier
 from pipeline.cli import main
-from pipeline.data.datamodule import SequenceDataModule
-from pipeline.lit_module import LEGACY_HPARAMS
-from pipeline.sample_data import make_signal_dataset
+from pipeline.prepare.sample_data import make_signal_dataset
+from pipeline.training import kernel_memo
+from pipeline.training.datamodule import SequenceDataModule
+from pipeline.training.lit_module import LEGACY_HPARAMS
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 

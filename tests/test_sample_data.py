@@ -4,7 +4,7 @@ import numpy as np
 
 from feature_extractors.video import count_frames
 from pipeline.cli import main
-from pipeline.sample_data import VIDEO_CLASSES, camera_path
+from pipeline.prepare.sample_data import VIDEO_CLASSES, camera_path
 
 
 def test_camera_paths_move_as_their_class_says() -> None:

@@ -4,12 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.sequence_files import (
-    SequenceDataError,
-    load_sequence,
-    save_sequence,
-    sequence_shape,
-)
+from pipeline.core.errors import UserError
+from pipeline.data.sequence_files import load_sequence, save_sequence, sequence_shape
 
 ARRAY = np.arange(12, dtype=np.float32).reshape(4, 3)
 
@@ -90,6 +86,6 @@ def test_bad_files_raise_naming_the_file(tmp_path: Path, name, content, message)
         path.write_text(content)
     else:
         np.savez(path, a=ARRAY, b=ARRAY)
-    with pytest.raises(SequenceDataError, match=message) as err:
+    with pytest.raises(UserError, match=message) as err:
         load_sequence(path)
     assert str(path) in str(err.value)

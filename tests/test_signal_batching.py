@@ -16,9 +16,9 @@ import torch
 
 from feature_extractors.signal import SignalPreprocessing
 from feature_extractors.signal import preprocessing as chain_module
-from pipeline import signals as signal_cache
 from pipeline.cli import main
-from pipeline.sample_data import make_machine_dataset
+from pipeline.prepare import signals as signal_cache
+from pipeline.prepare.sample_data import make_machine_dataset
 
 STEPS = [
     {"detrend": {}},
@@ -93,7 +93,7 @@ def test_a_killed_run_resumes_from_the_recordings_it_wrote(recordings, tmp_path)
     script = f"""
 import os, signal
 from feature_extractors.signal import SignalPreprocessing
-from pipeline import signals
+from pipeline.prepare import signals
 save, saved = signals.save_sequence, []
 def save_then_die(*args, **kwargs):
     if len(saved) == 3:

@@ -15,8 +15,8 @@ import yaml
 from feature_extractors.signal import SignalPreprocessing
 from pipeline.cli import main
 from pipeline.data.sequence_files import load_sequence
-from pipeline.sample_data import make_activity_recordings, make_machine_dataset
-from pipeline.signals import preprocess_recordings, signal_cache_dir
+from pipeline.prepare.sample_data import make_activity_recordings, make_machine_dataset
+from pipeline.prepare.signals import preprocess_recordings, signal_cache_dir
 
 STEPS = [
     {"detrend": {}},

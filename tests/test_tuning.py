@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from pipeline.cli import main
-from pipeline.data.sequence_files import SequenceDataError
-from pipeline.tuning import PruneOnValidation, read_space
+from pipeline.core.errors import UserError
+from pipeline.training.tuning import PruneOnValidation, read_space
 
 SPACE = {
     "model.hidden_size": {"type": "int", "low": 8, "high": 32, "log": True},
@@ -61,10 +61,10 @@ def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
 def test_a_search_whose_trials_all_fail_says_so(
     signal_root: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    from pipeline.lit_module import SequenceClassifier
+    from pipeline.training.lit_module import SequenceClassifier
 
     def diverge(self, batch, batch_idx):
-        raise SequenceDataError("the training loss became nan at epoch 0")
+        raise UserError("the training loss became nan at epoch 0")
 
     monkeypatch.setattr(SequenceClassifier, "training_step", diverge)
     space = tmp_path / "space.yaml"
@@ -99,7 +99,7 @@ def test_a_lagging_trial_is_pruned_after_an_epoch() -> None:
 def test_a_malformed_search_space_names_the_option(tmp_path: Path) -> None:
     space = tmp_path / "space.yaml"
     space.write_text("model.lr: {type: float, low: 0.001}\n")
-    with pytest.raises(SequenceDataError, match="model.lr \\(float\\) needs high"):
+    with pytest.raises(UserError, match="model.lr \\(float\\) needs high"):
         read_space(space)
 
 

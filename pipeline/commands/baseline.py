@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.data.sequence_files import SequenceDataError
+from pipeline.core.errors import UserError
 
 FIT_OPTIONS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipeline.baselines import METHODS
+    from pipeline.training.baselines import METHODS
 
     parser.add_argument("--method", choices=METHODS, default="minirocket")
     parser.add_argument(
@@ -28,21 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ns: argparse.Namespace) -> None:
     import torch
 
-    from pipeline.baselines import fit_and_predict
-    from pipeline.data.datamodule import SequenceDataset
-    from pipeline.lightning_cli import make_cli
-    from pipeline.metrics import test_metrics, test_results
-    from pipeline.reports import write_indexed_predictions, write_metrics, write_report
+    from pipeline.training.baselines import fit_and_predict
+    from pipeline.training.datamodule import SequenceDataset
+    from pipeline.training.lightning_cli import make_cli
+    from pipeline.training.metrics import test_metrics, test_results
+    from pipeline.training.reports import write_indexed_predictions, write_metrics, write_report
 
     cli = make_cli(ns.fit_args, run=False)
     data = cli.datamodule
     data.setup("test")
     if data.per_step:
-        raise SequenceDataError("baselines label whole sequences; data.per_step is not supported.")
+        raise UserError("baselines label whole sequences; data.per_step is not supported.")
     names = data.class_names
     splits = {s: SequenceDataset(data.splits.get(s) or [], names) for s in ("train", "val", "test")}
     if not len(splits["test"]):
-        raise SequenceDataError(f"the test split of {data.root} is empty; a baseline needs one.")
+        raise UserError(f"the test split of {data.root} is empty; a baseline needs one.")
     train = [splits["train"][i] for i in range(len(splits["train"]))]
     train += [splits["val"][i] for i in range(len(splits["val"]))]
     test = [splits["test"][i] for i in range(len(splits["test"]))]
@@ -53,7 +53,7 @@ def run(ns: argparse.Namespace) -> None:
             [item["x"].numpy() for item in test], len(names), seed=cli.config.seed_everything or 0,
         )  # fmt: skip
     except ImportError as err:
-        raise SequenceDataError(str(err)) from None
+        raise UserError(str(err)) from None
     probs = torch.from_numpy(result.probs).float()
     targets = torch.tensor([item["y"] for item in test])
     metrics = test_metrics(len(names))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.data.sequence_files import SequenceDataError
+from pipeline.core.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,14 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
-    from pipeline.classify import classify
-    from pipeline.reports import write_predictions, write_step_predictions
+    from pipeline.apply.classify import classify
+    from pipeline.training.reports import write_predictions, write_step_predictions
 
     result = classify(ns.paths, ns.checkpoint, ns.batch_size, ns.num_workers, ns.device)
     for path, reason in result.failed:
         print(f"  skipped {path}: {reason}", file=sys.stderr)
     if not result.samples:
-        raise SequenceDataError(f"none of {', '.join(map(str, ns.paths))} could be read.")
+        raise UserError(f"none of {', '.join(map(str, ns.paths))} could be read.")
     summary = (
         f"classify: {len(result.samples)} classified, {len(result.failed)} skipped -> {ns.out}"
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.data.sequence_files import SequenceDataError
+from pipeline.core.errors import UserError
 
 FIT_OPTIONS = True
 
@@ -18,10 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
-    from pipeline.cross_validation import cross_validate
+    from pipeline.training.cross_validation import cross_validate
 
     if ns.folds < 2:
-        raise SequenceDataError("--folds must be at least 2.")
+        raise UserError("--folds must be at least 2.")
     summary, path = cross_validate(ns.fit_args, ns.folds, ns.out)
     print(f"cv: {ns.folds} folds -> {path}")
     for metric, mean in summary["mean"].items():

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 from feature_extractors.signal import SignalPreprocessing
-from pipeline.data.sequence_files import SequenceDataError
-from pipeline.distributed import rank_and_world, run_on_ranks
+from pipeline.core.distributed import rank_and_world, run_on_ranks
+from pipeline.core.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipeline.decompose import METHODS
+    from pipeline.prepare.decompose import METHODS
 
     parser.add_argument("path", type=Path, help="recording, or folder of them")
     parser.add_argument("--out", type=Path, required=True, help="folder to write")
@@ -61,7 +61,7 @@ def run(ns: argparse.Namespace) -> None:
     try:
         preprocessing = SignalPreprocessing(**signal)
     except (TypeError, ValueError) as err:
-        raise SequenceDataError(f"{ns.config}: {err}") from None
+        raise UserError(f"{ns.config}: {err}") from None
     run_on_ranks(_decompose_on_rank, ns.devices, ns, preprocessing, method, num_modes, options)
 
 
@@ -72,14 +72,14 @@ def _decompose_on_rank(
     num_modes: int,
     options: dict,
 ) -> None:
-    from pipeline.decompose import decompose_recordings
+    from pipeline.prepare.decompose import decompose_recordings
 
     try:
         rows, report = decompose_recordings(
             ns.path, ns.out, preprocessing, method, num_modes, plot=not ns.no_plot, **options
         )
     except ValueError as err:
-        raise SequenceDataError(str(err)) from None
+        raise UserError(str(err)) from None
     if rank_and_world()[0] != 0:
         return
     for _, reason in report.failed:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.data.sequence_files import SequenceDataError
+from pipeline.core.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
-    from pipeline.explain import explain
+    from pipeline.apply.explain import explain
 
     results, failed = explain(
         ns.paths, ns.checkpoint, ns.out, ns.target, ns.steps, ns.num_workers, ns.device
@@ -32,6 +32,6 @@ def run(ns: argparse.Namespace) -> None:
     for path, reason in failed:
         print(f"  skipped {path}: {reason}", file=sys.stderr)
     if not results:
-        raise SequenceDataError(f"none of {', '.join(map(str, ns.paths))} could be read.")
+        raise UserError(f"none of {', '.join(map(str, ns.paths))} could be read.")
     print(f"explain: {len(results)} explained, {len(failed)} skipped -> {ns.out} "
           "(a .png and .npz per input, explain.csv)")  # fmt: skip

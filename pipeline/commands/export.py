@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
-    from pipeline.classify import export_video_classifier, load_classifier
+    from pipeline.apply.classify import export_video_classifier, load_classifier
 
     classifier = load_classifier(ns.checkpoint)
     module, info = export_video_classifier(classifier)

@@ -18,9 +18,9 @@ from feature_extractors.video import (
     MotionSettings,
     WeightsUnavailableError,
 )
+from pipeline.core.distributed import rank_and_world, run_on_ranks
+from pipeline.core.errors import UserError
 from pipeline.data.cache import ExtractionReport
-from pipeline.data.sequence_files import SequenceDataError
-from pipeline.distributed import rank_and_world, run_on_ranks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,9 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ns: argparse.Namespace) -> None:
     if ns.backbone == "none" and ns.motion == "none":
-        raise SequenceDataError("--backbone none needs --motion dis or farneback")
+        raise UserError("--backbone none needs --motion dis or farneback")
     if ns.sampling == "all" and ns.sampling_value is not None:
-        raise SequenceDataError(
+        raise UserError(
             f"--sampling-value {ns.sampling_value} needs --sampling every, uniform or fps; the "
             "default, all, keeps every frame."
         )
@@ -103,14 +103,14 @@ def run(ns: argparse.Namespace) -> None:
         if ns.motion != "none":
             MotionSettings(ns.motion, ns.motion_grid, ns.motion_width)
     except ValueError as err:
-        raise SequenceDataError(str(err)) from None
+        raise UserError(str(err)) from None
     from pipeline.data.streams import is_stream_layout
 
     if is_stream_layout(ns.root):
         run_on_ranks(_fuse_on_rank, ns.devices, ns)
         return
     if ns.signal:
-        raise SequenceDataError(
+        raise UserError(
             f"--signal is for samples of several streams; {ns.root} holds <class>/<video> files."
         )
     run_on_ranks(_extract_on_rank, ns.devices, ns)
@@ -138,7 +138,7 @@ def _encoders(
 
 
 def _extract_on_rank(ns: argparse.Namespace) -> None:
-    from pipeline.extract import extract_videos
+    from pipeline.prepare.extract import extract_videos
 
     backbone, sampling, motion = _encoders(ns)
     first_rank = rank_and_world()[0] == 0
@@ -172,7 +172,7 @@ def _print_removed(report: ExtractionReport, out: Path) -> None:
 
 def _fuse_on_rank(ns: argparse.Namespace) -> None:
     from pipeline.data.streams import common_streams, discover_stream_samples, stream_kind
-    from pipeline.fusion import fuse, signal_encoding, video_encoding
+    from pipeline.prepare.fusion import fuse, signal_encoding, video_encoding
 
     samples = discover_stream_samples(ns.root)
     chains = _signal_chains(ns.signal)
@@ -186,7 +186,7 @@ def _fuse_on_rank(ns: argparse.Namespace) -> None:
         files = [s.streams[name] for s in samples if name in s.streams]
         if stream_kind(files[0]) == "video":
             if name in chains:
-                raise SequenceDataError(f"--signal {name}=...: {name} is a video stream")
+                raise UserError(f"--signal {name}=...: {name} is a video stream")
             video = video or video_encoding(
                 *_encoders(ns), ns.batch_size, ns.num_workers, ns.device
             )  # one backbone for every video stream
@@ -194,14 +194,14 @@ def _fuse_on_rank(ns: argparse.Namespace) -> None:
             continue
         chain = chains.get(name) or chains.get(None)
         if chain is None:
-            raise SequenceDataError(
+            raise UserError(
                 f"{files[0]}: the recording stream {name!r} needs its preprocessing: pass "
                 f"--signal {name}=CHAIN.yaml (fs and steps, as data.signal in a fit config)."
             )
         encodings[name] = signal_encoding(chain.for_files(files))  # its workers and device kept
     unknown = sorted(set(chains) - set(encodings) - {None})
     if unknown:
-        raise SequenceDataError(f"--signal {unknown[0]}=...: no stream {unknown[0]!r} in {ns.root}")
+        raise UserError(f"--signal {unknown[0]}=...: no stream {unknown[0]!r} in {ns.root}")
     settings, report = fuse(samples, ns.root, ns.out, encodings)
     if rank_and_world()[0] == 0:
         cached = ", ".join(
@@ -242,7 +242,7 @@ def _signal_chains(options: list[str]) -> dict:
             chains[name or None] = SignalPreprocessing(**config)
             chains[name or None].check_device()
         except (OSError, yaml.YAMLError, TypeError, ValueError) as err:
-            raise SequenceDataError(
+            raise UserError(
                 f"--signal {option}: {err}; give a YAML file of fs and steps (as data.signal)."
             ) from None
     return chains

@@ -12,6 +12,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
-    from pipeline.reports import write_report
+    from pipeline.training.reports import write_report
 
     print(f"report: {write_report(ns.run_dir)}")

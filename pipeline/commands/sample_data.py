@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
-    from pipeline import sample_data
+    from pipeline.prepare import sample_data
 
     makers = {
         "signals": lambda n: sample_data.make_signal_dataset(ns.out, n or 40, seed=ns.seed),

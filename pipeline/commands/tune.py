@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.data.sequence_files import SequenceDataError
+from pipeline.core.errors import UserError
 
 FIT_OPTIONS = True
 
@@ -21,10 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
-    from pipeline.tuning import read_space, tune
+    from pipeline.training.tuning import read_space, tune
 
     if not ns.space.is_file():
-        raise SequenceDataError(f"search space {ns.space} not found; see configs/tune/space.yaml.")
+        raise UserError(f"search space {ns.space} not found; see configs/tune/space.yaml.")
     study, best_yaml = tune(ns.fit_args, read_space(ns.space), ns.trials, ns.out, ns.seed)
     best = study.best_trial
     print(f"tune: {len(study.trials)} trials in {ns.out / 'study.db'}; best trial {best.number}: "

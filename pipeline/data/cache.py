@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.distributed import gather_to_all, rank_and_world
+from pipeline.core.errors import UserError
+from pipeline.core.progress import progress_bar
 from pipeline.data.discovery import Sample
-from pipeline.data.sequence_files import SequenceDataError
-from pipeline.distributed import gather_to_all, rank_and_world
-from pipeline.progress import progress_bar
 
 
 @dataclass
@@ -90,7 +90,7 @@ def plan(
     for sample in samples:
         target = targets[sample.path] = feature_path(sample.path, root, out)
         if sources.setdefault(target, sample.path) != sample.path:
-            raise SequenceDataError(
+            raise UserError(
                 f"{sources[target]} and {sample.path} would both be cached as {target}: inputs "
                 "in one folder need different names before their suffix. Rename one of them."
             )

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.data.sequence_files import SequenceDataError
+from pipeline.core.errors import UserError
 
 SPLITS = ("train", "val", "test")
 
@@ -56,7 +56,7 @@ def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
     if root.is_file() and root.suffix.lower() == ".csv":
         return _read_manifest(root)
     if not root.is_dir():
-        raise SequenceDataError(f"data root {root} does not exist; pass an existing folder.")
+        raise UserError(f"data root {root} does not exist; pass an existing folder.")
     split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
     _check_split_folders(root, split_dirs, suffixes)
     if split_dirs:
@@ -64,7 +64,7 @@ def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
     else:
         samples = _class_folders(root, suffixes, split="train")
     if not samples:
-        raise SequenceDataError(
+        raise UserError(
             f"no samples found under {root}: expected ROOT/<class>/<sample> files with suffix "
             f"{', '.join(suffixes)} (optionally inside train/, val/, test/), or a manifest CSV."
         )
@@ -83,7 +83,7 @@ def _check_split_folders(root: Path, split_dirs: list[Path], suffixes: tuple[str
     loose = next((d for d in split_dirs for p in d.iterdir() if is_sample_file(p, suffixes)), None)
     if others or loose is not None:
         found = f"beside the class folders {', '.join(others)}" if others else "holding samples"
-        raise SequenceDataError(
+        raise UserError(
             f"{root}: has a {(split_dirs[0] if others else loose).name}/ folder {found}; train, "
             "val and test name splits, not classes. Put the class folders inside train/ (and "
             "val/, test/), or rename a class that is called so."
@@ -96,10 +96,10 @@ def discover_unlabelled(root: str | Path, suffixes: tuple[str, ...]) -> list[Sam
     if root.is_file():
         return [Sample(root, None, "predict")]
     if not root.is_dir():
-        raise SequenceDataError(f"{root} does not exist; pass a file or a folder of samples.")
+        raise UserError(f"{root} does not exist; pass a file or a folder of samples.")
     files = sorted(p for p in walk(root) if is_sample_file(p, suffixes))
     if not files:
-        raise SequenceDataError(f"no files with suffix {', '.join(suffixes)} under {root}.")
+        raise UserError(f"no files with suffix {', '.join(suffixes)} under {root}.")
     return [Sample(p, p.parent.name if p.parent != root else None, "predict") for p in files]
 
 
@@ -127,7 +127,7 @@ def class_names_of(samples: list[Sample]) -> list[str]:
     """Sorted class names; at least two are required to train a classifier."""
     names = sorted({s.label for s in samples if s.label is not None})
     if len(names) < 2:
-        raise SequenceDataError(
+        raise UserError(
             f"found {len(names)} class ({', '.join(names) or 'none'}); a classifier needs at least "
             "two class folders, each holding samples of one class."
         )
@@ -163,7 +163,7 @@ def assign_splits(
         counts = {k: max(1, round(len(group) * f)) if f > 0 else 0 for k, f in fractions.items()}
         needed = 1 + counts["val"] + counts["test"]
         if len(group) < needed:
-            raise SequenceDataError(
+            raise UserError(
                 f"class {label!r} has {len(group)} training sample(s), too few for a train/val/test "
                 f"split (needs {needed}). Add samples, give explicit val/ and test/ folders, or set "
                 "data.val_fraction / data.test_fraction to 0."
@@ -195,7 +195,7 @@ def _split_by_group(samples: list[Sample], fractions: dict[str, float], seed: in
                 splitter.split(pool, [s.label for s in pool], [s.group for s in pool])
             )
         except ValueError as err:
-            raise SequenceDataError(
+            raise UserError(
                 f"cannot hold out {fractions[split]:.0%} of the samples as whole groups for the "
                 f"{split} split: {err}. Add groups, or give explicit split columns."
             ) from None
@@ -213,7 +213,7 @@ def _groups_of(samples: list[Sample], pattern: str | None) -> list:
     if any(g is not None for g in groups):
         missing = next((s for s, g in zip(samples, groups, strict=True) if g is None), None)
         if missing is not None:
-            raise SequenceDataError(
+            raise UserError(
                 f"{missing.path}: has no group while other samples do; give every sample a "
                 "group (manifest column `group`, or a data.group_pattern that matches every "
                 "file name)."
@@ -234,7 +234,7 @@ def assign_fold(
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     if not 0 <= fold < folds:
-        raise SequenceDataError(f"data.fold {fold} must be in [0, {folds}) for {folds} folds.")
+        raise UserError(f"data.fold {fold} must be in [0, {folds}) for {folds} folds.")
     pool = [s for s in samples if s.split != "test"]
     groups = _groups_of(pool, group_pattern)
     grouped = any(g is not None for g in groups)
@@ -244,9 +244,7 @@ def assign_fold(
     try:
         _, held_out = list(splitter.split(pool, labels, groups if grouped else None))[fold]
     except ValueError as err:
-        raise SequenceDataError(
-            f"cannot make {folds} folds of {len(pool)} samples: {err}"
-        ) from None
+        raise UserError(f"cannot make {folds} folds of {len(pool)} samples: {err}") from None
     val = set(held_out.tolist())
     dealt = [replace(s, split="val" if i in val else "train") for i, s in enumerate(pool)]
     return dealt + [s for s in samples if s.split == "test"]
@@ -270,7 +268,7 @@ def _class_folders(folder: Path, suffixes: tuple[str, ...], split: str) -> list[
     ):
         files = sorted(p for p in class_dir.iterdir() if is_sample_file(p, suffixes))
         if not files:
-            raise SequenceDataError(
+            raise UserError(
                 f"class folder {class_dir} has no sample files ({', '.join(suffixes)}); add "
                 "samples or remove the folder."
             )
@@ -282,14 +280,14 @@ def require_cells(row: dict[str, str | None], columns: tuple[str, ...], where: s
     """Refuse a CSV row (from `csv.DictReader`) with an empty or missing cell in `columns`."""
     missing = [c for c in columns if not (row.get(c) or "").strip()]
     if missing:
-        raise SequenceDataError(f"{where}: no {' or '.join(missing)}; fill every cell.")
+        raise UserError(f"{where}: no {' or '.join(missing)}; fill every cell.")
 
 
 def _read_manifest(manifest: Path) -> list[Sample]:
     with manifest.open(newline="", encoding="utf-8-sig") as fh:  # Excel writes a BOM
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise SequenceDataError(
+            raise UserError(
                 f"manifest {manifest}: needs a header with columns path,label[,split][,group]; "
                 f"found {reader.fieldnames}."
             )
@@ -300,12 +298,12 @@ def _read_manifest(manifest: Path) -> list[Sample]:
         require_cells(row, ("path", "label"), where)
         split = (row.get("split") or "train").strip()
         if split not in SPLITS:
-            raise SequenceDataError(f"{where}: split {split!r} is not one of {SPLITS}.")
+            raise UserError(f"{where}: split {split!r} is not one of {SPLITS}.")
         path = (manifest.parent / row["path"].strip()).resolve()
         if not path.is_file():
-            raise SequenceDataError(f"{where}: {path} does not exist.")
+            raise UserError(f"{where}: {path} does not exist.")
         if path in lines:
-            raise SequenceDataError(
+            raise UserError(
                 f"manifest {manifest}, lines {lines[path]} and {line_no}: both list {path}; a "
                 "file is one sample, with one label and one split. Remove one of the rows."
             )
@@ -313,5 +311,5 @@ def _read_manifest(manifest: Path) -> list[Sample]:
         group = (row.get("group") or "").strip() or None
         samples.append(Sample(path, row["label"].strip(), split, group=group))
     if not samples:
-        raise SequenceDataError(f"manifest {manifest} lists no samples.")
+        raise UserError(f"manifest {manifest} lists no samples.")
     return samples

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import UserError
 from pipeline.data.discovery import Sample, require_cells
-from pipeline.data.sequence_files import SequenceDataError
 
 INTERVAL_COLUMNS = ("file", "start", "end", "label")
 
@@ -56,23 +56,23 @@ def read_intervals(path: str | Path) -> dict[Path, list[Interval]]:
             try:
                 start, end = float(row["start"]), float(row["end"])
             except ValueError:
-                raise SequenceDataError(
+                raise UserError(
                     f"{where}: start and end must be numbers of seconds, got "
                     f"{row['start']!r} and {row['end']!r}."
                 ) from None
             if not end > start >= 0:
-                raise SequenceDataError(f"{where}: needs 0 <= start < end, got {start}, {end}.")
+                raise UserError(f"{where}: needs 0 <= start < end, got {start}, {end}.")
             recording = (path.parent / row["file"].strip()).resolve()
             if not recording.is_file():
-                raise SequenceDataError(f"{where}: {recording} does not exist.")
+                raise UserError(f"{where}: {recording} does not exist.")
             found[recording].append((Interval(start, end, row["label"].strip()), line_no))
     if not found:
-        raise SequenceDataError(f"{path}: lists no intervals.")
+        raise UserError(f"{path}: lists no intervals.")
     for recording, rows in found.items():
         ordered = sorted(rows, key=lambda row: (row[0].start, row[0].end))
         for (before, line), (after, next_line) in zip(ordered, ordered[1:], strict=False):
             if after.start < before.end:
-                raise SequenceDataError(
+                raise UserError(
                     f"{path}, lines {line} and {next_line}: intervals of "
                     f"{recording.name} overlap ({before.start:g}-{before.end:g} s "
                     f"{before.label!r}, {after.start:g}-{after.end:g} s {after.label!r}); a "
@@ -104,7 +104,7 @@ def window_samples(
     rate = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 1.0
     size, stride = round(length * rate), max(1, round(hop * rate))
     if size < 1 or size > len(times):
-        raise SequenceDataError(
+        raise UserError(
             f"{source}: a {length} s window is {size} steps at {rate:g} steps/s, but the "
             f"processed recording has {len(times)}; choose data.window_length between "
             f"{1 / rate:g} s and {len(times) / rate:g} s."

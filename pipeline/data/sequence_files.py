@@ -18,12 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.core.errors import SequenceDataError, UserError  # noqa: F401 (the old name)
+
 SEQUENCE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
 FEATURE_SETTINGS_FILE = "feature_settings.json"
-
-
-class SequenceDataError(ValueError):
-    """Bad input data: the message names the file and how to fix it."""
 
 
 def write_feature_settings(folder: str | Path, settings: dict) -> Path:
@@ -43,7 +41,7 @@ def read_feature_settings(root: str | Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise SequenceDataError(
+        raise UserError(
             f"{path}: not valid JSON ({err}). Re-run the extraction that wrote it, or delete it."
         ) from None
 
@@ -52,39 +50,39 @@ def load_sequence(path: str | Path) -> np.ndarray:
     """Load one sample as a finite float32 array of shape `[T, D]`, `T >= 1`.
 
     A 1-D array, and a bare `[1, N]` one (a row vector), is read as a single channel. Raises
-    `SequenceDataError` naming the file when it cannot be read, is not numeric, has the wrong
+    `UserError` naming the file when it cannot be read, is not numeric, has the wrong
     rank, is empty or holds NaN/Inf.
     """
     path = Path(path)
     try:
         array = _read_array(path)
-    except SequenceDataError:
+    except UserError:
         raise
     except Exception as err:  # every reader has its own exception types
-        raise SequenceDataError(
+        raise UserError(
             f"{path}: cannot read it as a sequence ({type(err).__name__}: {err}). "
             f"Fix or remove the file; sequence files are {', '.join(SEQUENCE_SUFFIXES)} arrays "
             "of shape [T, channels]."
         ) from err
     if array.dtype.kind not in "fiub":
-        raise SequenceDataError(
+        raise UserError(
             f"{path}: holds {array.dtype} values, not numbers. Store a numeric [T, channels] array."
         )
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
-        raise SequenceDataError(
+        raise UserError(
             f"{path}: has shape {tuple(array.shape)}; a sequence must be [T, channels] (2-D)."
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise SequenceDataError(
+        raise UserError(
             f"{path}: is empty (shape {tuple(array.shape)}); remove it or re-create it with at "
             "least one time step and one channel."
         )
     array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
-        raise SequenceDataError(
+        raise UserError(
             f"{path}: contains NaN or Inf (first at time step {bad[0]}, channel {bad[1]}). "
             "Clean or interpolate the recording, or remove the file."
         )
@@ -137,9 +135,7 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
 def _read_array(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
-        raise SequenceDataError(
-            f"{path}: is a zero-byte file; remove it or write the sample again."
-        )
+        raise UserError(f"{path}: is a zero-byte file; remove it or write the sample again.")
     if suffix == ".npy":
         return _row_vector_as_column(np.load(path, allow_pickle=False))
     if suffix == ".npz":
@@ -148,22 +144,20 @@ def _read_array(path: Path) -> np.ndarray:
                 return npz["features"]
             if len(npz.files) == 1:
                 return _row_vector_as_column(npz[npz.files[0]])
-            raise SequenceDataError(
-                f"{path}: holds arrays {npz.files}; name the sample array 'features'."
-            )
+            raise UserError(f"{path}: holds arrays {npz.files}; name the sample array 'features'.")
     if suffix == ".pt":
         obj = torch.load(path, map_location="cpu", weights_only=True)
         named = isinstance(obj, dict) and "features" in obj
         obj = obj["features"] if named else obj
         if not isinstance(obj, torch.Tensor):
-            raise SequenceDataError(
+            raise UserError(
                 f"{path}: holds a {type(obj).__name__}; save a tensor or {{'features': tensor}}."
             )
         array = (obj.float() if obj.is_floating_point() else obj).numpy()  # bf16 has no numpy
         return array if named else _row_vector_as_column(array)
     if suffix == ".csv":
         return _read_csv(path)
-    raise SequenceDataError(
+    raise UserError(
         f"{path}: unknown file type {suffix!r}; use one of {', '.join(SEQUENCE_SUFFIXES)}."
     )
 
@@ -195,14 +189,14 @@ def _read_csv(path: Path) -> np.ndarray:
             continue
         cells = line.strip().split(",")
         if len(cells) != len(names):
-            raise SequenceDataError(
+            raise UserError(
                 f"{path}, line {line_no}: {len(cells)} values but the header names "
                 f"{len(names)} channels. Every row needs one value per channel."
             )
         try:
             values.append([float(c) for c in cells])
         except ValueError as err:
-            raise SequenceDataError(
+            raise UserError(
                 f"{path}, line {line_no}: non-numeric value ({err}). The first row is the "
                 "header of channel names; every later row holds numbers only."
             ) from None

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from feature_extractors.signal import RECORDING_SUFFIXES
 from feature_extractors.video import VIDEO_SUFFIXES
+from pipeline.core.errors import UserError
 from pipeline.data.discovery import SPLITS, is_sample_file, require_cells, walk
-from pipeline.data.sequence_files import SequenceDataError
 
 STREAM_SUFFIXES = VIDEO_SUFFIXES + RECORDING_SUFFIXES
 _MANIFEST_COLUMNS = {"label", "split", "group", "path"}
@@ -78,7 +78,7 @@ def discover_stream_samples(root: str | Path) -> list[StreamSample]:
             name = folder.relative_to(root).as_posix()
             samples.append(StreamSample(name, _stream_files(folder), folder.parent.name, split))
     if not samples:
-        raise SequenceDataError(
+        raise UserError(
             f"no multi-stream samples under {root}: expected ROOT/<class>/<sample>/ folders, each "
             "holding one file per stream (camera.mp4, imu.csv, ...)."
         )
@@ -90,10 +90,10 @@ def discover_unlabelled_stream_samples(root: str | Path) -> list[StreamSample]:
     labelled by its parent folder when that lies inside `root`."""
     root = Path(root)
     if not root.is_dir():
-        raise SequenceDataError(f"{root}: not a folder; give sample folders of stream files.")
+        raise UserError(f"{root}: not a folder; give sample folders of stream files.")
     folders = sorted(d for d in _folders([root, *walk(root)], root) if _stream_files(d))
     if not folders:
-        raise SequenceDataError(f"no stream files ({', '.join(STREAM_SUFFIXES)}) under {root}.")
+        raise UserError(f"no stream files ({', '.join(STREAM_SUFFIXES)}) under {root}.")
     return [
         StreamSample(
             d.relative_to(root.parent).as_posix(),
@@ -133,34 +133,34 @@ def _read_manifest(manifest: Path) -> list[StreamSample]:
         rows = list(reader)
     streams = [c for c in columns if c not in _MANIFEST_COLUMNS and not c.startswith("offset_")]
     if len(streams) < 1 or "label" not in columns:
-        raise SequenceDataError(
+        raise UserError(
             f"manifest {manifest}: needs a header label,<stream>,<stream>[,split][,group]"
             f"[,offset_<stream>]; found {columns}."
         )
     unknown = [c for c in columns if c.startswith("offset_") and c[7:] not in streams]
     if unknown:
-        raise SequenceDataError(f"manifest {manifest}: {unknown[0]} names no stream column.")
+        raise UserError(f"manifest {manifest}: {unknown[0]} names no stream column.")
     samples, seen = [], {}
     for line_no, row in enumerate(rows, start=2):
         where = f"manifest {manifest}, line {line_no}"
         require_cells(row, ("label",), where)
         split = (row.get("split") or "train").strip()
         if split not in SPLITS:
-            raise SequenceDataError(f"{where}: split {split!r} is not one of {SPLITS}.")
+            raise UserError(f"{where}: split {split!r} is not one of {SPLITS}.")
         files = {s: manifest.parent / row[s].strip() for s in streams if (row[s] or "").strip()}
         if not files:
-            raise SequenceDataError(f"{where}: names no stream file; fill a stream column.")
+            raise UserError(f"{where}: names no stream file; fill a stream column.")
         offsets = {}
         for s in streams:
             cell = (row.get(f"offset_{s}") or "").strip()
             try:
                 offsets[s] = float(cell) if cell else 0.0
             except ValueError:
-                raise SequenceDataError(f"{where}: offset_{s} {cell!r} is not seconds.") from None
+                raise UserError(f"{where}: offset_{s} {cell!r} is not seconds.") from None
         first = next(iter(files.values()))
         name = f"{row['label'].strip()}/{first.parent.name}_{first.stem}"
         if name in seen:
-            raise SequenceDataError(
+            raise UserError(
                 f"manifest {manifest}, lines {seen[name]} and {line_no}: both would be fused as "
                 f"{name}; give each sample its own {next(iter(files))} file."
             )
@@ -168,5 +168,5 @@ def _read_manifest(manifest: Path) -> list[StreamSample]:
         group = (row.get("group") or "").strip() or None
         samples.append(StreamSample(name, files, row["label"].strip(), split, group, offsets))
     if not samples:
-        raise SequenceDataError(f"manifest {manifest} lists no samples.")
+        raise UserError(f"manifest {manifest} lists no samples.")
     return samples

@@ -8,8 +8,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from pipeline.distributed import merge_to_all
-from pipeline.reports import write_indexed_predictions
+from pipeline.core.distributed import merge_to_all
+from pipeline.training.reports import write_indexed_predictions
 
 
 class PredictionWriter(BasePredictionWriter):

@@ -15,6 +15,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
+from pipeline.core.errors import UserError
 from pipeline.data.cache import feature_path
 from pipeline.data.discovery import (
     Sample,
@@ -27,12 +28,11 @@ from pipeline.data.discovery import (
 from pipeline.data.intervals import is_interval_csv, read_intervals, step_labels, window_samples
 from pipeline.data.sequence_files import (
     SEQUENCE_SUFFIXES,
-    SequenceDataError,
     load_sequence,
     read_feature_settings,
     sequence_shape,
 )
-from pipeline.signals import preprocess_recordings, raise_failures, signal_cache_dir
+from pipeline.prepare.signals import preprocess_recordings, raise_failures, signal_cache_dir
 
 Batch = dict[str, torch.Tensor]
 VAL_FRACTION = 0.15  # the val share when `val_fraction` is None and the data allows one
@@ -209,7 +209,7 @@ class SequenceDataModule(pl.LightningDataModule):
             try:  # now, not after hours of preprocessing
                 self.signal.check_device()
             except ValueError as err:
-                raise SequenceDataError(f"data.{err}") from None
+                raise UserError(f"data.{err}") from None
         self.root = root
         self.predict_root = predict_root
         self.splits: dict[str, list[Sample]] = {}
@@ -228,12 +228,12 @@ class SequenceDataModule(pl.LightningDataModule):
         """All labelled samples of `root` with their split assigned (discovered once)."""
         if self._labelled is None:
             if self.root is None:
-                raise SequenceDataError("no data given: pass --data.root DIR (or a manifest CSV).")
+                raise UserError("no data given: pass --data.root DIR (or a manifest CSV).")
             if is_interval_csv(self.root):
                 self._labelled = self._held_out_fold(self._windows())
                 return self._labelled
             if self.per_step:
-                raise SequenceDataError(
+                raise UserError(
                     "data.per_step labels every time step; it needs an interval CSV "
                     f"(file,start,end,label) as data.root, not {self.root}."
                 )
@@ -264,14 +264,14 @@ class SequenceDataModule(pl.LightningDataModule):
         """Windowed samples of the long recordings an interval CSV labels."""
         hp = self.hparams
         if self.signal is None or hp.window_length is None:
-            raise SequenceDataError(
+            raise UserError(
                 f"{self.root} labels time intervals of long recordings: set data.signal (at "
                 "least its fs, for files that store no rate) and data.window_length (seconds)."
             )
         intervals = read_intervals(self.root)
         self._class_names = sorted({i.label for found in intervals.values() for i in found})
         if len(self._class_names) < 2:
-            raise SequenceDataError(f"{self.root}: a classifier needs at least two labels.")
+            raise UserError(f"{self.root}: a classifier needs at least two labels.")
         index = {name: k for k, name in enumerate(self._class_names)}
         recordings = self._preprocessed(self.root, [Sample(p, None) for p in intervals])
         samples = []
@@ -288,7 +288,7 @@ class SequenceDataModule(pl.LightningDataModule):
             )  # fmt: skip
         splits = {s.split for s in samples}
         if "train" not in splits:
-            raise SequenceDataError(
+            raise UserError(
                 f"{self.root}: no window fits the train part of any recording; use shorter "
                 "windows or smaller val/test fractions."
             )
@@ -350,7 +350,7 @@ class SequenceDataModule(pl.LightningDataModule):
             else:
                 self.splits["predict"] = [s for s in self.labelled_samples if s.split == "test"]
             if not self.splits["predict"]:
-                raise SequenceDataError(
+                raise UserError(
                     f"{self.root}: the test split is empty, so predict has nothing to label; give "
                     "--data.predict_root DIR (the files to label) or a test split."
                 )
@@ -364,7 +364,7 @@ class SequenceDataModule(pl.LightningDataModule):
         if stage == "fit":
             self._drop_long_training_samples()
             if not self.splits["train"]:
-                raise SequenceDataError(f"{self.root}: the train split is empty.")
+                raise UserError(f"{self.root}: the train split is empty.")
             train = self._dataset("train")
             lengths: list[int] = []
 
@@ -434,7 +434,7 @@ class SequenceDataModule(pl.LightningDataModule):
         if self.batch_size % world:
             size = self.batch_size
             lower, upper = size - size % world, size + world - size % world
-            raise SequenceDataError(
+            raise UserError(
                 f"data.batch_size {size} is the global batch and must divide evenly over "
                 f"{world} processes: use {lower or upper} or {upper}."
             )
@@ -443,7 +443,7 @@ class SequenceDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         samples = self.splits.get(split)
         if not samples:
-            raise SequenceDataError(
+            raise UserError(
                 f"the {split} split of {self.root} is empty; give {split}/ folders or a "
                 f"non-zero data.{split}_fraction."
             )
@@ -452,7 +452,7 @@ class SequenceDataModule(pl.LightningDataModule):
             # Lightning's default sampler repeats samples to even out the processes, which
             # would count them twice in the metrics: evaluate each sample exactly once.
             if len(dataset) < world:
-                raise SequenceDataError(
+                raise UserError(
                     f"the {split} split has {len(dataset)} samples for {world} processes; "
                     "use fewer devices or a larger split."
                 )
@@ -488,7 +488,7 @@ class SequenceDataModule(pl.LightningDataModule):
         for s in samples[1:]:
             channels = sequence_shape(s.path)[1]
             if channels != expected:
-                raise SequenceDataError(
+                raise UserError(
                     f"{s.path}: has {channels} channels but {expected_path} has {expected}; every "
                     "sample needs the same channel count. Re-create or remove the odd file."
                 )

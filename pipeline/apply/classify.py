@@ -27,16 +27,17 @@ from feature_extractors.video import (
     FrameSampling,
     MotionSettings,
 )
+from pipeline.core.errors import UserError
 from pipeline.data.cache import feature_path
-from pipeline.data.datamodule import SequenceDataset, length_batches, pad_collate
 from pipeline.data.discovery import Sample, discover_unlabelled
-from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, SequenceDataError, sequence_shape
+from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, sequence_shape
 from pipeline.data.streams import discover_unlabelled_stream_samples
-from pipeline.extract import video_encoders
-from pipeline.fusion import fuse, stream_encoding
-from pipeline.lit_module import SequenceClassifier, with_legacy_defaults
 from pipeline.models.video_classifier import VideoClassifier
-from pipeline.reports import step_times
+from pipeline.prepare.extract import video_encoders
+from pipeline.prepare.fusion import fuse, stream_encoding
+from pipeline.training.datamodule import SequenceDataset, length_batches, pad_collate
+from pipeline.training.lit_module import SequenceClassifier, with_legacy_defaults
+from pipeline.training.reports import step_times
 
 
 @dataclass
@@ -66,7 +67,7 @@ def load_classifier(checkpoint: str | Path) -> SequenceClassifier:
         model = SequenceClassifier(**hparams)
         model.load_state_dict(ckpt["state_dict"])
     except Exception as err:  # torch.load alone raises a dozen exception types on bad files
-        raise SequenceDataError(
+        raise UserError(
             f"{checkpoint}: not a checkpoint of a trained model ({type(err).__name__}: {err}). "
             "Pass a .ckpt file written by `seqclass fit` (checkpoints/best.ckpt or last.ckpt)."
         ) from None
@@ -79,7 +80,7 @@ def video_pipeline(
     """The frame encoder, sampling and motion descriptors a video-trained classifier expects."""
     settings = classifier.hparams.feature_settings
     if not settings or settings.get("kind") != "video":
-        raise SequenceDataError(
+        raise UserError(
             "this checkpoint was not trained on video features from `seqclass extract`; it "
             "classifies sequence files (.npy, .npz, .pt, .csv) as they are."
         )
@@ -90,7 +91,7 @@ def assemble_video_classifier(classifier: SequenceClassifier) -> VideoClassifier
     """One module, preprocessed frames -> logits, with the training run's backbone."""
     backbone, _, motion = video_pipeline(classifier)
     if backbone is None or motion is not None:
-        raise SequenceDataError(
+        raise UserError(
             "this model uses optical-flow motion descriptors, which OpenCV computes outside "
             "any torch module: it cannot be exported as one module. Use `seqclass classify`, "
             "or export a model trained on CNN features alone."
@@ -205,7 +206,7 @@ def _fused_inputs(
         found = discover_unlabelled_stream_samples(path)
         if not any(name in s.streams for s in found for name in names):
             given = sorted({name for s in found for name in s.streams})
-            raise SequenceDataError(
+            raise UserError(
                 f"{path}: holds the streams {given}, but the model was trained on {names}; "
                 "name each stream's file as in training (camera.mp4, imu.csv, ...)."
             )
@@ -226,7 +227,7 @@ def _with_model_channels(
     for sample in samples:
         try:
             channels = sequence_shape(sample.path)[1]
-        except SequenceDataError as err:
+        except UserError as err:
             failed.append((sample.source or sample.path, str(err)))
             continue
         if channels == expected:

@@ -30,6 +30,8 @@ from feature_extractors.video import (
     VideoReadError,
     frame_rate,
 )
+from pipeline.core.distributed import gather_to_all, rank_and_world
+from pipeline.core.errors import UserError
 from pipeline.data.cache import (
     ExtractionReport,
     feature_path,
@@ -39,11 +41,10 @@ from pipeline.data.cache import (
     write_failures,
 )
 from pipeline.data.discovery import Sample
-from pipeline.data.sequence_files import SequenceDataError, save_sequence, write_feature_settings
+from pipeline.data.sequence_files import save_sequence, write_feature_settings
 from pipeline.data.streams import StreamSample, stream_kind
-from pipeline.distributed import gather_to_all, rank_and_world
-from pipeline.extract import extract_videos, video_encoders, video_settings
-from pipeline.signals import preprocess_recordings
+from pipeline.prepare.extract import extract_videos, video_encoders, video_settings
+from pipeline.prepare.signals import preprocess_recordings
 
 STREAM_CACHE = ".streams"
 Encoder = Callable[[Path, Path, list[Sample]], ExtractionReport]  # (root, out, samples)
@@ -170,7 +171,7 @@ def fuse(
         try:
             missing = {n: fill[n] for n in encodings if n not in files}
             features, times, cut = align(sample, files, missing, list(encodings))
-        except (SequenceDataError, VideoReadError) as err:  # gathered from every rank below
+        except (UserError, VideoReadError) as err:  # gathered from every rank below
             report.failed.append((sample.folder, str(err)))
             continue
         save_sequence(target, features, times=times, streams=np.array(list(files)),
@@ -221,7 +222,7 @@ def align(
     kept = base_times[(middles >= start) & (middles <= end)]  # steps mostly inside the span
     if len(kept) == 0:
         covered = {n: f"{t[0]:.2f}-{t[-1] + steps[n]:.2f} s" for n, (_, t) in streams.items()}
-        raise SequenceDataError(
+        raise UserError(
             f"{sample.folder}: the streams cover {covered}, which overlap for less than one "
             f"{base} step ({steps[base]:.3g} s); check the offsets and the recordings."
         )

@@ -22,12 +22,13 @@ import torch
 
 from feature_extractors.signal import SignalPreprocessing, load_recording
 from feature_extractors.video import FrameSampling, iter_frame_chunks
-from pipeline.classify import encode_inputs, load_classifier
+from pipeline.apply.classify import encode_inputs, load_classifier
+from pipeline.core.errors import UserError
+from pipeline.core.plots import plot_frame_importance, plot_step_importance, plot_stream_importance
 from pipeline.data.discovery import Sample
-from pipeline.data.sequence_files import SequenceDataError, load_sequence, save_npz
+from pipeline.data.sequence_files import load_sequence, save_npz
 from pipeline.models.sequence_net import SequenceNet
-from pipeline.plots import plot_frame_importance, plot_step_importance, plot_stream_importance
-from pipeline.reports import step_times
+from pipeline.training.reports import step_times
 
 
 def integrated_gradients(
@@ -98,14 +99,14 @@ def explain(
             stacklevel=2,
         )
     if classifier.per_step:
-        raise SequenceDataError(
+        raise UserError(
             f"{checkpoint}: this model labels every time step; `explain` shows which steps decided "
             "a sequence's single label, so it needs a sequence-to-label checkpoint."
         )
     names = classifier.class_names
     widths = dict(classifier.streams)
     if target is not None and target not in names:
-        raise SequenceDataError(f"--target {target!r} is not one of the model's classes {names}.")
+        raise UserError(f"--target {target!r} is not one of the model's classes {names}.")
     out = Path(out)
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,7 @@
 """LightningCLI of `seqclass`: fit, validate, test and predict, with run folders and result files.
 
-It imports none of the other commands, so commands that drive fit runs (`cv`, `tune`) can use
-`make_cli` without an import circle.
+It knows nothing of the other commands (`pipeline.cli` gives the help text that names them), so
+commands that drive fit runs (`cv`, `tune`) can use `make_cli` too.
 """
 
 from __future__ import annotations
@@ -18,21 +18,14 @@ from pytorch_lightning.callbacks import (
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from pipeline.commands import COMMANDS
-from pipeline.data.datamodule import SequenceDataModule
-from pipeline.data.sequence_files import SequenceDataError
-from pipeline.lit_module import LEGACY_HPARAMS, SequenceClassifier
-from pipeline.plots import plot_training_curves
-from pipeline.prediction_writer import PredictionWriter
-from pipeline.progress import training_progress
-from pipeline.reports import write_indexed_predictions, write_metrics, write_report
-from pipeline.training_budget import TrainingBudget
-
-DESCRIPTION = (
-    "Train and evaluate sequence classifiers. Data commands: "
-    + ", ".join(f"`seqclass {name} -h`" for name in COMMANDS)
-    + "."
-)
+from pipeline.core.errors import UserError
+from pipeline.core.plots import plot_training_curves
+from pipeline.core.progress import training_progress
+from pipeline.training.budget import TrainingBudget
+from pipeline.training.datamodule import SequenceDataModule
+from pipeline.training.lit_module import LEGACY_HPARAMS, SequenceClassifier
+from pipeline.training.prediction_writer import PredictionWriter
+from pipeline.training.reports import write_indexed_predictions, write_metrics, write_report
 
 
 def run_loggers(root: str | Path) -> list[Logger]:
@@ -67,7 +60,7 @@ class SeqClassCLI(LightningCLI):
         if config.trainer.max_epochs is not None or config.trainer.max_steps not in (None, -1):
             config.budget.steps = None  # the user's own epochs or steps win
         if config.trainer.sync_batchnorm and config.trainer.accelerator == "cpu":
-            raise SequenceDataError(
+            raise UserError(
                 "trainer.sync_batchnorm works on GPUs only (torch's SyncBatchNorm); on the CPU "
                 "pass --trainer.sync_batchnorm false: each process then normalizes by its own "
                 "share of the batch."
@@ -83,7 +76,7 @@ class SeqClassCLI(LightningCLI):
             super()._parse_ckpt_path()
             return
         if not Path(ckpt_path).is_file():
-            raise SequenceDataError(
+            raise UserError(
                 f"--ckpt_path {ckpt_path}: no such file. Give a .ckpt file that `seqclass fit` "
                 "wrote (RUN/checkpoints/best.ckpt or last.ckpt)."
             )
@@ -91,7 +84,7 @@ class SeqClassCLI(LightningCLI):
             checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
             hparams = checkpoint.get("hyper_parameters", {})
         except Exception as err:  # torch.load raises a dozen types on a bad file
-            raise SequenceDataError(
+            raise UserError(
                 f"--ckpt_path {ckpt_path}: not a readable checkpoint ({type(err).__name__}); it "
                 "may be truncated or another kind of file. Give a .ckpt file from `seqclass fit`."
             ) from None
@@ -165,7 +158,9 @@ class SeqClassCLI(LightningCLI):
             print(f"predict: {count} samples -> {writer.path}")
 
 
-def make_cli(args: list[str] | None, run: bool = True) -> SeqClassCLI:
+def make_cli(
+    args: list[str] | None, run: bool = True, description: str = "Train and evaluate."
+) -> SeqClassCLI:
     """The LightningCLI of `seqclass`; with `run=False`, `args` hold no subcommand and the
     model, data and trainer are only built (for commands that drive several runs)."""
     return SeqClassCLI(
@@ -181,5 +176,5 @@ def make_cli(args: list[str] | None, run: bool = True) -> SeqClassCLI:
             "callbacks": [PredictionWriter(), LearningRateMonitor("step")],
         },
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": DESCRIPTION},
+        parser_kwargs={"description": description},
     )

@@ -12,13 +12,13 @@ import torchmetrics
 from torch import nn
 
 from feature_extractors.video import MotionSettings
-from pipeline.data.datamodule import Batch, SequenceDataModule
-from pipeline.data.sequence_files import SequenceDataError
-from pipeline.distributed import merge_to_all
-from pipeline.kernel_memo import KernelCountMemo
-from pipeline.metrics import test_metrics, test_results
+from pipeline.core.distributed import merge_to_all
+from pipeline.core.errors import UserError
 from pipeline.models.frontends import ChannelAttention, Frontend
 from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
+from pipeline.training.datamodule import Batch, SequenceDataModule
+from pipeline.training.kernel_memo import KernelCountMemo
+from pipeline.training.metrics import test_metrics, test_results
 
 # What checkpoints written before an option existed were trained with: absent keys get these.
 LEGACY_HPARAMS = {
@@ -211,7 +211,7 @@ class SequenceClassifier(pl.LightningModule):
             return
         if self.net is None:
             if stage != "fit":
-                raise SequenceDataError(
+                raise UserError(
                     "no trained model given: pass --ckpt_path CHECKPOINT (a .ckpt file from fit)."
                 )
             if datamodule.per_step:
@@ -237,7 +237,7 @@ class SequenceClassifier(pl.LightningModule):
         )
         channels = datamodule.split_channels("predict") if predicting else datamodule.input_size
         if channels != self.hparams.input_size:
-            raise SequenceDataError(
+            raise UserError(
                 f"{where}: samples have {channels} channels but the model was trained on "
                 f"{self.hparams.input_size}. Use data prepared like the training data, or the "
                 "checkpoint trained on this data."
@@ -249,20 +249,20 @@ class SequenceClassifier(pl.LightningModule):
             and settings != trained_on
             and (settings is not None or trained_on.get("kind") == "signal")
         ):
-            raise SequenceDataError(
+            raise UserError(
                 f"{where}: features were made with {settings}, but the model was trained on "
                 f"features made with {trained_on}. Prepare the data with the training settings "
                 "(for signals: the same data.signal as the run's config.yaml), or give raw "
                 "inputs to `seqclass classify`, which applies them."
             )
         if not predicting and datamodule.per_step != self.per_step:
-            raise SequenceDataError(
+            raise UserError(
                 f"{where}: the model labels {'every step' if self.per_step else 'whole sequences'}"
                 f" but the data is labelled {'per step' if datamodule.per_step else 'per sequence'}"
                 "; set data.per_step as in training."
             )
         if not predicting and datamodule.class_names != self.class_names:
-            raise SequenceDataError(
+            raise UserError(
                 f"{where}: classes {datamodule.class_names} differ from the model's "
                 f"{self.class_names}. Evaluate on data with the same class folders."
             )
@@ -411,7 +411,7 @@ class SequenceClassifier(pl.LightningModule):
         checkpoint = self.trainer.checkpoint_callback
         last = checkpoint and (checkpoint.last_model_path or checkpoint.best_model_path)
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-        raise SequenceDataError(
+        raise UserError(
             f"the training loss became {float(self._bad_loss)} at step {step} (seen at epoch "
             f"{self.current_epoch}, learning rate {lr:.3g}): lower --model.lr (now "
             f"{self.hparams.lr:g}) or check the data for extreme values. Last good checkpoint: "
@@ -432,7 +432,7 @@ class SequenceClassifier(pl.LightningModule):
             raise ValueError(f"unknown lr_schedule {hp.lr_schedule!r}; choose onecycle or constant")
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total):
-            raise SequenceDataError(
+            raise UserError(
                 "lr_schedule onecycle needs a run of known length: set trainer.max_epochs or "
                 "trainer.max_steps, or pass --model.lr_schedule constant."
             )

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from feature_extractors.signal import RECORDING_SUFFIXES, Signal, SignalError, SignalPreprocessing
+from pipeline.core.distributed import rank_and_world
+from pipeline.core.errors import UserError
 from pipeline.data.cache import (
     ExtractionReport,
     Job,
@@ -39,12 +41,7 @@ from pipeline.data.cache import (
     write_failures,
 )
 from pipeline.data.discovery import Sample, discover_unlabelled
-from pipeline.data.sequence_files import (
-    SequenceDataError,
-    save_sequence,
-    write_feature_settings,
-)
-from pipeline.distributed import rank_and_world
+from pipeline.data.sequence_files import save_sequence, write_feature_settings
 
 
 def signal_cache_dir(root: str | Path, settings: dict, cache_dir: str | Path | None = None) -> Path:
@@ -239,7 +236,7 @@ def raise_failures(report: ExtractionReport, out: Path) -> None:
         return
     listed = "\n  ".join(reason for _, reason in report.failed[:5])
     more = len(report.failed) - 5
-    raise SequenceDataError(
+    raise UserError(
         f"{len(report.failed)} recording(s) could not be preprocessed:\n  {listed}"
         + (f"\n  ... and {more} more, all listed in {out / 'failures.csv'}" if more > 0 else "")
     )

@@ -17,8 +17,8 @@ import optuna
 import pytorch_lightning as pl
 import yaml
 
-from pipeline.data.sequence_files import SequenceDataError
-from pipeline.plots import plot_trials
+from pipeline.core.errors import UserError
+from pipeline.core.plots import plot_trials
 
 KINDS = ("int", "float", "categorical")
 
@@ -28,14 +28,14 @@ def read_space(path: Path) -> dict[str, dict]:
     space = yaml.safe_load(path.read_text()) or {}
     for key, spec in space.items():
         if not isinstance(spec, dict) or spec.get("type") not in KINDS:
-            raise SequenceDataError(
+            raise UserError(
                 f"{path}: {key} needs a mapping with type one of {KINDS}, e.g. "
                 "`model.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}`."
             )
         needed = ("choices",) if spec["type"] == "categorical" else ("low", "high")
         missing = [k for k in needed if k not in spec]
         if missing:
-            raise SequenceDataError(f"{path}: {key} ({spec['type']}) needs {', '.join(missing)}.")
+            raise UserError(f"{path}: {key} ({spec['type']}) needs {', '.join(missing)}.")
     return space
 
 
@@ -68,11 +68,11 @@ class PruneOnValidation(pl.Callback):
 def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, seed: int = 0):
     """Run the study until it holds `trials` finished trials; write ``best.yaml`` (the best
     trial's full config, ready for ``seqclass fit --config``), ``trials.csv`` and ``tune.png``."""
-    from pipeline.lightning_cli import make_cli
+    from pipeline.training.lightning_cli import make_cli
 
     base = make_cli([*fit_args, "--trainer.logger=false"], run=False)
     if base.trainer.world_size > 1:  # each rank would sample and judge trials of its own
-        raise SequenceDataError(
+        raise UserError(
             f"tune trains its trials one at a time in one process, but these options start "
             f"{base.trainer.world_size} (DDP); pass --trainer.devices 1 --trainer.num_nodes 1 "
             "(a trainer config of one device), then train the best config on every GPU."
@@ -88,7 +88,7 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # left by a killed run
     searched = {"fit_args": list(fit_args), "space": space}
     if study.user_attrs.get("searched", searched) != searched:
-        raise SequenceDataError(
+        raise UserError(
             f"{out / 'study.db'} holds a search of other options or another space; its trials "
             "cannot be compared with these. Give another --out, or the same options to resume it."
         )
@@ -106,10 +106,10 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = trials - len(study.get_trials(states=done))
     if remaining > 0:  # a trial that stops with a data error (NaN loss) fails alone
-        study.optimize(objective, n_trials=remaining, catch=(SequenceDataError,))
+        study.optimize(objective, n_trials=remaining, catch=(UserError,))
     _write_trials(study, space, out / "trials.csv")
     if not study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        raise SequenceDataError(
+        raise UserError(
             f"none of the {len(study.trials)} trials completed (all pruned or failed; see "
             f"{out / 'trials.csv'}). Widen the space, run more --trials, or check the data."
         )

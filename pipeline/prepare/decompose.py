@@ -24,6 +24,7 @@ from feature_extractors.signal import (
     emd,
     vmd,
 )
+from pipeline.core.distributed import rank_and_world
 from pipeline.data.cache import (
     ExtractionReport,
     feature_path,
@@ -34,7 +35,6 @@ from pipeline.data.cache import (
 )
 from pipeline.data.discovery import discover_unlabelled
 from pipeline.data.sequence_files import save_npz
-from pipeline.distributed import rank_and_world
 
 METHODS = ("vmd", "emd", "eemd", "ceemdan")
 MAX_PLOTTED_CHANNELS = 4

@@ -30,6 +30,7 @@ from feature_extractors.video import (
     build_backbone,
     iter_frame_chunks,
 )
+from pipeline.core.distributed import local_device, rank_and_world
 from pipeline.data.cache import (
     ExtractionReport,
     gather_reports,
@@ -40,7 +41,6 @@ from pipeline.data.cache import (
 )
 from pipeline.data.discovery import Sample, discover_unlabelled
 from pipeline.data.sequence_files import save_sequence, write_feature_settings
-from pipeline.distributed import local_device, rank_and_world
 
 
 def video_settings(

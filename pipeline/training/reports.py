@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.core.errors import UserError
+from pipeline.core.plots import plot_confusion, plot_per_class, plot_training_curves
 from pipeline.data.discovery import Sample
-from pipeline.data.sequence_files import SequenceDataError, sequence_shape
-from pipeline.plots import plot_confusion, plot_per_class, plot_training_curves
+from pipeline.data.sequence_files import sequence_shape
 
 
 def write_metrics(run_dir: str | Path, results: dict, num_samples: int) -> Path:
@@ -89,7 +90,7 @@ def write_report(run_dir: str | Path) -> Path:
     the data counts, the misclassified samples and the configuration."""
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.json").is_file():
-        raise SequenceDataError(
+        raise UserError(
             f"{run_dir}: no metrics.json here. Give the run folder that `seqclass test` printed "
             "(runs/.../version_N)."
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.plots import plot_folds
+from pipeline.core.plots import plot_folds
 
 METRICS = ("val_acc", "val_macro_f1", "val_loss")
 
@@ -23,7 +23,7 @@ def cross_validate(fit_args: list[str], folds: int, out: Path) -> tuple[dict, Pa
 
     The standard deviation is the sample one (ddof=1) over the folds.
     """
-    from pipeline.lightning_cli import make_cli
+    from pipeline.training.lightning_cli import make_cli
 
     results = []
     for fold in range(folds):

@@ -1,0 +1,1 @@
+"""Applying a trained model: classify raw inputs, explain its decisions, export it."""

@@ -1,0 +1,1 @@
+"""The bottom layer of `pipeline`: the user error, processes and ranks, progress, figures."""
