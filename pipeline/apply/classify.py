@@ -13,31 +13,22 @@ from __future__ import annotations
 import inspect
 import tempfile
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from feature_extractors.signal import RECORDING_SUFFIXES
-from feature_extractors.video import (
-    VIDEO_SUFFIXES,
-    Backbone,
-    FrameSampling,
-    MotionSettings,
-)
+from feature_extractors.video import Backbone, FrameSampling, MotionSettings
 from pipeline.core.errors import UserError
-from pipeline.data.cache import feature_path
-from pipeline.data.discovery import Sample, discover_unlabelled
-from pipeline.data.sequence_files import SEQUENCE_SUFFIXES, sequence_shape
-from pipeline.data.streams import discover_unlabelled_stream_samples
+from pipeline.data.discovery import Sample, step_times
+from pipeline.data.sequence_files import sequence_shape
 from pipeline.models.video_classifier import VideoClassifier
 from pipeline.prepare.extract import video_encoders
-from pipeline.prepare.fusion import fuse, stream_encoding
+from pipeline.prepare.kinds import VideoFeatures, feature_kind
 from pipeline.training.datamodule import SequenceDataset, length_batches, pad_collate
 from pipeline.training.lit_module import SequenceClassifier, with_legacy_defaults
-from pipeline.training.reports import step_times
 
 
 @dataclass
@@ -79,7 +70,7 @@ def video_pipeline(
 ) -> tuple[Backbone | None, FrameSampling, MotionSettings | None]:
     """The frame encoder, sampling and motion descriptors a video-trained classifier expects."""
     settings = classifier.hparams.feature_settings
-    if not settings or settings.get("kind") != "video":
+    if not isinstance(feature_kind(settings), VideoFeatures):
         raise UserError(
             "this checkpoint was not trained on video features from `seqclass extract`; it "
             "classifies sequence files (.npy, .npz, .pt, .csv) as they are."
@@ -137,8 +128,9 @@ def classify(
     classifier = load_classifier(checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         samples, failed = encode_inputs(
-            classifier, paths, Path(tmp), batch_size, num_workers, device
-        )
+            classifier, paths, Path(tmp), batch_size=batch_size, num_workers=num_workers,
+            device=device,
+        )  # fmt: skip
         return _classified(classifier, samples, failed, device)
 
 
@@ -146,76 +138,26 @@ def encode_inputs(
     classifier: SequenceClassifier,
     paths: list[str | Path],
     out: Path,
+    *,
     batch_size: int | None = None,
     num_workers: int = 2,
     device: str = "cpu",
 ) -> tuple[list[Sample], list[tuple[Path, str]]]:
-    """Feature files, under `out`, of raw videos or recordings made as for the checkpoint's
-    training data (sequence files are taken as they are), and the inputs that failed.
+    """Feature files, under `out`, of raw inputs made as for the checkpoint's training data
+    (its kind's `encode`: videos, recordings, fused streams; sequence files as they are), and
+    the inputs that failed. Each sample's `source` is its raw input.
 
-    Each sample's `source` is its raw input.
-    """
+    A model trained with stream dropout also takes samples that lack a stream: it is given the
+    stream's training mean."""
     settings = classifier.hparams.feature_settings or {}
-    kind = settings.get("kind")
-    if kind == "fusion":
-        return _fused_inputs(classifier, paths, out, batch_size, num_workers, device)
-    if kind not in ("video", "signal"):  # sequence files, as they are
-        found = [s for p in paths for s in discover_unlabelled(p, SEQUENCE_SUFFIXES)]
-        return _with_model_channels(classifier, found, [])
-    run = stream_encoding(settings, batch_size, num_workers, device).run
-    suffixes = VIDEO_SUFFIXES if kind == "video" else RECORDING_SUFFIXES
-    samples, failed = [], []
-    for i, path in enumerate(map(Path, paths)):
-        features = out / str(i)
-        found = discover_unlabelled(path, suffixes)
-        report = run(path, features, found)
-        failed += report.failed
-        bad = {p for p, _ in report.failed}
-        samples += [
-            replace(s, path=feature_path(s.path, path, features), source=s.path)
-            for s in found
-            if s.path not in bad
-        ]
-    return _with_model_channels(classifier, samples, failed)
-
-
-def _fused_inputs(
-    classifier: SequenceClassifier,
-    paths: list[str | Path],
-    out: Path,
-    batch_size: int | None,
-    num_workers: int,
-    device: str,
-) -> tuple[list[Sample], list[tuple[Path, str]]]:
-    """`encode_inputs` for a model of fused streams: each sample folder's streams made and
-    aligned as for training. A model trained with stream dropout also takes samples that lack
-    a stream (it is given the stream's training mean); each fused file lists the streams it
-    holds."""
-    streams = classifier.hparams.feature_settings["streams"]
-    names = [s["name"] for s in streams]
-    encodings = {
-        s["name"]: stream_encoding(s["settings"], batch_size, num_workers, device, s["dim"])
-        for s in streams
-    }
+    kind = feature_kind(settings)
     fill = None
-    if classifier.hparams.stream_dropout > 0 and classifier.streams:  # trained without one
-        means = classifier.net.channel_mean.split([s["dim"] for s in streams])
-        fill = {name: mean.cpu().numpy() for name, mean in zip(names, means, strict=True)}
-    samples, failed = [], []
-    for i, path in enumerate(map(Path, paths)):
-        found = discover_unlabelled_stream_samples(path)
-        if not any(name in s.streams for s in found for name in names):
-            given = sorted({name for s in found for name in s.streams})
-            raise UserError(
-                f"{path}: holds the streams {given}, but the model was trained on {names}; "
-                "name each stream's file as in training (camera.mp4, imu.csv, ...)."
-            )
-        _, report = fuse(found, path, out / str(i), encodings, fill)
-        failed += report.failed
-        for sample in found:
-            target = out / str(i) / f"{sample.name}.npz"
-            if str(target) in report.used and target.is_file():
-                samples.append(Sample(target, sample.label, "predict", sample.folder))
+    if classifier.hparams.stream_dropout > 0 and classifier.streams:
+        fill = kind.missing_stream_values(settings, classifier.net.channel_mean.cpu().numpy())
+    samples, failed = kind.encode(
+        settings, [Path(p) for p in paths], out, fill=fill,
+        batch_size=batch_size, num_workers=num_workers, device=device,
+    )  # fmt: skip
     return _with_model_channels(classifier, samples, failed)
 
 
@@ -247,13 +189,10 @@ def _classified(
     """Run the trained head over the samples' feature files."""
     probs = _head_probs(classifier, [s.path for s in samples], device)
     times = [step_times(s) for s in samples] if classifier.per_step else None
-    streams = None
-    if (classifier.hparams.feature_settings or {}).get("kind") == "fusion":
-        streams = []
-        for sample in samples:
-            with np.load(sample.path, allow_pickle=False) as npz:
-                streams.append("+".join(npz["streams"].tolist()))
-    return Classification(samples, probs, classifier.class_names, failed, times, streams)
+    kind = feature_kind(classifier.hparams.feature_settings)
+    streams = [kind.sample_streams(s.path) for s in samples]  # None each for a single stream
+    return Classification(samples, probs, classifier.class_names, failed, times,
+                          streams if any(streams) else None)  # fmt: skip
 
 
 def _head_probs(

@@ -20,15 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from feature_extractors.signal import SignalPreprocessing, load_recording
-from feature_extractors.video import FrameSampling, iter_frame_chunks
 from pipeline.apply.classify import encode_inputs, load_classifier
 from pipeline.core.errors import UserError
-from pipeline.core.plots import plot_frame_importance, plot_step_importance, plot_stream_importance
-from pipeline.data.discovery import Sample
+from pipeline.data.discovery import Sample, step_times
 from pipeline.data.sequence_files import load_sequence, save_npz
 from pipeline.models.sequence_net import SequenceNet
-from pipeline.training.reports import step_times
+from pipeline.prepare.kinds import Drawing, feature_kind
 
 
 def integrated_gradients(
@@ -110,7 +107,9 @@ def explain(
     out = Path(out)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        samples, failed = encode_inputs(classifier, paths, Path(tmp), None, num_workers, device)
+        samples, failed = encode_inputs(
+            classifier, paths, Path(tmp), num_workers=num_workers, device=device
+        )
         figure_names = output_names([s.source or s.path for s in samples])
         for sample in samples:
             x = torch.from_numpy(load_sequence(sample.path)).to(device)
@@ -151,38 +150,20 @@ def output_names(sources: list[Path]) -> dict[Path, str]:
 
 
 def _draw(result: Explanation, classifier, out: Path, name: str) -> None:
+    """``OUT/<name>.npz`` (the numbers) and ``OUT/<name>.png``, drawn as the features' kind
+    draws its inputs (a recording, video frames, streams, a sequence file's channels)."""
     source = result.sample.source or result.sample.path
     target = out / f"{name}.png"
     save_npz(target.with_suffix(".npz"), attributions=result.attributions,
              importance=result.importance, times=result.times, class_name=result.class_name,
              **({} if result.attention is None else {"attention": result.attention}))  # fmt: skip
-    title = f"{source.name}: {result.class_name} (p={result.probability:.2f})"
-    kind = (classifier.hparams.feature_settings or {}).get("kind")
-    if kind == "fusion":
-        plot_stream_importance(result.times, result.stream_importance, title, target)
-        return
-    if kind == "video":
-        frames = _sampled_frames(source, classifier)
-        plot_frame_importance(frames, result.importance, result.attention, title, target)
-        return
-    if kind == "signal":
-        settings = classifier.hparams.feature_settings
-        preprocessing = SignalPreprocessing.from_settings(settings)
-        data, fs = load_recording(source, preprocessing.fs, preprocessing.variable,
-                                  preprocessing.nan_policy)  # fmt: skip
-        series, series_times = data, np.arange(data.shape[1]) / fs
-        xlabel = "time (s)"
-    else:
-        series = load_sequence(result.sample.path).T
-        series_times, xlabel = result.times, "step"
-    plot_step_importance(series, series_times, result.times, result.importance, result.attention,
-                         title, xlabel, target)  # fmt: skip
-
-
-def _sampled_frames(video: Path, classifier) -> list[np.ndarray]:
-    """The frames the model saw (RGB), decoded again with the checkpoint's sampling."""
-    sampling = FrameSampling(**classifier.hparams.feature_settings["sampling"])
-    return [frame for chunk, _ in iter_frame_chunks(video, sampling, 64) for frame in chunk]
+    settings = classifier.hparams.feature_settings
+    feature_kind(settings).draw(settings, Drawing(
+        source=source, features=result.sample.path, times=result.times,
+        importance=result.importance, attention=result.attention,
+        streams=result.stream_importance, target=target,
+        title=f"{source.name}: {result.class_name} (p={result.probability:.2f})",
+    ))  # fmt: skip
 
 
 def _write_summary(results: list[Explanation], path: Path) -> None:

@@ -172,7 +172,8 @@ def _print_removed(report: ExtractionReport, out: Path) -> None:
 
 def _fuse_on_rank(ns: argparse.Namespace) -> None:
     from pipeline.data.streams import common_streams, discover_stream_samples, stream_kind
-    from pipeline.prepare.fusion import fuse, signal_encoding, video_encoding
+    from pipeline.prepare.encodings import signal_encoding, video_encoding
+    from pipeline.prepare.fusion import fuse
 
     samples = discover_stream_samples(ns.root)
     chains = _signal_chains(ns.signal)
@@ -188,7 +189,10 @@ def _fuse_on_rank(ns: argparse.Namespace) -> None:
             if name in chains:
                 raise UserError(f"--signal {name}=...: {name} is a video stream")
             video = video or video_encoding(
-                *_encoders(ns), ns.batch_size, ns.num_workers, ns.device
+                *_encoders(ns),
+                batch_size=ns.batch_size,
+                num_workers=ns.num_workers,
+                device=ns.device,
             )  # one backbone for every video stream
             encodings[name] = video
             continue

@@ -19,7 +19,10 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.core.errors import UserError
+from pipeline.data.sequence_files import sequence_shape
 
 SPLITS = ("train", "val", "test")
 
@@ -313,3 +316,13 @@ def _read_manifest(manifest: Path) -> list[Sample]:
     if not samples:
         raise UserError(f"manifest {manifest} lists no samples.")
     return samples
+
+
+def step_times(sample: Sample) -> np.ndarray:
+    """Seconds of each step of `sample` (its window's): from the features' ``times`` when they
+    carry them (preprocessed signals), else step indices."""
+    if sample.path.suffix == ".npz":
+        with np.load(sample.path, allow_pickle=False) as npz:
+            if "times" in npz.files:
+                return npz["times"][sample.window]
+    return np.arange(sequence_shape(sample.path)[0], dtype=np.float64)[sample.window]

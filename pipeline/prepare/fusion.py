@@ -16,20 +16,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from feature_extractors.signal import SignalPreprocessing
-from feature_extractors.video import (
-    Backbone,
-    FrameSampling,
-    MotionSettings,
-    VideoReadError,
-    frame_rate,
-)
+from feature_extractors.video import VideoReadError, frame_rate
 from pipeline.core.distributed import gather_to_all, rank_and_world
 from pipeline.core.errors import UserError
 from pipeline.data.cache import (
@@ -43,65 +35,9 @@ from pipeline.data.cache import (
 from pipeline.data.discovery import Sample
 from pipeline.data.sequence_files import save_sequence, write_feature_settings
 from pipeline.data.streams import StreamSample, stream_kind
-from pipeline.prepare.extract import extract_videos, video_encoders, video_settings
-from pipeline.prepare.signals import preprocess_recordings
+from pipeline.prepare.encodings import StreamEncoding
 
 STREAM_CACHE = ".streams"
-Encoder = Callable[[Path, Path, list[Sample]], ExtractionReport]  # (root, out, samples)
-
-
-@dataclass
-class StreamEncoding:
-    """How one stream's files become features: their settings, the run that caches them, and
-    their channels when known beforehand (a trained model's)."""
-
-    settings: dict
-    run: Encoder
-    dim: int | None = None
-
-
-def stream_encoding(
-    settings: dict,
-    batch_size: int | None = None,
-    num_workers: int = 2,
-    device: str = "cpu",
-    dim: int | None = None,
-) -> StreamEncoding:
-    """The extractor that makes a stream's features as `settings` say: a video's (backbone,
-    frame sampling, motion; `extract_videos` with the other arguments) or a signal chain's.
-    `dim`: the channels the features will have, when known."""
-    if settings["kind"] == "video":
-        return video_encoding(*video_encoders(settings), batch_size, num_workers, device, dim)
-    return signal_encoding(SignalPreprocessing.from_settings(settings), dim)
-
-
-def signal_encoding(chain: SignalPreprocessing, dim: int | None = None) -> StreamEncoding:
-    """A recording stream's extractor: `preprocess_recordings` with this chain (its rate fixed
-    for the stream's files), run with its own `workers` and `device`."""
-
-    def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
-        return preprocess_recordings(root, out, chain, found)
-
-    return StreamEncoding(chain.settings(), run, dim)
-
-
-def video_encoding(
-    backbone: Backbone | None,
-    sampling: FrameSampling,
-    motion: MotionSettings | None,
-    batch_size: int | None = None,
-    num_workers: int = 2,
-    device: str = "cpu",
-    dim: int | None = None,
-) -> StreamEncoding:
-    """A video stream's extractor: `extract_videos` with these encoders and arguments."""
-
-    def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
-        return extract_videos(
-            root, out, backbone, sampling, motion, batch_size, num_workers, device, found
-        )
-
-    return StreamEncoding(video_settings(backbone, sampling, motion), run, dim)
 
 
 @dataclass

@@ -11,11 +11,11 @@ import torch
 import torchmetrics
 from torch import nn
 
-from feature_extractors.video import MotionSettings
 from pipeline.core.distributed import merge_to_all
 from pipeline.core.errors import UserError
 from pipeline.models.frontends import ChannelAttention, Frontend
 from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
+from pipeline.prepare.kinds import feature_kind
 from pipeline.training.datamodule import Batch, SequenceDataModule
 from pipeline.training.kernel_memo import KernelCountMemo
 from pipeline.training.metrics import test_metrics, test_results
@@ -37,26 +37,6 @@ KERNEL_FIT_SAMPLES = 256  # training samples the kernel features' biases and sca
 def with_legacy_defaults(hparams: dict) -> dict:
     """A checkpoint's hyperparameters, with the options it predates set as it was trained."""
     return {**LEGACY_HPARAMS, **hparams}
-
-
-def feature_streams(settings: dict | None) -> list[tuple[str, int]]:
-    """`(name, channels)` of the streams side by side in features made with `settings`: each
-    fused stream's (``camera``, ``vibration``), a video's CNN and motion features when it has
-    both (``appearance``, ``motion``; ``camera.appearance`` within a fused stream); empty for
-    features of a single stream."""
-    settings = settings or {}
-    if settings.get("kind") == "fusion":
-        found = []
-        for stream in settings["streams"]:
-            inner = feature_streams(stream["settings"])
-            found += [(f"{stream['name']}.{n}", w) for n, w in inner] or [
-                (stream["name"], stream["dim"])
-            ]
-        return found
-    if settings.get("kind") == "video" and settings.get("backbone") and settings.get("motion"):
-        motion = MotionSettings(**settings["motion"]).dim
-        return [("appearance", settings["feature_dim"] - motion), ("motion", motion)]
-    return []
 
 
 def auto_stride(longest: int, max_recurrent_steps: int) -> int:
@@ -195,10 +175,11 @@ class SequenceClassifier(pl.LightningModule):
     @property
     def streams(self) -> list[tuple[str, int]]:
         """The named input streams side by side in the features, with their channels, as the
-        network fuses them (`feature_streams`); empty when it takes them as one."""
+        network fuses them (their kind's `streams`); empty when it takes them as one."""
         if self.hparams.fusion == "none":
             return []
-        return feature_streams(self.hparams.feature_settings)
+        settings = self.hparams.feature_settings
+        return feature_kind(settings).streams(settings)
 
     @property
     def per_step(self) -> bool:
@@ -247,7 +228,7 @@ class SequenceClassifier(pl.LightningModule):
         if (
             trained_on is not None
             and settings != trained_on
-            and (settings is not None or trained_on.get("kind") == "signal")
+            and (settings is not None or feature_kind(trained_on).settings_must_match)
         ):
             raise UserError(
                 f"{where}: features were made with {settings}, but the model was trained on "

@@ -12,8 +12,7 @@ import torch
 
 from pipeline.core.errors import UserError
 from pipeline.core.plots import plot_confusion, plot_per_class, plot_training_curves
-from pipeline.data.discovery import Sample
-from pipeline.data.sequence_files import sequence_shape
+from pipeline.data.discovery import Sample, step_times
 
 
 def write_metrics(run_dir: str | Path, results: dict, num_samples: int) -> Path:
@@ -216,16 +215,6 @@ def _misclassified(predictions: Path, limit: int = 50) -> list[str]:
 
 def _source(sample: Sample) -> str:
     return str(sample.source or sample.path)
-
-
-def step_times(sample: Sample) -> np.ndarray:
-    """Seconds of each step of `sample` (its window's): from the features' ``times`` when they
-    carry them (preprocessed signals), else step indices."""
-    if sample.path.suffix == ".npz":
-        with np.load(sample.path, allow_pickle=False) as npz:
-            if "times" in npz.files:
-                return npz["times"][sample.window]
-    return np.arange(sequence_shape(sample.path)[0], dtype=np.float64)[sample.window]
 
 
 def _write(path: str | Path, columns: list[str], rows: list[list], class_names) -> Path:
