@@ -127,7 +127,7 @@ def test_the_cnn_precision_is_recorded_and_keys_the_cache(tmp_path: Path, capsys
     for name, features in fp32.items():
         assert not np.array_equal(features, bf16[name])  # bfloat16 really ran
         relative = np.linalg.norm(features - bf16[name], axis=1) / np.linalg.norm(features, axis=1)
-        assert relative.max() < 0.06  # the README's figure: 2-4% on photos
+        assert relative.max() < 0.06  # docs/videos.md's figure: 2-4% on photos
     capsys.readouterr()
     extract(root, tmp_path / "fp32", "--precision", "bf16-mixed")  # another precision: redone
     assert "2 written, 0 up to date" in capsys.readouterr().out
