@@ -7,13 +7,13 @@ alone (in eval mode; in training, BatchNorm's batch statistics include the zeroe
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
 
-Frontend = Literal["none", "conv", "fcn"]
-ChannelAttention = Literal["none", "se", "feca"]
+from pipeline.core.choices import choose
 
 
 def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -136,10 +136,47 @@ class FrequencyChannelAttention(SqueezeExcitation):
 
 def make_channel_attention(kind: ChannelAttention, channels: int) -> nn.Module | None:
     """The channel attention module of `kind` over `channels`, or None for ``none``."""
-    if kind == "none":
-        return None
-    if kind == "se":
-        return SqueezeExcitation(channels)
-    if kind == "feca":
-        return FrequencyChannelAttention(channels)
-    raise ValueError(f"unknown channel_attention {kind!r}; choose none, se or feca")
+    build = choose(CHANNEL_ATTENTION, kind, "channel_attention")
+    return None if build is None else build(channels)
+
+
+# name -> the module over `channels` (None: no channel attention)
+CHANNEL_ATTENTION: dict[str, Callable[[int], nn.Module] | None] = {
+    "none": None,
+    "se": SqueezeExcitation,
+    "feca": FrequencyChannelAttention,
+}
+ChannelAttention = Literal[tuple(CHANNEL_ATTENTION)]
+
+
+def _no_front_end(input_size: int, channels: int, stride: int) -> FrontEnd:
+    if stride != 1:
+        raise ValueError("stride needs a front end (conv or fcn)")
+    return FrontEnd(None, None, input_size)
+
+
+def _conv(input_size: int, channels: int, stride: int) -> FrontEnd:
+    return FrontEnd(ConvBlocks(input_size, (channels,) * 3, (7, 5, 3), stride), None, channels)
+
+
+def _fcn(input_size: int, channels: int, stride: int) -> FrontEnd:
+    branch = ConvBlocks(input_size, (channels, 2 * channels, channels), (7, 5, 3))
+    return FrontEnd(None, branch, input_size)
+
+
+class FrontEnd(NamedTuple):
+    """What a front end adds: blocks before the recurrent layers (`stem`), or beside them
+    (`branch`, LSTM-FCN), and the channels the recurrent layers then take."""
+
+    stem: ConvBlocks | None
+    branch: ConvBlocks | None
+    recurrent_in: int
+
+
+# name -> builder (input channels, block channels C, stride) -> FrontEnd
+FRONT_ENDS: dict[str, Callable[[int, int, int], FrontEnd]] = {
+    "none": _no_front_end,
+    "conv": _conv,
+    "fcn": _fcn,
+}
+Frontend = Literal[tuple(FRONT_ENDS)]

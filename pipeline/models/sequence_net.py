@@ -8,17 +8,20 @@ Pooling masks the padding. This is as exact as packed sequences and much faster 
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pipeline.core.choices import choose
 from pipeline.models.frontends import (
+    FRONT_ENDS,
     ChannelAttention,
-    ConvBlocks,
     Frontend,
     make_channel_attention,
     masked_mean,
@@ -27,9 +30,6 @@ from pipeline.models.frontends import (
 )
 from pipeline.models.kernel_features import DilatedKernelFeatures
 
-Cell = Literal["lstm", "gru", "peephole"]
-Pooling = Literal["last", "mean", "max", "attention", "none"]
-Init = Literal["pytorch", "matlab"]
 Fusion = Literal["early", "late"]
 
 
@@ -76,16 +76,6 @@ class PeepholeLSTM(nn.Module):
         return torch.stack(outputs, dim=1), None
 
 
-def _make_rnn(cell: Cell, input_size: int, hidden_size: int) -> nn.Module:
-    if cell == "lstm":
-        return nn.LSTM(input_size, hidden_size, batch_first=True)
-    if cell == "gru":
-        return nn.GRU(input_size, hidden_size, batch_first=True)
-    if cell == "peephole":
-        return PeepholeLSTM(input_size, hidden_size)
-    raise ValueError(f"unknown cell {cell!r}; choose lstm, gru or peephole")
-
-
 def _init_matlab(rnn: nn.Module, cell: Cell) -> None:
     """MATLAB's defaults: Glorot input weights, orthogonal recurrent weights, unit forget bias."""
     gates = 3 if cell == "gru" else 4
@@ -100,6 +90,20 @@ def _init_matlab(rnn: nn.Module, cell: Cell) -> None:
             if cell != "gru" and name.startswith("bias_ih"):
                 hidden = p.shape[0] // 4
                 p.data[hidden : 2 * hidden] = 1.0  # gate order i, f, g, o
+
+
+# name -> builder (input size, hidden size) -> a batch-first recurrent layer of one direction
+CELLS: dict[str, Callable[[int, int], nn.Module]] = {
+    "lstm": functools.partial(nn.LSTM, batch_first=True),
+    "gru": functools.partial(nn.GRU, batch_first=True),
+    "peephole": PeepholeLSTM,
+}
+Cell = Literal[tuple(CELLS)]
+INITS: dict[str, Callable[[nn.Module, str], None] | None] = {
+    "pytorch": None,
+    "matlab": _init_matlab,
+}
+Init = Literal[tuple(INITS)]
 
 
 def _run_recurrent(rnn: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -182,12 +186,9 @@ class SequenceNet(nn.Module):
         stream_width: int = 32,
     ) -> None:
         super().__init__()
-        if pooling not in ("last", "mean", "max", "attention", "none"):
-            raise ValueError(
-                f"unknown pooling {pooling!r}; choose last, mean, max, attention or none"
-            )
-        if frontend not in ("none", "conv", "fcn"):
-            raise ValueError(f"unknown frontend {frontend!r}; choose none, conv or fcn")
+        choose(POOLINGS, pooling, "pooling")
+        front_end = choose(FRONT_ENDS, frontend, "frontend")
+        make_rnn, initialize = choose(CELLS, cell, "cell"), choose(INITS, init, "init")
         if stride > 1 and pooling == "none":
             raise ValueError("a label per step needs stride 1: strides drop the steps' labels")
         if kernel_features and pooling == "none":
@@ -235,31 +236,21 @@ class SequenceNet(nn.Module):
             self.head = nn.Linear(self.features, num_classes)
             self._add_kernel_features(*kernels)
             return
-        recurrent_in = input_size
         if len(streams) > 1:
             self.projections = nn.ModuleList(nn.Linear(width, stream_width) for width in streams)
-            recurrent_in = input_size = stream_width * len(streams)
-        if frontend == "conv":
-            self.stem = ConvBlocks(input_size, (conv_channels,) * 3, (7, 5, 3), stride)
-            recurrent_in = conv_channels
-        elif frontend == "fcn":
-            channels = (conv_channels, 2 * conv_channels, conv_channels)
-            self.fcn = ConvBlocks(input_size, channels, (7, 5, 3))
-        elif stride != 1:
-            raise ValueError("stride needs a front end (conv or fcn)")
+            input_size = stream_width * len(streams)
+        self.stem, self.fcn, recurrent_in = front_end(input_size, conv_channels, stride)
         self.channel_attention = make_channel_attention(channel_attention, recurrent_in)
         self.layers = nn.ModuleList()
         for layer in range(num_layers):
             layer_in = recurrent_in if layer == 0 else hidden_size * directions
             self.layers.append(
-                nn.ModuleList(_make_rnn(cell, layer_in, hidden_size) for _ in range(directions))
+                nn.ModuleList(make_rnn(layer_in, hidden_size) for _ in range(directions))
             )
-        if init == "matlab":
+        if initialize is not None:
             for directions_ in self.layers:
                 for rnn in directions_:
-                    _init_matlab(rnn, cell)
-        elif init != "pytorch":
-            raise ValueError(f"unknown init {init!r}; choose pytorch or matlab")
+                    initialize(rnn, cell)
         features = hidden_size * directions
         self.attention = nn.Linear(features, 1) if pooling == "attention" else None
         self.features = features + (conv_channels if self.fcn else 0)  # the head's input
@@ -329,21 +320,7 @@ class SequenceNet(nn.Module):
         self, h: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`[B, T, F]` -> `[B, F]`, plus attention weights `[B, T]` for attention pooling."""
-        mask = padding_mask(lengths.to(h.device), h.shape[1])
-        if self.pooling == "last":
-            hidden = h.shape[-1] // len(self.layers[0])
-            last = (lengths.to(h.device) - 1).view(-1, 1, 1).expand(-1, 1, hidden)
-            pooled = h[..., :hidden].gather(1, last).squeeze(1)  # forward: final step
-            if len(self.layers[0]) == 2:  # backward: its final state sits at step 0
-                pooled = torch.cat([pooled, h[:, 0, hidden:]], dim=-1)
-            return pooled, None
-        if self.pooling == "mean":
-            return masked_mean(h, lengths), None
-        if self.pooling == "max":
-            return h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1), None
-        scores = self.attention(h).squeeze(-1).masked_fill(~mask, float("-inf"))  # B x T
-        weights = scores.softmax(dim=1)
-        return (weights.unsqueeze(-1) * h).sum(1), weights
+        return POOLINGS[self.pooling](self, h, lengths.to(h.device))
 
     def embed(
         self, x: torch.Tensor, lengths: torch.Tensor, missing: torch.Tensor | None = None
@@ -404,3 +381,43 @@ class SequenceNet(nn.Module):
         elif missing is not None:
             kernel_features = self.kernels.without_streams(kernel_features, missing)
         return logits + self.kernel_head(kernel_features.to(logits.dtype))
+
+
+def _last(net: SequenceNet, h: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, None]:
+    """The forward direction's final step and the backward direction's (it sits at step 0)."""
+    hidden = h.shape[-1] // len(net.layers[0])
+    last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, hidden)
+    pooled = h[..., :hidden].gather(1, last).squeeze(1)
+    if len(net.layers[0]) == 2:
+        pooled = torch.cat([pooled, h[:, 0, hidden:]], dim=-1)
+    return pooled, None
+
+
+def _mean(net: SequenceNet, h: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, None]:
+    return masked_mean(h, lengths), None
+
+
+def _max(net: SequenceNet, h: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, None]:
+    mask = padding_mask(lengths, h.shape[1])
+    return h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1), None
+
+
+def _attention(
+    net: SequenceNet, h: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = padding_mask(lengths, h.shape[1])
+    scores = net.attention(h).squeeze(-1).masked_fill(~mask, float("-inf"))  # B x T
+    weights = scores.softmax(dim=1)
+    return (weights.unsqueeze(-1) * h).sum(1), weights
+
+
+# name -> pooling over time (net, h [B, T, F], lengths) -> ([B, F], attention weights or None);
+# ``none`` keeps every step (a label per step)
+POOLINGS: dict[str, Callable | None] = {
+    "last": _last,
+    "mean": _mean,
+    "max": _max,
+    "attention": _attention,
+    "none": None,
+}
+Pooling = Literal[tuple(POOLINGS)]

@@ -21,9 +21,8 @@ from feature_extractors.signal import (
     Decomposition,
     Signal,
     SignalPreprocessing,
-    emd,
-    vmd,
 )
+from feature_extractors.signal.methods import DECOMPOSITIONS, decompose
 from pipeline.core.distributed import rank_and_world
 from pipeline.data.cache import (
     ExtractionReport,
@@ -36,7 +35,7 @@ from pipeline.data.cache import (
 from pipeline.data.discovery import discover_unlabelled
 from pipeline.data.sequence_files import save_npz
 
-METHODS = ("vmd", "emd", "eemd", "ceemdan")
+METHODS = tuple(DECOMPOSITIONS)
 MAX_PLOTTED_CHANNELS = 4
 
 
@@ -69,11 +68,7 @@ def adf_test(x: np.ndarray) -> Stationarity | None:
 
 def decompose_signal(signal: Signal, method: str, num_modes: int, **options) -> Decomposition:
     """Modes of every channel of `signal` (`vmd` or the EMD family), centre frequencies in Hz."""
-    if method == "vmd":
-        return vmd(signal.data, num_modes=num_modes, fs=signal.fs, **options)
-    if method in METHODS:
-        return emd(signal.data, num_modes=num_modes, method=method, fs=signal.fs, **options)
-    raise ValueError(f"unknown method {method!r}; use one of {METHODS}.")
+    return decompose(signal.data, method, num_modes=num_modes, fs=signal.fs, **options)
 
 
 def plot_decomposition(signal: Signal, result: Decomposition, title: str, path: Path) -> Path:
