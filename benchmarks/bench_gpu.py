@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from feature_extractors.video import FrameSampling, build_backbone, iter_frame_chunks
+from pipeline.models.config import NetConfig
 from pipeline.models.sequence_net import SequenceNet
 from pipeline.prepare.extract import extract_videos
 from pipeline.training.datamodule import pad_collate
@@ -43,7 +44,8 @@ from common import machine
 
 def bilstm(args: argparse.Namespace) -> SequenceNet:
     torch.manual_seed(0)
-    return SequenceNet(args.channels, len(CLASSES), hidden_size=args.hidden, bidirectional=True)
+    config = NetConfig(hidden_size=args.hidden, pooling="last", frontend="none", kernel_features=0)
+    return SequenceNet(args.channels, len(CLASSES), config)
 
 
 def training(args: argparse.Namespace) -> None:

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.models.config import NetConfig
+from pipeline.models.sequence_net import SequenceNet
 from pipeline.prepare.sample_data import make_signal_dataset
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # test processes side by side: a core each, for
@@ -54,3 +56,19 @@ def write_video(path: Path, frames: int = 12, size: tuple[int, int] = (64, 48), 
         writer.write(cv2.cvtColor(cv2.resize(crop, size), cv2.COLOR_RGB2BGR))
     writer.release()
     return path
+
+
+def plain_net(
+    input_size: int,
+    num_classes: int | None,
+    *,
+    max_length: int = 1,
+    streams: list[int] | None = None,
+    **options,
+) -> SequenceNet:
+    """A `SequenceNet` of the given options over a plain base: one forward LSTM layer of 128,
+    no front end, last-step pooling, no kernel features, no stream dropout."""
+    base = {"bidirectional": False, "hidden_size": 128, "pooling": "last", "frontend": "none",
+            "kernel_features": 0, "stream_dropout": 0.0, "stride": 1}  # fmt: skip
+    config = NetConfig(**{**base, **options})
+    return SequenceNet(input_size, num_classes, config, max_length=max_length, streams=streams)

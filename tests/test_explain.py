@@ -12,7 +12,8 @@ import torch
 
 from pipeline.apply.explain import integrated_gradients
 from pipeline.cli import main
-from pipeline.models.sequence_net import SequenceNet
+
+from conftest import plain_net
 
 FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         "--model.hidden_size=16", "--data.batch_size=8"]  # fmt: skip
@@ -26,7 +27,7 @@ def test_attributions_add_up_to_the_change_in_the_logit(
     pooling: str, frontend: str, stride: int
 ) -> None:
     torch.manual_seed(0)
-    net = SequenceNet(3, 4, hidden_size=8, bidirectional=True, pooling=pooling,
+    net = plain_net(3, 4, hidden_size=8, bidirectional=True, pooling=pooling,
                       frontend=frontend, conv_channels=8, stride=stride).eval()  # fmt: skip
     net.channel_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
     x = torch.randn(30, 3)

@@ -11,10 +11,12 @@ from pipeline.models.frontends import (
 )
 from pipeline.models.sequence_net import SequenceNet
 
+from conftest import plain_net
+
 
 def _net(frontend, stride, attention="none", cell="lstm", pooling="mean", **kw) -> SequenceNet:
     torch.manual_seed(0)
-    net = SequenceNet(3, 4, cell=cell, hidden_size=8, bidirectional=True, pooling=pooling,
+    net = plain_net(3, 4, cell=cell, hidden_size=8, bidirectional=True, pooling=pooling,
                       frontend=frontend, conv_channels=8, stride=stride,
                       channel_attention=attention, **kw)  # fmt: skip
     for module in net.modules():  # BatchNorm statistics that are not the identity
@@ -82,4 +84,4 @@ def test_traced_model_gives_the_same_logits_at_other_lengths(frontend, stride) -
 
 def test_a_label_per_step_refuses_a_stride() -> None:
     with pytest.raises(ValueError, match="stride 1"):
-        SequenceNet(3, 2, pooling="none", frontend="conv", stride=2)
+        plain_net(3, 2, pooling="none", frontend="conv", stride=2)

@@ -8,12 +8,14 @@ import torch
 from pipeline.models.kernel_features import DilatedKernelFeatures
 from pipeline.models.sequence_net import SequenceNet
 
+from conftest import plain_net
+
 STREAMS = [40, 3]  # a wide video stream beside a narrow sensor one
 
 
 def _net(fusion: str, **options) -> SequenceNet:
     torch.manual_seed(0)
-    net = SequenceNet(
+    net = plain_net(
         sum(STREAMS), 4, hidden_size=8, bidirectional=True, pooling="mean", frontend="conv",
         conv_channels=8, streams=STREAMS, fusion=fusion, kernel_features=840, max_length=30,
         **options,
@@ -82,4 +84,4 @@ def test_stream_dropout_drops_one_stream_of_about_its_share_of_samples() -> None
 
 def test_streams_must_add_up_to_the_input() -> None:
     with pytest.raises(ValueError, match="add up"):
-        SequenceNet(10, 2, streams=[4, 5])
+        plain_net(10, 2, streams=[4, 5])

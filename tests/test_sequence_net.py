@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.models.sequence_net import PeepholeLSTM, SequenceNet, reverse_padded
+from pipeline.models.sequence_net import PeepholeLSTM, reverse_padded
+
+from conftest import plain_net
 
 CONFIGS = [
     *((cell, pooling, bidirectional, "none", 1, "none", 0) for cell, pooling, bidirectional in
@@ -35,7 +37,7 @@ def test_padding_never_changes_a_samples_logits(
     eval mode, with running statistics that are not the identity; a kernel head that is not
     zero)."""
     torch.manual_seed(0)
-    net = SequenceNet(3, 4, cell=cell, hidden_size=8, num_layers=2, pooling=pooling,
+    net = plain_net(3, 4, cell=cell, hidden_size=8, num_layers=2, pooling=pooling,
                       bidirectional=bidirectional, frontend=frontend, conv_channels=8,
                       stride=stride, channel_attention=attention, kernel_features=kernels,
                       max_length=70)  # fmt: skip
@@ -71,7 +73,7 @@ def test_peephole_lstm_with_zero_peepholes_equals_torch_lstm() -> None:
 
 
 def test_matlab_init_sets_unit_forget_bias_and_orthogonal_recurrent_weights() -> None:
-    net = SequenceNet(3, 2, hidden_size=6, init="matlab")
+    net = plain_net(3, 2, hidden_size=6, init="matlab")
     lstm = net.layers[0][0]
     forget = lstm.bias_ih_l0[6:12]
     assert torch.equal(forget, torch.ones(6))
@@ -81,7 +83,7 @@ def test_matlab_init_sets_unit_forget_bias_and_orthogonal_recurrent_weights() ->
 
 
 def test_attention_weights_ignore_padding() -> None:
-    net = SequenceNet(2, 3, hidden_size=4, pooling="attention")
+    net = plain_net(2, 3, hidden_size=4, pooling="attention")
     _, weights = net.embed(torch.randn(2, 6, 2), torch.tensor([6, 3]))
     assert torch.all(weights[1, 3:] == 0)
     torch.testing.assert_close(weights.sum(1), torch.ones(2))

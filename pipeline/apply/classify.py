@@ -24,6 +24,7 @@ from feature_extractors.video import Backbone, FrameSampling, MotionSettings
 from pipeline.core.errors import UserError
 from pipeline.data.discovery import Sample, step_times
 from pipeline.data.sequence_files import sequence_shape
+from pipeline.models.config import NetConfig
 from pipeline.models.video_classifier import VideoClassifier
 from pipeline.prepare.extract import video_encoders
 from pipeline.prepare.kinds import VideoFeatures, feature_kind
@@ -50,7 +51,7 @@ def load_classifier(checkpoint: str | Path) -> SequenceClassifier:
     Only the model's own hyperparameters are read: names a checkpoint gives for code to import
     (LightningCLI's ``_instantiator``) are ignored, so a stranger's file cannot run code.
     """
-    accepted = inspect.signature(SequenceClassifier).parameters
+    accepted = {*inspect.signature(SequenceClassifier).parameters, *NetConfig.__dataclass_fields__}
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
         hparams = with_legacy_defaults(ckpt["hyper_parameters"])

@@ -12,7 +12,8 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -21,8 +22,6 @@ from torch.nn import functional as F
 from pipeline.core.choices import choose
 from pipeline.models.frontends import (
     FRONT_ENDS,
-    ChannelAttention,
-    Frontend,
     make_channel_attention,
     masked_mean,
     padding_mask,
@@ -30,7 +29,8 @@ from pipeline.models.frontends import (
 )
 from pipeline.models.kernel_features import DilatedKernelFeatures
 
-Fusion = Literal["early", "late"]
+if TYPE_CHECKING:
+    from pipeline.models.config import NetConfig
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -128,132 +128,82 @@ class SequenceNet(nn.Module):
     Args:
         input_size: channels per time step (D).
         num_classes: number of output classes.
-        cell: ``lstm``, ``gru`` or ``peephole`` (LSTM with peephole connections; slower).
-        hidden_size: units per direction and layer.
-        num_layers: stacked recurrent layers.
-        bidirectional: also run each layer backwards in time.
-        dropout: dropout between layers and before the head.
-        pooling: ``last`` (final state of each direction), ``mean``, ``max``, ``attention``, or
-            ``none``: a label per time step (sequence-to-sequence), logits `[B, T, K]`.
-        init: ``pytorch`` defaults, or ``matlab`` (orthogonal recurrent weights, unit forget bias).
-        frontend: ``none``; ``conv``, three Conv1d + BatchNorm + ReLU blocks (kernels 7, 5, 3)
-            before the recurrent layers; or ``fcn`` (LSTM-FCN): those blocks as a branch beside
-            the recurrent layers, their globally averaged output joined to the pooled recurrent
-            features (per step: joined at every step).
-        conv_channels: channels of the blocks (``fcn``: C, 2C, C).
-        stride: input steps per recurrent step, so long inputs run fewer recurrent steps:
+        config: the options (`NetConfig`: cell, sizes, pooling, front end, kernel features,
+            fusion, ...). Its `stride` is the input steps per recurrent step here (None: 1):
             max-pooling after the first block (``conv``), or the mean of each `stride` input
-            steps (``fcn``).
-        channel_attention: ``none``, ``se`` (squeeze-and-excitation) or ``feca`` (weights from
-            each channel's FFT magnitude spectrum) over the recurrent layers' input channels.
-        kernel_features: about how many fixed dilated-kernel features (MiniRocket's) to add
-            beside the recurrent branch, each with its own weights in a second linear head whose
-            logits add to the first; 0 for none. `fit_kernel_features` must see training data.
+            steps (``fcn``). Stream dropout sets a sample's lost stream to its training mean
+            (zero once normalized), as a missing stream is given at inference.
         max_length: the longest training sequence; sets the kernel features' largest dilation.
         streams: channels of each input stream side by side in `x` (video features, then a
             sensor's, ...), summing to `input_size`; several streams are fused by `fusion`, and
             the kernel features share themselves out among the streams.
-        fusion: ``early``: each normalized stream goes through its own linear projection to
-            `stream_width` channels, and the projections, side by side, through one encoder;
-            ``late``: an encoder per stream (front end, recurrent layers, pooling), whose
-            pooled features are joined before the head.
-        stream_dropout: in training, the chance that a sample loses one of its streams, chosen
-            at random: set to its training mean (zero once normalized), as a missing stream is
-            given at inference, so that no stream is ignored and none is indispensable.
-        stream_width: channels of each stream's projection (``early``).
     """
 
     def __init__(
         self,
         input_size: int,
         num_classes: int | None,
-        cell: Cell = "lstm",
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        pooling: Pooling = "last",
-        init: Init = "pytorch",
-        frontend: Frontend = "none",
-        conv_channels: int = 128,
-        stride: int = 1,
-        channel_attention: ChannelAttention = "none",
-        kernel_features: int = 0,
+        config: NetConfig,
+        *,
         max_length: int = 1,
         streams: list[int] | None = None,
-        fusion: Fusion = "late",
-        stream_dropout: float = 0.0,
-        stream_width: int = 32,
     ) -> None:
         super().__init__()
-        choose(POOLINGS, pooling, "pooling")
-        front_end = choose(FRONT_ENDS, frontend, "frontend")
-        make_rnn, initialize = choose(CELLS, cell, "cell"), choose(INITS, init, "init")
-        if stride > 1 and pooling == "none":
+        c = config
+        stride = c.stride or 1
+        choose(POOLINGS, c.pooling, "pooling")
+        front_end = choose(FRONT_ENDS, c.frontend, "frontend")
+        make_rnn, initialize = choose(CELLS, c.cell, "cell"), choose(INITS, c.init, "init")
+        if stride > 1 and c.pooling == "none":
             raise ValueError("a label per step needs stride 1: strides drop the steps' labels")
-        if kernel_features and pooling == "none":
+        if c.kernel_features and c.pooling == "none":
             raise ValueError("a label per step needs kernel_features 0: they describe a sequence")
-        if fusion not in ("early", "late"):
-            raise ValueError(f"unknown fusion {fusion!r}; choose early or late")
+        if c.fusion not in ("early", "late", "none"):
+            raise ValueError(f"unknown fusion {c.fusion!r}; choose early, late or none")
         streams = list(streams or [input_size])
         if sum(streams) != input_size:
             raise ValueError(f"streams {streams} do not add up to {input_size} channels")
-        if not 0.0 <= stream_dropout < 1.0:
-            raise ValueError(f"stream_dropout must be in [0, 1), got {stream_dropout}")
-        directions = 2 if bidirectional else 1
-        self.pooling = pooling
+        if not 0.0 <= c.stream_dropout < 1.0:
+            raise ValueError(f"stream_dropout must be in [0, 1), got {c.stream_dropout}")
+        directions = 2 if c.bidirectional else 1
+        self.pooling = c.pooling
         self.stride = stride
-        self.streams, self.stream_dropout = streams, stream_dropout
+        self.streams, self.stream_dropout = streams, c.stream_dropout
         self.stem = self.fcn = self.projections = self.branches = None
         self.register_buffer("channel_mean", torch.zeros(input_size))
         self.register_buffer("channel_std", torch.ones(input_size))
         stream_of_channel = torch.arange(len(streams)).repeat_interleave(torch.tensor(streams))
         self.register_buffer("channel_stream", stream_of_channel, persistent=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(c.dropout)
         self.head = self.kernels = self.kernel_head = None
-        kernels = (input_size, kernel_features, max_length, num_classes)
-        if len(streams) > 1 and fusion == "late":
-            self.branches = nn.ModuleList(
-                SequenceNet(
-                    width,
-                    None,
-                    cell=cell,
-                    hidden_size=hidden_size,
-                    num_layers=num_layers,
-                    bidirectional=bidirectional,
-                    dropout=dropout,
-                    pooling=pooling,
-                    init=init,
-                    frontend=frontend,
-                    conv_channels=conv_channels,
-                    stride=stride,
-                    channel_attention=channel_attention,
-                )
-                for width in streams
-            )
+        kernels = (input_size, c.kernel_features, max_length, num_classes)
+        if len(streams) > 1 and c.fusion == "late":
+            # an encoder per stream: the same options, no kernel features (the parent's see all)
+            branch = replace(c, kernel_features=0)
+            self.branches = nn.ModuleList(SequenceNet(width, None, branch) for width in streams)
             self.layers = nn.ModuleList()
             self.features = sum(branch.features for branch in self.branches)
             self.head = nn.Linear(self.features, num_classes)
             self._add_kernel_features(*kernels)
             return
         if len(streams) > 1:
-            self.projections = nn.ModuleList(nn.Linear(width, stream_width) for width in streams)
-            input_size = stream_width * len(streams)
-        self.stem, self.fcn, recurrent_in = front_end(input_size, conv_channels, stride)
-        self.channel_attention = make_channel_attention(channel_attention, recurrent_in)
+            self.projections = nn.ModuleList(nn.Linear(width, c.stream_width) for width in streams)
+            input_size = c.stream_width * len(streams)
+        self.stem, self.fcn, recurrent_in = front_end(input_size, c.conv_channels, stride)
+        self.channel_attention = make_channel_attention(c.channel_attention, recurrent_in)
         self.layers = nn.ModuleList()
-        for layer in range(num_layers):
-            layer_in = recurrent_in if layer == 0 else hidden_size * directions
+        for layer in range(c.num_layers):
+            layer_in = recurrent_in if layer == 0 else c.hidden_size * directions
             self.layers.append(
-                nn.ModuleList(make_rnn(layer_in, hidden_size) for _ in range(directions))
+                nn.ModuleList(make_rnn(layer_in, c.hidden_size) for _ in range(directions))
             )
         if initialize is not None:
             for directions_ in self.layers:
                 for rnn in directions_:
-                    initialize(rnn, cell)
-        features = hidden_size * directions
-        self.attention = nn.Linear(features, 1) if pooling == "attention" else None
-        self.features = features + (conv_channels if self.fcn else 0)  # the head's input
+                    initialize(rnn, c.cell)
+        features = c.hidden_size * directions
+        self.attention = nn.Linear(features, 1) if c.pooling == "attention" else None
+        self.features = features + (c.conv_channels if self.fcn else 0)  # the head's input
         if num_classes is not None:  # a late-fusion branch has none: its parent's head joins
             self.head = nn.Linear(self.features, num_classes)
         self._add_kernel_features(*kernels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -13,24 +14,15 @@ from torch import nn
 
 from pipeline.core.distributed import merge_to_all
 from pipeline.core.errors import UserError
-from pipeline.models.frontends import ChannelAttention, Frontend
-from pipeline.models.sequence_net import Cell, Init, Pooling, SequenceNet
+from pipeline.models.config import NetConfig, legacy_options, net_config
+from pipeline.models.sequence_net import SequenceNet
 from pipeline.prepare.kinds import feature_kind
 from pipeline.training.datamodule import Batch, SequenceDataModule
 from pipeline.training.kernel_memo import KernelCountMemo
 from pipeline.training.metrics import test_metrics, test_results
 
 # What checkpoints written before an option existed were trained with: absent keys get these.
-LEGACY_HPARAMS = {
-    "frontend": "none",
-    "conv_channels": 128,
-    "stride": 1,
-    "channel_attention": "none",
-    "max_recurrent_steps": None,
-    "lr_schedule": "constant",
-    "kernel_features": 0,
-    "fusion": "none",
-}
+LEGACY_HPARAMS = {**legacy_options(), "lr_schedule": "constant"}
 KERNEL_FIT_SAMPLES = 256  # training samples the kernel features' biases and scaling come from
 
 
@@ -52,34 +44,9 @@ class SequenceClassifier(pl.LightningModule):
     `fit` and stored in the checkpoint, so `test`/`predict`/`classify` use exactly those.
 
     Args:
-        cell: ``lstm``, ``gru`` or ``peephole``.
-        hidden_size: units per direction and layer.
-        num_layers: stacked recurrent layers.
-        bidirectional: run each layer in both directions.
-        dropout: dropout between layers and before the head.
-        pooling: ``last``, ``mean``, ``max`` or ``attention``; ``none`` (a label per step) is
-            set by itself when the data is labelled per step (``data.per_step``).
-        init: ``pytorch`` or ``matlab`` weight initialization.
-        frontend: ``conv`` (convolution blocks before the recurrent layers), ``fcn`` (LSTM-FCN:
-            a fully convolutional branch beside them) or ``none`` (the raw steps).
-        conv_channels: channels of the convolution blocks.
-        stride: input steps per recurrent step; None picks the smallest that keeps the
-            longest training sequence within `max_recurrent_steps` (1 when labelling steps).
-        channel_attention: ``none``, ``se`` (squeeze-and-excitation) or ``feca`` (from each
-            channel's FFT magnitude spectrum), on the recurrent layers' input.
-        max_recurrent_steps: longest recurrent run that stride None allows.
-        kernel_features: about how many fixed dilated-kernel features (MiniRocket's, fitted to
-            the training data at the start of `fit`) feed a linear head beside the recurrent
-            network; 0 for none. Sequence labels only (0 when labelling steps).
-        kernel_lr: peak learning rate of that head (Adam's steps on thousands of features).
+        kernel_lr: peak learning rate of the kernel features' head (Adam's steps on thousands
+            of features).
         max_length: the longest training sequence; set from the data at fit.
-        fusion: with several streams in the features (`seqclass extract` of video and sensor
-            recordings; a video's CNN and motion features), ``late``: an encoder per stream,
-            joined before the head; ``early``: each stream projected to `stream_width`
-            channels, then one encoder; ``none``: all channels as one stream.
-        stream_dropout: with several streams, the chance in training that a sample loses one
-            stream; a model trained with it also classifies samples that lack a stream.
-        stream_width: channels each stream is projected to (``early``).
         lr: peak learning rate.
         lr_schedule: ``onecycle`` (linear warm-up over the first tenth of the steps, then cosine
             decay to zero) or ``constant``. The learning rate is logged every step.
@@ -88,28 +55,14 @@ class SequenceClassifier(pl.LightningModule):
         class_names: set from the data at fit; stored in checkpoints.
         input_size: set from the data at fit; stored in checkpoints.
         feature_settings: set from the data at fit; stored in checkpoints.
+        **net: the network's options, `NetConfig`'s fields (`--model.hidden_size`, ...).
     """
 
     def __init__(
         self,
-        cell: Cell = "lstm",
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        bidirectional: bool = True,
-        dropout: float = 0.0,
-        pooling: Pooling = "mean",
-        init: Init = "pytorch",
-        frontend: Frontend = "conv",
-        conv_channels: int = 128,
-        stride: int | None = None,
-        channel_attention: ChannelAttention = "none",
-        max_recurrent_steps: int | None = 128,
-        kernel_features: int = 10_000,
+        *,
         kernel_lr: float = 1e-4,
         max_length: int | None = None,
-        fusion: Literal["early", "late", "none"] = "late",
-        stream_dropout: float = 0.25,
-        stream_width: int = 32,
         lr: float = 1e-2,
         lr_schedule: Literal["onecycle", "constant"] = "onecycle",
         weight_decay: float = 1e-2,
@@ -117,9 +70,12 @@ class SequenceClassifier(pl.LightningModule):
         class_names: list[str] | None = None,
         input_size: int | None = None,
         feature_settings: dict | None = None,
+        **net,
     ) -> None:
+        config = NetConfig(**net)  # the options given, checked now, and the others' defaults
         super().__init__()
         self.save_hyperparameters()
+        self.hparams.update(asdict(config))
         self.net: SequenceNet | None = None
         self.test_results: dict | None = None
         self.test_probs: dict[int, torch.Tensor] = {}  # test sample index -> probabilities
@@ -141,14 +97,8 @@ class SequenceClassifier(pl.LightningModule):
             hp.kernel_features = 0
         num_classes = len(class_names)
         self.net = SequenceNet(
-            input_size, num_classes, cell=hp.cell, hidden_size=hp.hidden_size,
-            num_layers=hp.num_layers, bidirectional=hp.bidirectional, dropout=hp.dropout,
-            pooling=hp.pooling, init=hp.init, frontend=hp.frontend,
-            conv_channels=hp.conv_channels, stride=hp.stride,
-            channel_attention=hp.channel_attention, kernel_features=hp.kernel_features,
-            max_length=hp.max_length, streams=[width for _, width in self.streams] or None,
-            fusion="late" if hp.fusion == "none" else hp.fusion,
-            stream_dropout=hp.stream_dropout, stream_width=hp.stream_width,
+            input_size, num_classes, net_config(hp), max_length=hp.max_length,
+            streams=[width for _, width in self.streams] or None,
         )  # fmt: skip
         self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
         task = {"task": "multiclass", "num_classes": num_classes}
