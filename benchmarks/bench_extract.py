@@ -164,8 +164,9 @@ def main() -> None:
         rates["flow alone, Farnebäck"] = flow_fps(rgb, "farneback")
         start = time.perf_counter()
         report = extract_videos(
-            Path(tmp) / "v", Path(tmp) / "fm", backbone, FrameSampling(), MotionSettings("dis"),
-            batch_size=batch, num_workers=args.workers, device=args.device,
+            Path(tmp) / "v", Path(tmp) / "fm", backbone, FrameSampling(),
+            motion=MotionSettings("dis"), batch_size=batch, num_workers=args.workers,
+            device=args.device,
         )  # fmt: skip
         rates["pipeline + DIS motion"] = report.frames / (time.perf_counter() - start)
         print("\n| stage | frames/s | × CNN-only |\n| --- | ---: | ---: |")

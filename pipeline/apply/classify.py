@@ -118,6 +118,7 @@ def export_video_classifier(
 def classify(
     paths: list[str | Path],
     checkpoint: str | Path,
+    *,
     batch_size: int | None = None,
     num_workers: int = 2,
     device: str = "cpu",

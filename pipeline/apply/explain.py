@@ -76,6 +76,7 @@ def explain(
     paths: list[str | Path],
     checkpoint: str | Path,
     out: str | Path,
+    *,
     target: str | None = None,
     steps: int = 32,
     num_workers: int = 2,

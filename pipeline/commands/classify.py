@@ -30,7 +30,10 @@ def run(ns: argparse.Namespace) -> None:
     from pipeline.apply.classify import classify
     from pipeline.training.reports import write_predictions, write_step_predictions
 
-    result = classify(ns.paths, ns.checkpoint, ns.batch_size, ns.num_workers, ns.device)
+    result = classify(
+        ns.paths, ns.checkpoint, batch_size=ns.batch_size, num_workers=ns.num_workers,
+        device=ns.device,
+    )  # fmt: skip
     for path, reason in result.failed:
         print(f"  skipped {path}: {reason}", file=sys.stderr)
     if not result.samples:

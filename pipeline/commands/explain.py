@@ -27,8 +27,9 @@ def run(ns: argparse.Namespace) -> None:
     from pipeline.apply.explain import explain
 
     results, failed = explain(
-        ns.paths, ns.checkpoint, ns.out, ns.target, ns.steps, ns.num_workers, ns.device
-    )
+        ns.paths, ns.checkpoint, ns.out, target=ns.target, steps=ns.steps,
+        num_workers=ns.num_workers, device=ns.device,
+    )  # fmt: skip
     for path, reason in failed:
         print(f"  skipped {path}: {reason}", file=sys.stderr)
     if not results:

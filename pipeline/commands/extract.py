@@ -143,8 +143,9 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
     backbone, sampling, motion = _encoders(ns)
     first_rank = rank_and_world()[0] == 0
     report = extract_videos(
-        ns.root, ns.out, backbone, sampling, motion, ns.batch_size, ns.num_workers, ns.device
-    )
+        ns.root, ns.out, backbone, sampling, motion=motion, batch_size=ns.batch_size,
+        num_workers=ns.num_workers, device=ns.device,
+    )  # fmt: skip
     if first_rank:
         streams = [f"{backbone.name} {backbone.feature_dim}-d"] if backbone else []
         streams += [f"{motion.method} motion {motion.dim}-d"] if motion else []

@@ -51,7 +51,8 @@ def video_encoding(
 
     def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
         return extract_videos(
-            root, out, backbone, sampling, motion, batch_size, num_workers, device, found
-        )
+            root, out, backbone, sampling, motion=motion, batch_size=batch_size,
+            num_workers=num_workers, device=device, samples=found,
+        )  # fmt: skip
 
     return StreamEncoding(video_settings(backbone, sampling, motion), run, dim)
