@@ -85,3 +85,12 @@ def test_stream_dropout_drops_one_stream_of_about_its_share_of_samples() -> None
 def test_streams_must_add_up_to_the_input() -> None:
     with pytest.raises(ValueError, match="add up"):
         plain_net(10, 2, streams=[4, 5])
+
+
+def test_a_late_fusion_net_sends_encode_to_its_branches() -> None:
+    net = _net("late")
+    x, lengths = torch.randn(2, 12, sum(STREAMS)), torch.tensor([12, 7])
+    with pytest.raises(ValueError, match="net.branches"):
+        net.encode(x, lengths)
+    first = net.branches[0].encode(net.normalize(x)[..., : STREAMS[0]], lengths)[0]
+    assert first.shape[:2] == (2, 12)

@@ -225,7 +225,13 @@ class SequenceNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Recurrent features `[B, T', H * directions]` of raw `x` and their lengths `[B]`
         (`T'` is `T` shortened by the stride); padded steps are meaningless. `missing`
-        `[B, streams]` marks streams to leave out (see `normalize`)."""
+        `[B, streams]` marks streams to leave out (see `normalize`). A late-fusion net has
+        no one sequence of features: each of its `branches` encodes its own stream."""
+        if self.branches is not None:
+            raise ValueError(
+                "a late-fusion net encodes each stream apart: call encode on net.branches[i] "
+                "with that stream's channels (the head joins their pooled features: embed)"
+            )
         x = self._projected(self.normalize(x, missing))
         if self.stem is not None:
             x, lengths = self.stem(x, lengths)
