@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--skip-rss", action="store_true")
     args = parser.parse_args()
     batch = args.batch_size or (64 if args.device.startswith("cuda") else 8)
-    backbone = build_backbone(args.backbone, args.weights)
+    backbone = build_backbone(args.backbone, weights=args.weights)
     model = backbone.model.to(args.device, memory_format=torch.channels_last).eval()
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "-"
     print(
@@ -156,15 +156,20 @@ def main() -> None:
         }
         start = time.perf_counter()
         report = extract_videos(
-            Path(tmp) / "v", Path(tmp) / "f", backbone, FrameSampling(), batch_size=batch,
-            num_workers=args.workers, device=args.device,
-        )  # fmt: skip
+            Path(tmp) / "v",
+            Path(tmp) / "f",
+            backbone=backbone,
+            sampling=FrameSampling(),
+            batch_size=batch,
+            num_workers=args.workers,
+            device=args.device,
+        )
         rates["pipeline"] = report.frames / (time.perf_counter() - start)
         rates["flow alone, DIS"] = flow_fps(rgb, "dis")
         rates["flow alone, Farnebäck"] = flow_fps(rgb, "farneback")
         start = time.perf_counter()
         report = extract_videos(
-            Path(tmp) / "v", Path(tmp) / "fm", backbone, FrameSampling(),
+            Path(tmp) / "v", Path(tmp) / "fm", backbone=backbone, sampling=FrameSampling(),
             motion=MotionSettings("dis"), batch_size=batch, num_workers=args.workers,
             device=args.device,
         )  # fmt: skip

@@ -79,21 +79,25 @@ def training(args: argparse.Namespace) -> None:
 
 
 def extraction(args: argparse.Namespace) -> None:
-    backbone = build_backbone("googlenet", "random")
+    backbone = build_backbone("googlenet", weights="random")
     model = backbone.model.to(args.device, memory_format=torch.channels_last).eval()
     batch = 64 if args.device.startswith("cuda") else 8
     with tempfile.TemporaryDirectory() as tmp:
         videos = [write_clip(Path(tmp) / f"v/{i}.avi", args.frames, i) for i in range(args.videos)]
-        frames = torch.cat([backbone.preprocess(torch.from_numpy(f).permute(0, 3, 1, 2))
-                            for f, _ in iter_frame_chunks(videos[0], FrameSampling(), 64)])  # fmt: skip
+        frames = torch.cat(
+            [
+                backbone.preprocess(torch.from_numpy(f).permute(0, 3, 1, 2))
+                for f, _ in iter_frame_chunks(videos[0], FrameSampling(), 64)
+            ]
+        )
         rates = {
             "decode + preprocess, 1 process": decode_fps(videos, backbone.preprocess),
             f"GoogLeNet alone, batch {batch}": cnn_fps(model, frames, batch, args.device),
         }
         for workers in args.workers:
             start = time.perf_counter()
-            report = extract_videos(Path(tmp) / "v", Path(tmp) / f"f{workers}", backbone,
-                                    FrameSampling(), batch_size=batch, num_workers=workers,
+            report = extract_videos(Path(tmp) / "v", Path(tmp) / f"f{workers}", backbone=backbone,
+                                    sampling=FrameSampling(), batch_size=batch, num_workers=workers,
                                     device=args.device)  # fmt: skip
             rates[f"pipeline, {workers} decode workers"] = report.frames / (
                 time.perf_counter() - start
@@ -110,9 +114,11 @@ def extraction(args: argparse.Namespace) -> None:
         verdict = "decode-bound"
     else:
         verdict = "decoding and the CNN compete for the CPU cores"
-    print(f"\nOne decoding process feeds the CNN {decode / cnn:.0%} of the frames it can take: "
-          f"{math.ceil(cnn / decode)} decode worker(s), each with a free core, keep it busy. "
-          f"The best pipeline run reaches {best / cnn:.0%} of the CNN alone: {verdict}.")  # fmt: skip
+    print(
+        f"\nOne decoding process feeds the CNN {decode / cnn:.0%} of the frames it can take: "
+        f"{math.ceil(cnn / decode)} decode worker(s), each with a free core, keep it busy. "
+        f"The best pipeline run reaches {best / cnn:.0%} of the CNN alone: {verdict}."
+    )
 
 
 def ddp_rank(rank: int, world: int, port: int, args: argparse.Namespace, out) -> None:
@@ -138,8 +144,10 @@ def ddp(args: argparse.Namespace) -> None:
         queue = mp.get_context("spawn").SimpleQueue()
         mp.spawn(ddp_rank, args=(world, port, args, queue), nprocs=world)
         rates[world] = queue.get()
-    print(f"\nDDP on one {args.device} device, global batch {args.batch}: 1 process "
-          f"{rates[1]:.0f} sequences/s, 2 processes {rates[2]:.0f} ({rates[2] / rates[1]:.2f}x)")  # fmt: skip
+    print(
+        f"\nDDP on one {args.device} device, global batch {args.batch}: 1 process "
+        f"{rates[1]:.0f} sequences/s, 2 processes {rates[2]:.0f} ({rates[2] / rates[1]:.2f}x)"
+    )
 
 
 def main() -> None:

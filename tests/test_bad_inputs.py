@@ -74,7 +74,7 @@ def test_a_manifest_group_stays_within_one_split(tmp_path: Path) -> None:
     rows = [f"data/{c}/{i}.npy,{c},s{i // 2}" for c in "ab" for i in range(24)]
     (tmp_path / "m.csv").write_text("path,label,group\n" + "\n".join(rows) + "\n")
     for seed in range(3):
-        samples = assign_splits(discover(tmp_path / "m.csv", (".npy",)), 0.15, 0.2, seed)
+        samples = assign_splits(discover(tmp_path / "m.csv", (".npy",)), 0.15, 0.2, seed=seed)
         splits_of = {}
         for s in samples:
             splits_of.setdefault(s.group, set()).add(s.split)

@@ -20,7 +20,11 @@ from conftest import random_tree
 def held_out(samples: list[Sample], folds: int, seed: int = 0, pattern: str | None = None):
     """The val samples of each fold."""
     return [
-        [s for s in assign_fold(samples, k, folds, seed, pattern) if s.split == "val"]
+        [
+            s
+            for s in assign_fold(samples, k, folds, seed=seed, group_pattern=pattern)
+            if s.split == "val"
+        ]
         for k in range(folds)
     ]
 
@@ -35,7 +39,7 @@ def test_folds_cover_train_and_val_once_stratified_and_seeded(tmp_path: Path) ->
         assert Counter(s.label for s in fold) in ({"a": 4, "b": 3}, {"a": 3, "b": 3})
     assert held_out(samples, 3) == folds  # the seed fixes them
     assert held_out(samples, 3, seed=1) != folds
-    tests = [s for s in assign_fold(samples, 1, 3, 0) if s.split == "test"]
+    tests = [s for s in assign_fold(samples, 1, 3, seed=0) if s.split == "test"]
     assert [s.path for s in tests] == [samples[0].path]
 
 
@@ -60,9 +64,21 @@ def test_groups_never_span_two_folds(tmp_path: Path) -> None:
 
 def test_cv_trains_a_model_per_fold_and_summarizes_them(signal_root: Path, tmp_path: Path):
     out = tmp_path / "cv"
-    main(["cv", "--folds", "3", "--out", str(out), f"--data.root={signal_root}",
-          "--trainer.max_epochs=2", "--model.hidden_size=16", "--data.batch_size=8",
-          "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"])  # fmt: skip
+    main(
+        [
+            "cv",
+            "--folds",
+            "3",
+            "--out",
+            str(out),
+            f"--data.root={signal_root}",
+            "--trainer.max_epochs=2",
+            "--model.hidden_size=16",
+            "--data.batch_size=8",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+        ]
+    )
     summary = json.loads((out / "cv.json").read_text())
     folds = summary["folds"]
     assert [f["fold"] for f in folds] == [0, 1, 2]

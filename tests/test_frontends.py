@@ -45,9 +45,9 @@ def test_stride_shortens_the_recurrent_run_and_its_lengths() -> None:
 
 def test_window_pooling_takes_the_mean_or_max_of_each_window() -> None:
     x = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]]).unsqueeze(-1)
-    mean, lengths = pool_windows(x, torch.tensor([5]), 2, "mean")
+    mean, lengths = pool_windows(x, torch.tensor([5]), 2, reduce="mean")
     assert mean.squeeze().tolist() == [1.5, 3.5, 2.5] and lengths.tolist() == [3]
-    assert pool_windows(x, torch.tensor([5]), 2, "max")[0].squeeze().tolist() == [2, 4, 5]
+    assert pool_windows(x, torch.tensor([5]), 2, reduce="max")[0].squeeze().tolist() == [2, 4, 5]
 
 
 @pytest.mark.parametrize("frontend", ["conv", "fcn"])

@@ -38,7 +38,7 @@ def test_streams_are_averaged_over_the_sparsest_streams_steps_within_their_commo
         "fast": _stream(tmp_path, "fast", fast_t, np.stack([fast_t, -fast_t], 1)),
     }
     sample = StreamSample("a/s", {"slow": Path("slow.wav"), "fast": Path("fast.wav")}, "a")
-    features, times, cut = align(sample, files, {}, ["slow", "fast"])
+    features, times, cut = align(sample, files, fill={}, order=["slow", "fast"])
     np.testing.assert_allclose(times, slow_t[2:])  # cut to 1-5 s
     np.testing.assert_allclose(features[:, 0], slow_t[2:])
     np.testing.assert_allclose(features[:, 1], slow_t[2:] + 0.2, atol=1e-6)  # 5 steps' mean
@@ -47,10 +47,11 @@ def test_streams_are_averaged_over_the_sparsest_streams_steps_within_their_commo
 
     sample.offsets["fast"] = 4.9  # the recording starts as the video ends
     with pytest.raises(UserError, match="overlap for less than one slow step"):
-        align(sample, files, {}, ["slow", "fast"])
+        align(sample, files, fill={}, order=["slow", "fast"])
     sample.offsets["fast"] = 0.0
-    filled, _, _ = align(sample, {"slow": files["slow"]}, {"fast": np.array([7.0, 8.0])},
-                         ["slow", "fast"])  # fmt: skip
+    filled, _, _ = align(
+        sample, {"slow": files["slow"]}, fill={"fast": np.array([7.0, 8.0])}, order=["slow", "fast"]
+    )
     assert filled.shape == (10, 3) and (filled[:, 1:] == [7.0, 8.0]).all()
 
 

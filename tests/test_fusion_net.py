@@ -66,7 +66,7 @@ def test_a_missing_stream_is_its_training_mean_for_every_part_of_the_net(fusion:
     torch.testing.assert_close(net(x, lengths, missing=missing), expected)
     # memoized kernel features of the whole sample, with the lost stream's replaced
     memo = net.kernel_features(x, lengths)
-    torch.testing.assert_close(net(x, lengths, memo, missing=missing), expected)
+    torch.testing.assert_close(net(x, lengths, kernel_features=memo, missing=missing), expected)
 
 
 def test_stream_dropout_drops_one_stream_of_about_its_share_of_samples() -> None:
@@ -90,7 +90,7 @@ def test_streams_must_add_up_to_the_input() -> None:
 def test_a_late_fusion_net_sends_encode_to_its_branches() -> None:
     net = _net("late")
     x, lengths = torch.randn(2, 12, sum(STREAMS)), torch.tensor([12, 7])
-    with pytest.raises(ValueError, match="net.branches"):
+    with pytest.raises(ValueError, match="net.encoder.branches"):
         net.encode(x, lengths)
-    first = net.branches[0].encode(net.normalize(x)[..., : STREAMS[0]], lengths)[0]
+    first = net.encoder.branches[0].encode(net.normalize(x)[..., : STREAMS[0]], lengths)[0]
     assert first.shape[:2] == (2, 12)

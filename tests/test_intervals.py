@@ -36,11 +36,24 @@ def test_step_labels_follow_the_interval_times():
     assert labels.tolist() == [-1, 1, 1, -1, -1, -1, 0, 0, 0, 0]
 
 
+def _windows(times, labels, *, hop, per_step, fractions=(0, 0), path=Path("r"), source=Path("r")):
+    """2-second windows of a recording with classes a and b."""
+    return window_samples(path, source, times=times, labels=labels, class_names=["a", "b"],
+                          length=2.0, hop=hop, fractions=fractions, per_step=per_step)  # fmt: skip
+
+
 def test_windows_split_in_time_without_straddling_and_take_the_majority_label():
     times = np.arange(100) / 10  # 10 s at 10 steps/s
     labels = np.repeat([0, 1], 50)
-    samples = window_samples(Path("r.npz"), Path("r.csv"), times, labels, ["a", "b"],
-                             length=2.0, hop=1.0, fractions=(0.2, 0.2), per_step=False)  # fmt: skip
+    samples = _windows(
+        times,
+        labels,
+        hop=1.0,
+        fractions=(0.2, 0.2),
+        per_step=False,
+        path=Path("r.npz"),
+        source=Path("r.csv"),
+    )
     got = [(s.split, s.steps, s.label) for s in samples]
     assert got == [
         ("train", (0, 20), "a"), ("train", (10, 30), "a"), ("train", (20, 40), "a"),
@@ -53,12 +66,12 @@ def test_windows_split_in_time_without_straddling_and_take_the_majority_label():
 def test_windows_without_a_majority_or_any_label_are_dropped():
     times = np.arange(40) / 10
     labels = np.array([-1] * 25 + [0] * 15)
-    seq = window_samples(Path("r"), Path("r"), times, labels, ["a", "b"], 2.0, 2.0, (0, 0), False)
-    step = window_samples(Path("r"), Path("r"), times, labels, ["a", "b"], 2.0, 2.0, (0, 0), True)
+    seq = _windows(times, labels, hop=2.0, per_step=False)
+    step = _windows(times, labels, hop=2.0, per_step=True)
     assert [s.steps for s in seq] == [(20, 40)] and [s.steps for s in step] == [(20, 40)]
     labels[:20] = -1
     labels[19] = 0
-    step = window_samples(Path("r"), Path("r"), times, labels, ["a", "b"], 2.0, 2.0, (0, 0), True)
+    step = _windows(times, labels, hop=2.0, per_step=True)
     assert [s.steps for s in step] == [(0, 20), (20, 40)]
 
 
@@ -144,8 +157,7 @@ def test_per_step_labels_every_step(activity: Path, tmp_path: Path, capsys):
 def test_per_step_evaluation_windows_do_not_overlap():
     times = np.arange(100) / 10
     labels = np.zeros(100, dtype=np.int64)
-    samples = window_samples(Path("r"), Path("r"), times, labels, ["a", "b"],
-                             length=2.0, hop=0.5, fractions=(0.2, 0.2), per_step=True)  # fmt: skip
+    samples = _windows(times, labels, hop=0.5, fractions=(0.2, 0.2), per_step=True)
     by_split = {split: [s.steps for s in samples if s.split == split] for split in ("val", "test")}
     assert by_split == {"val": [(60, 80)], "test": [(80, 100)]}
     assert len([s for s in samples if s.split == "train"]) == 9  # training windows overlap

@@ -153,7 +153,9 @@ def test_training_reuses_each_samples_kernel_features(
           "--model.hidden_size=8", "--model.kernel_features=500",
           f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     classifier = load_classifier(tmp_path / "checkpoints" / "best.ckpt")
-    assert classifier.net.kernels.num_features == 420  # rounded down to a multiple of 84
+    assert (
+        classifier.net.kernel_head.kernels.num_features == 420
+    )  # rounded down to a multiple of 84
     datamodule = SequenceDataModule(str(signal_root), batch_size=8)
     datamodule.setup("fit")
     classifier._kernel_memo = kernel_memo.KernelCountMemo(420, tmp_path / "memo")

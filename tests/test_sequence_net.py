@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.models.sequence_net import PeepholeLSTM, reverse_padded
+from pipeline.models.encoder import PeepholeLSTM, reverse_padded
 
 from conftest import plain_net
 
@@ -44,7 +44,7 @@ def test_padding_never_changes_a_samples_logits(
     if kernels:
         net.channel_mean.fill_(0.5)
         net.fit_kernel_features(torch.randn(8, 70, 3), torch.full((8,), 70))
-        nn.init.normal_(net.kernel_head.weight)
+        nn.init.normal_(net.kernel_head.linear.weight)
     for module in net.modules():
         if isinstance(module, nn.BatchNorm1d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -74,7 +74,7 @@ def test_peephole_lstm_with_zero_peepholes_equals_torch_lstm() -> None:
 
 def test_matlab_init_sets_unit_forget_bias_and_orthogonal_recurrent_weights() -> None:
     net = plain_net(3, 2, hidden_size=6, init="matlab")
-    lstm = net.layers[0][0]
+    lstm = net.encoder.layers[0][0]
     forget = lstm.bias_ih_l0[6:12]
     assert torch.equal(forget, torch.ones(6))
     assert lstm.bias_ih_l0[:6].abs().sum() == 0

@@ -39,10 +39,15 @@ def test_decomposition_modes_become_channels():
 
 def test_time_changing_steps_track_rate_and_step_times():
     spec = run([{"spectrogram": {"nperseg": 40, "hop": 10}}])
-    _, freqs, times = filters.spectrogram_frames(X, FS, 40, 10)
+    _, freqs, times = filters.spectrogram_frames(X, FS, 40, hop=10)
     assert spec.data.shape == (2 * len(freqs), len(times))
     assert_allclose(spec.times, times)
-    stats = run([{"resample": {"fs": 100}}, {"window_stats": {"nperseg": 20, "hop": 10, "stats": ["rms", "peak"]}}])  # fmt: skip
+    stats = run(
+        [
+            {"resample": {"fs": 100}},
+            {"window_stats": {"nperseg": 20, "hop": 10, "stats": ["rms", "peak"]}},
+        ]
+    )
     resampled = filters.resample(X, FS, 100)
     assert stats.fs == 10 and stats.data.shape == (4, 19)
     assert_allclose(stats.data[0, 3], np.sqrt(np.mean(resampled[0, 30:50] ** 2)))

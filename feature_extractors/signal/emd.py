@@ -22,6 +22,7 @@ Method = Literal["emd", "eemd", "ceemdan"]
 def emd(
     x: torch.Tensor | np.ndarray,
     num_modes: int = 5,
+    *,
     method: Method = "emd",
     fs: float | None = None,
     trials: int = 100,

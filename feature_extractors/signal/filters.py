@@ -19,6 +19,7 @@ def butter_filter(
     x: np.ndarray,
     fs: float,
     cutoff: float | tuple[float, float],
+    *,
     btype: Literal["lowpass", "highpass", "bandpass", "bandstop"],
     order: int = 4,
     axis: int = -1,
@@ -44,25 +45,29 @@ def _butter_sos(order: int, edges: tuple[float, ...], btype: str, fs: float) -> 
     return scipy.signal.butter(order, cutoff, btype=btype, fs=fs, output="sos")
 
 
-def lowpass(x: np.ndarray, fs: float, cutoff: float, order: int = 4, axis: int = -1) -> np.ndarray:
+def lowpass(
+    x: np.ndarray, fs: float, cutoff: float, *, order: int = 4, axis: int = -1
+) -> np.ndarray:
     """Keep frequencies below `cutoff` Hz."""
-    return butter_filter(x, fs, cutoff, "lowpass", order, axis)
+    return butter_filter(x, fs, cutoff, btype="lowpass", order=order, axis=axis)
 
 
-def highpass(x: np.ndarray, fs: float, cutoff: float, order: int = 4, axis: int = -1) -> np.ndarray:
+def highpass(
+    x: np.ndarray, fs: float, cutoff: float, *, order: int = 4, axis: int = -1
+) -> np.ndarray:
     """Keep frequencies above `cutoff` Hz (removes drift)."""
-    return butter_filter(x, fs, cutoff, "highpass", order, axis)
+    return butter_filter(x, fs, cutoff, btype="highpass", order=order, axis=axis)
 
 
 def bandpass(
-    x: np.ndarray, fs: float, low: float, high: float, order: int = 4, axis: int = -1
+    x: np.ndarray, fs: float, low: float, high: float, *, order: int = 4, axis: int = -1
 ) -> np.ndarray:
     """Keep frequencies between `low` and `high` Hz (each edge gets `order` poles)."""
-    return butter_filter(x, fs, (low, high), "bandpass", order, axis)
+    return butter_filter(x, fs, (low, high), btype="bandpass", order=order, axis=axis)
 
 
 def notch(
-    x: np.ndarray, fs: float, freq: float, quality: float = 30.0, axis: int = -1
+    x: np.ndarray, fs: float, freq: float, *, quality: float = 30.0, axis: int = -1
 ) -> np.ndarray:
     """Remove a narrow band around `freq` Hz (mains hum); bandwidth is `freq / quality`."""
     if not 0 < freq < fs / 2:
@@ -80,7 +85,7 @@ def _notch_sos(freq: float, quality: float, fs: float) -> np.ndarray:
     return scipy.signal.tf2sos(*scipy.signal.iirnotch(freq, quality, fs=fs))
 
 
-def resample(x: np.ndarray, fs: float, target_fs: float, axis: int = -1) -> np.ndarray:
+def resample(x: np.ndarray, fs: float, target_fs: float, *, axis: int = -1) -> np.ndarray:
     """Polyphase resampling from `fs` to `target_fs` (anti-aliased; ratio within 1e-3)."""
     ratio = Fraction(target_fs / fs).limit_denominator(1000)
     if ratio == 1:
@@ -106,7 +111,7 @@ def zscore(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def spectrogram_frames(
-    x: np.ndarray, fs: float, nperseg: int = 64, hop: int = 32, log: bool = True
+    x: np.ndarray, fs: float, nperseg: int = 64, *, hop: int = 32, log: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Short-time power spectra of `x [..., T]`: `(power [..., F, N], freqs [F], times [N])`.
 

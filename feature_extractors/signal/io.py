@@ -44,6 +44,7 @@ def _read_wav(path: Path) -> tuple[int, np.ndarray]:
 def load_recording(
     path: str | Path,
     fs: float | None = None,
+    *,
     variable: str | None = None,
     nan_policy: NanPolicy = "raise",
 ) -> tuple[np.ndarray, float]:

@@ -62,19 +62,19 @@ def _detrend(s: Signal, type: Literal["linear", "constant"] = "linear") -> Signa
 
 
 def _lowpass(s: Signal, cutoff: float, order: int = 4) -> Signal:
-    return s.replaced(filters.lowpass(s.data, s.fs, cutoff, order))
+    return s.replaced(filters.lowpass(s.data, s.fs, cutoff, order=order))
 
 
 def _highpass(s: Signal, cutoff: float, order: int = 4) -> Signal:
-    return s.replaced(filters.highpass(s.data, s.fs, cutoff, order))
+    return s.replaced(filters.highpass(s.data, s.fs, cutoff, order=order))
 
 
 def _bandpass(s: Signal, low: float, high: float, order: int = 4) -> Signal:
-    return s.replaced(filters.bandpass(s.data, s.fs, low, high, order))
+    return s.replaced(filters.bandpass(s.data, s.fs, low, high, order=order))
 
 
 def _notch(s: Signal, freq: float, quality: float = 30.0) -> Signal:
-    return s.replaced(filters.notch(s.data, s.fs, freq, quality))
+    return s.replaced(filters.notch(s.data, s.fs, freq, quality=quality))
 
 
 def _resample(s: Signal, fs: float) -> Signal:
@@ -86,7 +86,7 @@ def _zscore(s: Signal) -> Signal:
 
 
 def _spectrogram(s: Signal, nperseg: int = 64, hop: int = 32, log: bool = True) -> Signal:
-    power, freqs, times = filters.spectrogram_frames(s.data, s.fs, nperseg, hop, log)
+    power, freqs, times = filters.spectrogram_frames(s.data, s.fs, nperseg, hop=hop, log=log)
     channels, bins, frames = power.shape
     return s.replaced(
         power.reshape(channels * bins, frames),
@@ -366,7 +366,7 @@ class SignalPreprocessing:
         path = Path(path)
         own_rate = self.resamples_first and path.suffix.lower() == ".wav"
         data, fs = load_recording(
-            path, None if own_rate else self.fs, self.variable, self.nan_policy
+            path, None if own_rate else self.fs, variable=self.variable, nan_policy=self.nan_policy
         )
         names = [f"ch{c}" for c in range(len(data))]
         try:

@@ -30,6 +30,7 @@ Init = Literal["peaks", "grid", "random", "zero"]
 def vmd(
     x: torch.Tensor | np.ndarray,
     num_modes: int = 5,
+    *,
     alpha: float = 1000.0,
     tau: float = 0.0,
     fs: float | None = None,
@@ -83,31 +84,87 @@ def vmd(
             f"{max(1, length // 2)} or longer signals."
         )
     flat = signal.reshape(-1, length)
-    batch, device = flat.shape[0], flat.device
-    half = length // 2
-    mirrored = torch.cat([flat[:, :half].flip(-1), flat, flat[:, half:].flip(-1)], dim=-1)
-    total = mirrored.shape[-1]  # 2 * length: the one-sided spectrum has `length` bins
-    spectrum = torch.fft.fft(mirrored)[:, :length]
-    freqs = torch.arange(length, device=device, dtype=dtype) / total
+    spectrum, freqs = _mirrored_spectrum(flat)
     omega = _initial_omega(init, spectrum, num_modes, fs, dc, seed, freqs)
-
     # Spectra as real [..., 2, T] (real, imaginary): every update is real, which torch.compile
     # fuses into one loop; the mode filters 1 / (1 + alpha (f - omega)^2) are real anyway.
     f = _real(spectrum)
     lam = None if initial_lm is None else _real(_lm(initial_lm, spectrum))
+    shape = (flat.device.type, dtype, length, num_modes, float(alpha), dc)  # what a compile fixes
+    if compile is None:
+        compile = _worth_compiling(shape, flat.shape[0] * num_modes * length)
+    started = time.perf_counter()
+    modes_hat, omega, iterations, converged = _iterate(
+        f, lam, omega, freqs, num_modes=num_modes, alpha=alpha, tau=tau, dc=dc,
+        max_iterations=max_iterations, abs_tol=abs_tol, rel_tol=rel_tol,
+        sweep=_compiled_sweep(flat.device.type) if compile else _sweep,
+    )  # fmt: skip
+    if compile and flat.device.type not in _EAGER_ONLY:
+        _COMPILED.add(shape)
+    else:
+        _EAGER_SECONDS[shape] += time.perf_counter() - started
+    modes = _modes(modes_hat, length)
+    order = omega.argsort(dim=-1)
+    modes = modes.gather(1, order[..., None].expand_as(modes))
+    omega = omega.gather(1, order)
+    centre = omega * fs if fs is not None else omega
+    return Decomposition(
+        modes=modes.reshape(*lead, num_modes, length),
+        residual=(flat - modes.sum(1)).reshape(*lead, length),
+        center_frequencies=centre.reshape(*lead, num_modes),
+        iterations=iterations.reshape(lead),
+        converged=converged.reshape(lead),
+    )
+
+
+def _mirrored_spectrum(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one-sided spectrum `[B, T]` of each signal of `flat [B, T]` mirrored at both ends
+    (length 2T), and its frequencies in cycles per sample `[T]`."""
+    length = flat.shape[-1]
+    half = length // 2
+    mirrored = torch.cat([flat[:, :half].flip(-1), flat, flat[:, half:].flip(-1)], dim=-1)
+    freqs = torch.arange(length, device=flat.device, dtype=flat.dtype) / (2 * length)
+    return torch.fft.fft(mirrored)[:, :length], freqs
+
+
+def _modes(modes_hat: torch.Tensor, length: int) -> torch.Tensor:
+    """Time-domain modes `[B, K, T]` of one-sided mirrored spectra `[B, K, 2, T]`."""
+    modes_hat = torch.complex(modes_hat[..., 0, :], modes_hat[..., 1, :])
+    padded = torch.cat([modes_hat, torch.zeros_like(modes_hat[..., :1])], dim=-1)
+    half = length // 2
+    return torch.fft.irfft(padded, n=2 * length)[..., half : half + length]
+
+
+def _iterate(
+    f: torch.Tensor,
+    lam: torch.Tensor | None,
+    omega: torch.Tensor,
+    freqs: torch.Tensor,
+    *,
+    num_modes: int,
+    alpha: float,
+    tau: float,
+    dc: bool,
+    max_iterations: int,
+    abs_tol: float,
+    rel_tol: float | None,
+    sweep,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run `sweep` until each signal converges or `max_iterations`; spectra `f [B, 2, T]`.
+
+    Returns each signal's modes' spectra `[B, K, 2, T]`, centre frequencies `[B, K]`,
+    iterations `[B]` and whether it converged `[B]`. Finished rows are dropped from the
+    batch once they are a quarter of it."""
+    batch, _, length = f.shape
+    device = f.device
     base = f if lam is None else f - lam / 2  # what the modes share out: f - lambda / 2
-    u = torch.zeros(batch, num_modes, 2, length, dtype=dtype, device=device)
+    u = f.new_zeros(batch, num_modes, 2, length)
     modes_hat = torch.zeros_like(u)
     iterations = torch.zeros(batch, dtype=torch.long, device=device)
     converged = torch.zeros(batch, dtype=torch.bool, device=device)
     active = torch.arange(batch, device=device)  # the rows still iterated ...
     running = torch.ones(batch, dtype=torch.bool, device=device)  # ... and those not done
     w = omega.clone()
-    shape = (device.type, dtype, length, num_modes, float(alpha), dc)  # what a compile fixes
-    if compile is None:
-        compile = _worth_compiling(shape, batch * num_modes * length)
-    sweep = _compiled_sweep(device.type) if compile else _sweep
-    started = time.perf_counter()
     for step in range(1, max_iterations + 1):
         u, w, rest, change, energy = sweep(u, base, w, freqs, alpha, dc)
         if tau:  # dual ascent: lambda += tau (sum of the modes - f), and sum = f - lambda/2 - rest
@@ -129,25 +186,7 @@ def vmd(
                 keep = running
                 active, u, w, f, base = active[keep], u[keep], w[keep], f[keep], base[keep]
                 lam, running = None if lam is None else lam[keep], running[keep]
-
-    if compile and device.type not in _EAGER_ONLY:
-        _COMPILED.add(shape)
-    else:
-        _EAGER_SECONDS[shape] += time.perf_counter() - started
-    modes_hat = torch.complex(modes_hat[..., 0, :], modes_hat[..., 1, :])
-    padded = torch.cat([modes_hat, torch.zeros_like(modes_hat[..., :1])], dim=-1)
-    modes = torch.fft.irfft(padded, n=total)[..., half : half + length]
-    order = omega.argsort(dim=-1)
-    modes = modes.gather(1, order[..., None].expand_as(modes))
-    omega = omega.gather(1, order)
-    centre = omega * fs if fs is not None else omega
-    return Decomposition(
-        modes=modes.reshape(*lead, num_modes, length),
-        residual=(flat - modes.sum(1)).reshape(*lead, length),
-        center_frequencies=centre.reshape(*lead, num_modes),
-        iterations=iterations.reshape(lead),
-        converged=converged.reshape(lead),
-    )
+    return modes_hat, omega, iterations, converged
 
 
 def _sweep(u, base, omega, freqs, alpha: float, dc: bool, fused: bool = False):

@@ -89,6 +89,7 @@ def list_backbones() -> list[str]:
 
 def build_backbone(
     name: str = DEFAULT_BACKBONE,
+    *,
     weights: str = "DEFAULT",
     weights_path: str | None = None,
     layer: str | None = None,

@@ -29,7 +29,7 @@ from pipeline.prepare.kinds import Drawing, feature_kind
 
 
 def integrated_gradients(
-    net: SequenceNet, x: torch.Tensor, target: int, steps: int = 32
+    net: SequenceNet, x: torch.Tensor, target: int, *, steps: int = 32
 ) -> torch.Tensor:
     """Attributions `[T, D]` of logit `target` for one raw sequence `x [T, D]`.
 
@@ -90,7 +90,7 @@ def explain(
     above a threshold, which has no gradient, so their head's share of the logit is left out
     (a warning says so)."""
     classifier = load_classifier(checkpoint).to(device)
-    if classifier.net.kernels is not None:
+    if classifier.net.kernel_head is not None:
         warnings.warn(
             f"{checkpoint}: the attributions explain the recurrent network's logits; the kernel "
             "features' head (no gradient) also adds to the probabilities shown",
@@ -121,7 +121,7 @@ def explain(
             k = names.index(target) if target is not None else int(probs.argmax())
             results.append(Explanation(
                 sample, names[k], float(probs[k]),
-                integrated_gradients(net, x, k, steps).cpu().numpy(),
+                integrated_gradients(net, x, k, steps=steps).cpu().numpy(),
                 None if attention is None else _per_input_step(attention[0], net.stride, len(x)),
                 step_times(sample), widths or None,
             ))  # fmt: skip

@@ -48,10 +48,13 @@ def run(ns: argparse.Namespace) -> None:
     test = [splits["test"][i] for i in range(len(splits["test"]))]
     try:
         result = fit_and_predict(
-            ns.method, [item["x"].numpy() for item in train],
+            ns.method,
+            [item["x"].numpy() for item in train],
             torch.tensor([item["y"] for item in train]).numpy(),
-            [item["x"].numpy() for item in test], len(names), seed=cli.config.seed_everything or 0,
-        )  # fmt: skip
+            test_x=[item["x"].numpy() for item in test],
+            num_classes=len(names),
+            seed=cli.config.seed_everything or 0,
+        )
     except ImportError as err:
         raise UserError(str(err)) from None
     probs = torch.from_numpy(result.probs).float()
@@ -66,7 +69,7 @@ def run(ns: argparse.Namespace) -> None:
     }  # fmt: skip
     path = write_metrics(out, results, len(test))
     write_indexed_predictions(
-        out / "test_predictions.csv", data.splits["test"], dict(enumerate(probs)), names
+        out / "test_predictions.csv", data.splits["test"], dict(enumerate(probs)), class_names=names
     )
     report = write_report(out)
     print(

@@ -43,11 +43,18 @@ def run(ns: argparse.Namespace) -> None:
     )
     if isinstance(result.probs, list):  # a label per time step
         write_step_predictions(
-            ns.out, result.samples, result.probs, result.class_names, result.times, {}
+            ns.out,
+            result.samples,
+            result.probs,
+            class_names=result.class_names,
+            times=result.times,
+            step_labels={},
         )
         print(summary + " (a row per time step)")
         return
-    write_predictions(ns.out, result.samples, result.probs, result.class_names, result.streams)
+    write_predictions(
+        ns.out, result.samples, result.probs, class_names=result.class_names, streams=result.streams
+    )
     predicted = [result.class_names[k] for k in result.probs.argmax(1).tolist()]
     labels = [s.label for s in result.samples]
     if all(label in result.class_names for label in labels):

@@ -76,7 +76,13 @@ def _decompose_on_rank(
 
     try:
         rows, report = decompose_recordings(
-            ns.path, ns.out, preprocessing, method, num_modes, plot=not ns.no_plot, **options
+            ns.path,
+            ns.out,
+            preprocessing=preprocessing,
+            method=method,
+            num_modes=num_modes,
+            plot=not ns.no_plot,
+            **options,
         )
     except ValueError as err:
         raise UserError(str(err)) from None
@@ -96,6 +102,8 @@ def _decompose_on_rank(
             )
             adf = f"ADF {row['adf_statistic']} (p={row['adf_p_value']}) {verdict}"
         print(f"{row['path']} {row['channel']}: {adf}; modes at {row['center_frequencies_hz']} Hz")
-    print(f"decompose: {method.upper()} K={num_modes}: {len(report.written)} written, "
-          f"{len(report.skipped)} up to date, {len(report.failed)} skipped; {len(rows)} channels "
-          f"-> {ns.out} (.npz{'' if ns.no_plot else ' and .png'} per recording, decompose.csv)")  # fmt: skip
+    print(
+        f"decompose: {method.upper()} K={num_modes}: {len(report.written)} written, "
+        f"{len(report.skipped)} up to date, {len(report.failed)} skipped; {len(rows)} channels "
+        f"-> {ns.out} (.npz{'' if ns.no_plot else ' and .png'} per recording, decompose.csv)"
+    )

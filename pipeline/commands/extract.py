@@ -127,10 +127,19 @@ def _encoders(
         None if ns.motion == "none" else MotionSettings(ns.motion, ns.motion_grid, ns.motion_width)
     )
     try:
-        backbone = None if ns.backbone == "none" else build_backbone(
-            ns.backbone, ns.weights, ns.weights_path, ns.layer, ns.grid, ns.projection,
-            ns.precision,
-        )  # fmt: skip
+        backbone = (
+            None
+            if ns.backbone == "none"
+            else build_backbone(
+                ns.backbone,
+                weights=ns.weights,
+                weights_path=ns.weights_path,
+                layer=ns.layer,
+                grid=ns.grid,
+                projection=ns.projection,
+                precision=ns.precision,
+            )
+        )
     except (ValueError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -143,9 +152,15 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
     backbone, sampling, motion = _encoders(ns)
     first_rank = rank_and_world()[0] == 0
     report = extract_videos(
-        ns.root, ns.out, backbone, sampling, motion=motion, batch_size=ns.batch_size,
-        num_workers=ns.num_workers, device=ns.device,
-    )  # fmt: skip
+        ns.root,
+        ns.out,
+        backbone=backbone,
+        sampling=sampling,
+        motion=motion,
+        batch_size=ns.batch_size,
+        num_workers=ns.num_workers,
+        device=ns.device,
+    )
     if first_rank:
         streams = [f"{backbone.name} {backbone.feature_dim}-d"] if backbone else []
         streams += [f"{motion.method} motion {motion.dim}-d"] if motion else []
@@ -207,7 +222,7 @@ def _fuse_on_rank(ns: argparse.Namespace) -> None:
     unknown = sorted(set(chains) - set(encodings) - {None})
     if unknown:
         raise UserError(f"--signal {unknown[0]}=...: no stream {unknown[0]!r} in {ns.root}")
-    settings, report = fuse(samples, ns.root, ns.out, encodings)
+    settings, report = fuse(samples, ns.root, ns.out, encodings=encodings)
     if rank_and_world()[0] == 0:
         cached = ", ".join(
             f"{name} {len(r.skipped)} from cache + {len(r.written)} new"

@@ -25,7 +25,11 @@ def run(ns: argparse.Namespace) -> None:
 
     if not ns.space.is_file():
         raise UserError(f"search space {ns.space} not found; see configs/tune/space.yaml.")
-    study, best_yaml = tune(ns.fit_args, read_space(ns.space), ns.trials, ns.out, ns.seed)
+    study, best_yaml = tune(
+        ns.fit_args, read_space(ns.space), trials=ns.trials, out=ns.out, seed=ns.seed
+    )
     best = study.best_trial
-    print(f"tune: {len(study.trials)} trials in {ns.out / 'study.db'}; best trial {best.number}: "
-          f"{best.value:.4f} with {best.params}\n  ready to run: seqclass fit --config {best_yaml}")  # fmt: skip
+    print(
+        f"tune: {len(study.trials)} trials in {ns.out / 'study.db'}; best trial {best.number}: "
+        f"{best.value:.4f} with {best.params}\n  ready to run: seqclass fit --config {best_yaml}"
+    )

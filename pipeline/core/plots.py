@@ -125,7 +125,7 @@ def plot_folds(folds: Sequence[dict], metrics: Sequence[str], path: Path) -> Pat
 
 
 def plot_trials(
-    numbers: Sequence[int], scores: Sequence[float], pruned: Sequence[bool], metric: str,
+    numbers: Sequence[int], scores: Sequence[float], pruned: Sequence[bool], *, metric: str,
     direction: str, path: Path,
 ) -> Path:  # fmt: skip
     """Each trial's score (pruned ones hollow, at their last report) and the best so far."""
@@ -149,7 +149,7 @@ def plot_trials(
 
 
 def plot_step_importance(
-    series: np.ndarray, series_times: np.ndarray, times: np.ndarray, importance: np.ndarray,
+    series: np.ndarray, series_times: np.ndarray, *, times: np.ndarray, importance: np.ndarray,
     attention: np.ndarray | None, title: str, xlabel: str, path: Path, channels: int = 3,
 ) -> Path:  # fmt: skip
     """The input's first `channels` rows of `series [C, N]` over time with each model step's
@@ -178,7 +178,7 @@ def plot_step_importance(
 
 
 def plot_frame_importance(
-    frames: Sequence[np.ndarray], importance: np.ndarray, attention: np.ndarray | None,
+    frames: Sequence[np.ndarray], *, importance: np.ndarray, attention: np.ndarray | None,
     title: str, path: Path, shown: int = 10,
 ) -> Path:  # fmt: skip
     """A strip of up to `shown` evenly spaced sampled frames, each titled with its importance,
@@ -207,7 +207,7 @@ def plot_frame_importance(
 
 
 def plot_stream_importance(
-    times: np.ndarray, streams: dict[str, np.ndarray], title: str, path: Path
+    times: np.ndarray, streams: dict[str, np.ndarray], *, title: str, path: Path
 ) -> Path:
     """Each step's importance split by stream: stacked bars of every stream's absolute
     importance `[T]` over time, and each stream's share of the whole beside the legend."""

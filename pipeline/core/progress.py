@@ -17,7 +17,7 @@ from tqdm import tqdm
 STEPS_PER_REFRESH = 10  # a training bar's redraw reads the loss: it waits for the device
 
 
-def progress_bar(items: list, unit: str, desc: str, disable: bool = False) -> tqdm:
+def progress_bar(items: list, unit: str, desc: str, *, disable: bool = False) -> tqdm:
     """A tqdm bar over `items` (on stderr): redrawn as usual on a terminal, about 20 times in
     all in a log file."""
     if sys.stderr.isatty():

@@ -78,7 +78,7 @@ def stored_key(path: Path) -> str | None:
 
 
 def plan(
-    samples: list[Sample], root: Path, out: Path, settings: dict
+    samples: list[Sample], root: Path, out: Path, *, settings: dict
 ) -> tuple[list[Job], ExtractionReport]:
     """This rank's share of `samples` that is not cached yet, and a report of the rest.
 
@@ -129,7 +129,7 @@ def merge_reports(reports: list[ExtractionReport]) -> ExtractionReport:
     )
 
 
-def remove_stale(root: Path, out: Path, samples: list[Sample], report: ExtractionReport) -> None:
+def remove_stale(root: Path, out: Path, samples: list[Sample], *, report: ExtractionReport) -> None:
     """Delete the feature files under `out` that this run did not vouch for: those of inputs no
     longer under `root` (removed, moved to another class folder) and the earlier features of
     inputs that failed now. Only files an extractor wrote (they hold a cache key) are touched;

@@ -138,7 +138,7 @@ def class_names_of(samples: list[Sample]) -> list[str]:
 
 
 def assign_splits(
-    samples: list[Sample], val_fraction: float, test_fraction: float, seed: int
+    samples: list[Sample], val_fraction: float, test_fraction: float, *, seed: int
 ) -> list[Sample]:
     """Move a stratified, seeded share of the train samples into val and test.
 
@@ -225,7 +225,7 @@ def _groups_of(samples: list[Sample], pattern: str | None) -> list:
 
 
 def assign_fold(
-    samples: list[Sample], fold: int, folds: int, seed: int, group_pattern: str | None = None
+    samples: list[Sample], fold: int, folds: int, *, seed: int, group_pattern: str | None = None
 ) -> list[Sample]:
     """Deal the train and val samples into `folds` stratified, seeded folds and make fold
     `fold` the val split, the others train; the test split is left alone.

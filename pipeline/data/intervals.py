@@ -92,6 +92,7 @@ def step_labels(times: np.ndarray, intervals: list[Interval], class_index: dict)
 def window_samples(
     path: Path,
     source: Path,
+    *,
     times: np.ndarray,
     labels: np.ndarray,
     class_names: list[str],

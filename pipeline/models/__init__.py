@@ -1,5 +1,16 @@
 """Sequence networks (plain `nn.Module`s)."""
 
-from pipeline.models.sequence_net import PeepholeLSTM, SequenceNet, reverse_padded
+from pipeline.models.encoder import PeepholeLSTM, SequenceEncoder, reverse_padded
+from pipeline.models.kernel_features import DilatedKernelFeatures, KernelHead
+from pipeline.models.late_fusion import LateFusion
+from pipeline.models.sequence_net import SequenceNet
 
-__all__ = ["PeepholeLSTM", "SequenceNet", "reverse_padded"]
+__all__ = [
+    "DilatedKernelFeatures",
+    "KernelHead",
+    "LateFusion",
+    "PeepholeLSTM",
+    "SequenceEncoder",
+    "SequenceNet",
+    "reverse_padded",
+]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from pipeline.models.encoder import Cell, Init, Pooling
 from pipeline.models.frontends import ChannelAttention, Frontend
-from pipeline.models.sequence_net import Cell, Init, Pooling
 
 
 def _since(default, before):

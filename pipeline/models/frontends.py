@@ -28,7 +28,7 @@ def masked_mean(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 def pool_windows(
-    x: torch.Tensor, lengths: torch.Tensor, factor: int, reduce: Literal["mean", "max"]
+    x: torch.Tensor, lengths: torch.Tensor, factor: int, *, reduce: Literal["mean", "max"]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean or max of each `factor` steps of `x [B, T, D]`: `[B, ceil(T / factor), D]`, lengths
     rounded up. A sample's last window counts its missing steps as zeros, so the result is the
@@ -85,7 +85,7 @@ class ConvBlocks(nn.Module):
             h = h * padding_mask(lengths, h.shape[1]).unsqueeze(-1).to(h.dtype)
             h = torch.relu(norm(conv(h.transpose(1, 2)))).transpose(1, 2)  # B x T x C
             if index == 0:
-                h, lengths = pool_windows(h, lengths, self.stride, "max")  # B x T' x C
+                h, lengths = pool_windows(h, lengths, self.stride, reduce="max")  # B x T' x C
         return h, lengths
 
 

@@ -239,3 +239,35 @@ class DilatedKernelFeatures(nn.Module):
         """Standardized float32 features `[B, num_features]` of normalized right-padded
         `x [B, T, D]`, the same under autocast as without."""
         return self.standardize(self.positive_counts(x, lengths), lengths)
+
+
+class KernelHead(nn.Module):
+    """Fixed dilated-kernel features and the linear layer that reads them: logits
+    `[B, num_classes]` to add to the recurrent network's.
+
+    The layer starts at zero, so the head starts in the span of the training features (as
+    ridge regression does). `kernels` is fitted once (`fit`) and never trained.
+
+    Args:
+        input_size, num_features, max_length, streams: as for `DilatedKernelFeatures`.
+        num_classes: the logits' width.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_features: int,
+        max_length: int,
+        num_classes: int,
+        *,
+        streams: list[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.kernels = DilatedKernelFeatures(input_size, num_features, max_length, streams=streams)
+        self.linear = nn.Linear(self.kernels.num_features, num_classes)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits of standardized kernel features `[B, num_features]` (`kernels`' output)."""
+        return self.linear(features.to(self.linear.weight.dtype))

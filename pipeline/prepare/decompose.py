@@ -26,6 +26,7 @@ from feature_extractors.signal.methods import DECOMPOSITIONS, decompose
 from pipeline.core.distributed import rank_and_world
 from pipeline.data.cache import (
     ExtractionReport,
+    Job,
     feature_path,
     gather_reports,
     plan,
@@ -71,7 +72,7 @@ def decompose_signal(signal: Signal, method: str, num_modes: int, **options) -> 
     return decompose(signal.data, method, num_modes=num_modes, fs=signal.fs, **options)
 
 
-def plot_decomposition(signal: Signal, result: Decomposition, title: str, path: Path) -> Path:
+def plot_decomposition(signal: Signal, result: Decomposition, *, title: str, path: Path) -> Path:
     """PNG: per channel, the signal and each mode over time (left) and their spectra (right)."""
     import matplotlib
 
@@ -119,6 +120,7 @@ def plot_decomposition(signal: Signal, result: Decomposition, title: str, path: 
 def decompose_recordings(
     root: str | Path,
     out: str | Path,
+    *,
     preprocessing: SignalPreprocessing,
     method: str = "vmd",
     num_modes: int = 5,
@@ -139,7 +141,7 @@ def decompose_recordings(
         "signal": preprocessing.settings(), "method": method, "num_modes": num_modes,
         "options": options, "plot": plot,
     }  # fmt: skip
-    jobs, report = plan(samples, root, out, settings)
+    jobs, report = plan(samples, root, out, settings=settings)
     for job in progress(jobs, "recording", "decompose"):
         path = job.sample.path
         try:
@@ -150,21 +152,8 @@ def decompose_recordings(
             continue
         if plot:
             title = f"{path.name}: {method.upper()}, K={num_modes}"
-            plot_decomposition(signal, result, title, job.target.with_suffix(".png"))
-        adf = [adf_test(channel) for channel in signal.data]
-        save_npz(
-            job.target,
-            modes=result.modes.numpy(),
-            residual=result.residual.numpy(),
-            center_frequencies=result.center_frequencies.numpy(),
-            iterations=result.iterations.reshape(-1).numpy(),
-            converged=result.converged.reshape(-1).numpy(),
-            fs=np.array(signal.fs),
-            channels=np.array(signal.names),
-            adf_statistic=np.array([np.nan if a is None else a.statistic for a in adf]),
-            adf_p_value=np.array([np.nan if a is None else a.p_value for a in adf]),
-            cache_key=np.array(job.key),
-        )
+            plot_decomposition(signal, result, title=title, path=job.target.with_suffix(".png"))
+        _save(job, signal, result)
         report.written.append(job.target)
         report.frames += signal.data.shape[-1]
     report = gather_reports(report)
@@ -177,13 +166,33 @@ def decompose_recordings(
     )
     rows = [row for source, target in done for row in summary_rows(source, target)]
     if rows:
-        with (out / "decompose.csv").open(
-            "w", newline="", encoding="utf-8", errors="surrogateescape"
-        ) as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        _write_summary(out / "decompose.csv", rows)
     return rows, report
+
+
+def _save(job: Job, signal: Signal, result: Decomposition) -> None:
+    """Write a recording's modes, their centre frequencies and each channel's ADF test."""
+    adf = [adf_test(channel) for channel in signal.data]
+    save_npz(
+        job.target,
+        modes=result.modes.numpy(),
+        residual=result.residual.numpy(),
+        center_frequencies=result.center_frequencies.numpy(),
+        iterations=result.iterations.reshape(-1).numpy(),
+        converged=result.converged.reshape(-1).numpy(),
+        fs=np.array(signal.fs),
+        channels=np.array(signal.names),
+        adf_statistic=np.array([np.nan if a is None else a.statistic for a in adf]),
+        adf_p_value=np.array([np.nan if a is None else a.p_value for a in adf]),
+        cache_key=np.array(job.key),
+    )
+
+
+def _write_summary(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def summary_rows(source: Path, target: Path) -> list[dict]:
@@ -195,16 +204,20 @@ def summary_rows(source: Path, target: Path) -> list[dict]:
     for c, name in enumerate(arrays["channels"].tolist()):
         statistic, p_value = arrays["adf_statistic"][c], arrays["adf_p_value"][c]
         tested = not np.isnan(p_value)
-        rows.append({
-            "path": str(source),
-            "channel": name,
-            "adf_statistic": f"{statistic:.4f}" if tested else "",
-            "adf_p_value": f"{p_value:.4g}" if tested else "",
-            "stationary": Stationarity(float(statistic), float(p_value)).stationary if tested else "",
-            "center_frequencies_hz": " ".join(
-                f"{f:.4g}" for f in arrays["center_frequencies"][c].tolist()
-            ),
-            "iterations": int(arrays["iterations"][c]),
-            "converged": bool(arrays["converged"][c]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "path": str(source),
+                "channel": name,
+                "adf_statistic": f"{statistic:.4f}" if tested else "",
+                "adf_p_value": f"{p_value:.4g}" if tested else "",
+                "stationary": Stationarity(float(statistic), float(p_value)).stationary
+                if tested
+                else "",
+                "center_frequencies_hz": " ".join(
+                    f"{f:.4g}" for f in arrays["center_frequencies"][c].tolist()
+                ),
+                "iterations": int(arrays["iterations"][c]),
+                "converged": bool(arrays["converged"][c]),
+            }
+        )
     return rows

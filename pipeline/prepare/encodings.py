@@ -32,7 +32,7 @@ def signal_encoding(chain: SignalPreprocessing, dim: int | None = None) -> Strea
     for the stream's files), run with its own `workers` and `device`."""
 
     def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
-        return preprocess_recordings(root, out, chain, found)
+        return preprocess_recordings(root, out, chain, samples=found)
 
     return StreamEncoding(chain.settings(), run, dim)
 
@@ -51,7 +51,7 @@ def video_encoding(
 
     def run(root: Path, out: Path, found: list[Sample]) -> ExtractionReport:
         return extract_videos(
-            root, out, backbone, sampling, motion=motion, batch_size=batch_size,
+            root, out, backbone=backbone, sampling=sampling, motion=motion, batch_size=batch_size,
             num_workers=num_workers, device=device, samples=found,
         )  # fmt: skip
 

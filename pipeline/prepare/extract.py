@@ -183,9 +183,9 @@ def _died(video: Path, cause: str) -> str:
 def extract_videos(
     root: str | Path,
     out: str | Path,
+    *,
     backbone: Backbone | None,
     sampling: FrameSampling,
-    *,
     motion: MotionSettings | None = None,
     batch_size: int | None = None,
     num_workers: int = 2,
@@ -210,7 +210,7 @@ def extract_videos(
     if rank == 0:
         write_feature_settings(out, settings)
     samples = samples if samples is not None else discover_unlabelled(root, VIDEO_SUFFIXES)
-    todo, report = plan(samples, root, out, settings)
+    todo, report = plan(samples, root, out, settings=settings)
     videos = _VideoChunks([job.sample.path for job in todo], sampling, backbone, motion, batch_size)
     with progress(todo, "video", "extract") as bar:
         writer = _FeatureWriter(todo, backbone, device, report, bar)
@@ -230,7 +230,7 @@ def extract_videos(
     report = gather_reports(report)
     if rank == 0:
         write_failures(out, report.failed)
-        remove_stale(root, out, samples, report)
+        remove_stale(root, out, samples, report=report)
     return report
 
 

@@ -55,6 +55,7 @@ def fuse(
     samples: list[StreamSample],
     root: Path,
     out: Path,
+    *,
     encodings: dict[str, StreamEncoding],
     fill: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict, FusionReport]:
@@ -68,21 +69,57 @@ def fuse(
     """
     base = root if root.is_dir() else root.parent
     report = FusionReport()
+    reasons = _missing_streams(samples, list(encodings), fill)
+    stream_files, dims = _encode_streams(samples, reasons, base, out, encodings, report)
+    settings = fusion_settings(encodings, dims)
+    rank, world = rank_and_world()
+    mine = [s for s in samples if not reasons[s.name]][rank::world]
+    for sample in progress(mine, "sample", "fuse"):
+        files = {n: stream_files[n][sample.name] for n in encodings if n in sample.streams}
+        _fuse_sample(sample, files, out, settings=settings, fill=fill, report=report)
+    report = _gathered(report)
+    if rank == 0:
+        write_feature_settings(out, settings)
+        failures = [(s.folder, "; ".join(reasons[s.name])) for s in samples if reasons[s.name]]
+        report.failed = sorted(failures + report.failed)
+        _write(out, report, samples, manifest=root.is_file())
+    return settings, report
+
+
+def _missing_streams(
+    samples: list[StreamSample], names: list[str], fill: dict[str, np.ndarray] | None
+) -> dict[str, list[str]]:
+    """Each sample's reasons not to fuse it: streams it lacks that `fill` does not cover."""
     reasons: dict[str, list[str]] = {s.name: [] for s in samples}
     for sample in samples:
-        if not any(name in sample.streams for name in encodings):
-            reasons[sample.name].append(f"holds none of the streams {list(encodings)}")
+        if not any(name in sample.streams for name in names):
+            reasons[sample.name].append(f"holds none of the streams {names}")
             continue
-        for name in encodings:
+        for name in names:
             if name not in sample.streams and (fill is None or name not in fill):
                 reasons[sample.name].append(f"no {name} stream file")
-    stream_files: dict[str, dict[str, Path]] = {}  # stream -> sample name -> feature file
+    return reasons
+
+
+def _encode_streams(
+    samples: list[StreamSample],
+    reasons: dict[str, list[str]],
+    base: Path,
+    out: Path,
+    encodings: dict[str, StreamEncoding],
+    report: FusionReport,
+) -> tuple[dict[str, dict[str, Path]], dict[str, int]]:
+    """Run each stream's extractor into its cache under ``OUT/.streams/``: the feature file of
+    each sample's stream (stream -> sample name -> file) and each stream's width. A stream that
+    fails adds its reason to the sample's `reasons`; each stream's report goes into `report`."""
+    stream_files: dict[str, dict[str, Path]] = {}
     dims: dict[str, int] = {}
     for name, encoding in encodings.items():
         wanted = [s for s in samples if name in s.streams and not reasons[s.name]]
-        found = [Sample(s.streams[name], s.label) for s in wanted]
         folder = out / STREAM_CACHE / name
-        stream_report = encoding.run(base, folder, found)
+        stream_report = encoding.run(
+            base, folder, [Sample(s.streams[name], s.label) for s in wanted]
+        )
         report.streams[name] = stream_report
         failed = dict(stream_report.failed)
         stream_files[name] = {}
@@ -93,37 +130,40 @@ def fuse(
                 stream_files[name][s.name] = feature_path(s.streams[name], base, folder)
         written = next(iter(stream_files[name].values()), None)
         dims[name] = _width(written) if written is not None else encoding.dim or 0
-    settings = fusion_settings(encodings, dims)
-    rank, world = rank_and_world()
-    mine = [s for s in samples if not reasons[s.name]][rank::world]
-    for sample in progress(mine, "sample", "fuse"):
-        target = out / f"{sample.name}.npz"
-        files = {n: stream_files[n][sample.name] for n in encodings if n in sample.streams}
-        key = _fused_key(files, sample.offsets, settings)
-        if target.exists() and stored_key(target) == key:
-            report.skipped.append(target)
-            report.used[str(target)] = list(files)
-            continue
-        try:
-            missing = {n: fill[n] for n in encodings if n not in files}
-            features, times, cut = align(sample, files, missing, list(encodings))
-        except (UserError, VideoReadError) as err:  # gathered from every rank below
-            report.failed.append((sample.folder, str(err)))
-            continue
-        save_sequence(target, features, times=times, streams=np.array(list(files)),
-                      cache_key=np.array(key))  # fmt: skip
-        report.written.append(target)
+    return stream_files, dims
+
+
+def _fuse_sample(
+    sample: StreamSample,
+    files: dict[str, Path],
+    out: Path,
+    *,
+    settings: dict,
+    fill: dict[str, np.ndarray] | None,
+    report: FusionReport,
+) -> None:
+    """Write ``OUT/<sample>.npz`` from its streams' feature `files` (or keep it, when its key
+    matches), filling the streams it lacks from `fill`; the outcome goes into `report`."""
+    target = out / f"{sample.name}.npz"
+    key = _fused_key(files, sample.offsets, settings)
+    if target.exists() and stored_key(target) == key:
+        report.skipped.append(target)
         report.used[str(target)] = list(files)
-        report.frames += len(features)
-        report.kept_seconds += float(times[-1] - times[0]) + _step(times)
-        report.cut_seconds += cut
-    report = _gathered(report)
-    if rank == 0:
-        write_feature_settings(out, settings)
-        failures = [(s.folder, "; ".join(reasons[s.name])) for s in samples if reasons[s.name]]
-        report.failed = sorted(failures + report.failed)
-        _write(out, report, samples, manifest=root.is_file())
-    return settings, report
+        return
+    order = [stream["name"] for stream in settings["streams"]]
+    try:
+        missing = {n: fill[n] for n in order if n not in files}
+        features, times, cut = align(sample, files, fill=missing, order=order)
+    except (UserError, VideoReadError) as err:  # gathered from every rank
+        report.failed.append((sample.folder, str(err)))
+        return
+    save_sequence(target, features, times=times, streams=np.array(list(files)),
+                  cache_key=np.array(key))  # fmt: skip
+    report.written.append(target)
+    report.used[str(target)] = list(files)
+    report.frames += len(features)
+    report.kept_seconds += float(times[-1] - times[0]) + _step(times)
+    report.cut_seconds += cut
 
 
 def fusion_settings(encodings: dict[str, StreamEncoding], dims: dict[str, int]) -> dict:
@@ -142,6 +182,7 @@ def fusion_settings(encodings: dict[str, StreamEncoding], dims: dict[str, int]) 
 def align(
     sample: StreamSample,
     files: dict[str, Path],
+    *,
     fill: dict[str, np.ndarray],
     order: list[str],
 ) -> tuple[np.ndarray, np.ndarray, float]:

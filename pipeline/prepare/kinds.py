@@ -113,8 +113,16 @@ class FeatureKind:
     def draw(self, settings: dict, drawing: Drawing) -> None:
         """Draw an explanation: each step's importance over the input's first channels."""
         series = load_sequence(drawing.features).T
-        plot_step_importance(series, drawing.times, drawing.times, drawing.importance,
-                             drawing.attention, drawing.title, "step", drawing.target)  # fmt: skip
+        _draw_steps(drawing, series, drawing.times, xlabel="step")
+
+
+def _draw_steps(
+    drawing: Drawing, series: np.ndarray, series_times: np.ndarray, *, xlabel: str
+) -> None:
+    """Plot `series [C, N]` at `series_times` with the drawing's importance per step."""
+    plot_step_importance(series, series_times, times=drawing.times, importance=drawing.importance,
+                         attention=drawing.attention, title=drawing.title, xlabel=xlabel,
+                         path=drawing.target)  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -162,8 +170,13 @@ class VideoFeatures(FeatureKind):
     def draw(self, settings, drawing):
         sampling = FrameSampling(**settings["sampling"])
         frames = [f for chunk, _ in iter_frame_chunks(drawing.source, sampling, 64) for f in chunk]
-        plot_frame_importance(frames, drawing.importance, drawing.attention, drawing.title,
-                              drawing.target)  # fmt: skip
+        plot_frame_importance(
+            frames,
+            importance=drawing.importance,
+            attention=drawing.attention,
+            title=drawing.title,
+            path=drawing.target,
+        )
 
 
 @register
@@ -179,10 +192,10 @@ class SignalFeatures(FeatureKind):
 
     def draw(self, settings, drawing):
         chain = SignalPreprocessing.from_settings(settings)
-        data, fs = load_recording(drawing.source, chain.fs, chain.variable, chain.nan_policy)
-        plot_step_importance(data, np.arange(data.shape[1]) / fs, drawing.times,
-                             drawing.importance, drawing.attention, drawing.title, "time (s)",
-                             drawing.target)  # fmt: skip
+        data, fs = load_recording(
+            drawing.source, chain.fs, variable=chain.variable, nan_policy=chain.nan_policy
+        )
+        _draw_steps(drawing, data, np.arange(data.shape[1]) / fs, xlabel="time (s)")
 
 
 @register
@@ -223,7 +236,7 @@ class FusedStreams(FeatureKind):
                     f"{path}: holds the streams {given}, but the model was trained on {names}; "
                     "name each stream's file as in training (camera.mp4, imu.csv, ...)."
                 )
-            _, report = fuse(found, path, out / str(i), encodings, fill)
+            _, report = fuse(found, path, out / str(i), encodings=encodings, fill=fill)
             failed += report.failed
             for sample in found:
                 target = out / str(i) / f"{sample.name}.npz"
@@ -236,4 +249,6 @@ class FusedStreams(FeatureKind):
             return "+".join(npz["streams"].tolist())
 
     def draw(self, settings, drawing):
-        plot_stream_importance(drawing.times, drawing.streams, drawing.title, drawing.target)
+        plot_stream_importance(
+            drawing.times, drawing.streams, title=drawing.title, path=drawing.target
+        )

@@ -12,6 +12,7 @@ SIGNAL_CLASSES = ("low", "high", "rising", "falling")
 def make_signal_dataset(
     root: str | Path,
     samples_per_class: int = 40,
+    *,
     fs: float = 100.0,
     length_range: tuple[int, int] = (120, 240),
     seed: int = 0,
@@ -54,6 +55,7 @@ MACHINE_CLASSES = ("healthy", "imbalance", "misalignment", "bearing_fault")
 def make_machine_dataset(
     root: str | Path,
     recordings_per_class: int = 30,
+    *,
     fs: int = 2000,
     seconds: tuple[float, float] = (1.0, 1.5),
     seed: int = 0,
@@ -100,7 +102,7 @@ ACTIVITY_CLASSES = ("idle", "walk", "run")
 
 
 def make_activity_recordings(
-    root: str | Path, recordings: int = 4, seconds: float = 90.0, fs: float = 50.0, seed: int = 0
+    root: str | Path, recordings: int = 4, seconds: float = 90.0, *, fs: float = 50.0, seed: int = 0
 ) -> Path:
     """Write long 3-axis accelerometer recordings `ROOT/subject_<i>.csv` and `ROOT/labels.csv`.
 
@@ -166,6 +168,7 @@ def camera_path(motion: str, steps: int, rng: np.random.Generator) -> np.ndarray
 def make_video_dataset(
     root: str | Path,
     videos_per_class: int = 24,
+    *,
     frame_range: tuple[int, int] = (16, 32),
     size: tuple[int, int] = (128, 96),
     fps: float = 15.0,
@@ -187,13 +190,18 @@ def make_video_dataset(
         for i in range(videos_per_class):
             photo = images[rng.integers(len(images))]
             steps = int(rng.integers(*frame_range, endpoint=True))
-            film(root / label / f"{label}_{i:03d}.avi", photo, camera_path(label, steps, rng),
-                 size, fps)  # fmt: skip
+            film(
+                root / label / f"{label}_{i:03d}.avi",
+                photo,
+                camera_path(label, steps, rng),
+                size=size,
+                fps=fps,
+            )
     return root
 
 
 def film(
-    path: Path, photo: np.ndarray, windows: np.ndarray, size: tuple[int, int], fps: float
+    path: Path, photo: np.ndarray, windows: np.ndarray, *, size: tuple[int, int], fps: float
 ) -> None:
     """Write an MJPG video of `photo` seen through the crop `windows` of `camera_path`."""
     import cv2
@@ -212,7 +220,7 @@ def film(
 
 
 def make_camera_motion_dataset(
-    root: str | Path, train_per_class: int = 24, test_per_class: int = 8, seed: int = 0
+    root: str | Path, train_per_class: int = 24, test_per_class: int = 8, *, seed: int = 0
 ) -> Path:
     """Write `ROOT/train|test/<class>/<i>.avi`: five camera motions (static, zoom in/out, pan
     left/right) over scikit-image photos, with test videos filmed from photos never seen in
@@ -235,6 +243,7 @@ FUSION_CLASSES = tuple(f"{m}-{s}" for m in FUSION_MOTIONS for s in FUSION_STATES
 def make_fusion_dataset(
     root: str | Path,
     samples_per_class: int = 24,
+    *,
     fps: float = 12.0,
     fs: int = 2000,
     seed: int = 0,
@@ -258,7 +267,13 @@ def make_fusion_dataset(
             folder.mkdir(parents=True, exist_ok=True)
             steps = int(rng.integers(24, 36, endpoint=True))
             photo = images[rng.integers(len(images))]
-            film(folder / "camera.avi", photo, camera_path(motion, steps, rng), (128, 96), fps)
+            film(
+                folder / "camera.avi",
+                photo,
+                camera_path(motion, steps, rng),
+                size=(128, 96),
+                fps=fps,
+            )
             t = np.arange(int(fs * steps / fps)) / fs
             scipy.io.wavfile.write(folder / "vibration.wav", fs, vibration(state, t, rng))
     return root

@@ -27,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from feature_extractors.signal import RECORDING_SUFFIXES, Signal, SignalError, SignalPreprocessing
 from pipeline.core.distributed import rank_and_world
@@ -76,6 +77,7 @@ def preprocess_recordings(
     root: str | Path,
     out: str | Path,
     preprocessing: SignalPreprocessing,
+    *,
     samples: list[Sample] | None = None,
 ) -> ExtractionReport:
     """Cache the processed `[T, D]` sequence of every recording under `root` (or `samples`).
@@ -93,56 +95,87 @@ def preprocess_recordings(
     first_rank = rank_and_world()[0] == 0
     if first_rank:
         write_feature_settings(out, settings)
-    jobs, report = plan(samples, root, out, settings)
-    bar = progress(jobs, "recording", "preprocess")
-
+    jobs, report = plan(samples, root, out, settings=settings)
     # Compiling costs 1-16 s once and makes VMD 2-3x faster: it pays from about 64 MB of
     # recordings. Decided on all of them, so a resumed run decides as the first did.
     compile = sum(s.path.stat().st_size for s in samples) >= COMPILE_FROM
-
-    writer = ThreadPoolExecutor(1)  # files are written while the next batch is decomposed
-    saving: deque[Future] = deque()
-
-    def finish(group: list[tuple[Job, Signal]]) -> None:
-        results = preprocessing.apply_together([signal for _, signal in group], compile)
-        for (job, _), result in zip(group, results, strict=True):
-            if isinstance(result, Exception):
-                report.failed.append((job.sample.path, _reason(job.sample.path, result)))
-            else:
-                saving.append(writer.submit(_save, job, result))
-                report.written.append(job.target)
-                report.frames += result.data.shape[-1]
-            bar.update()
-        while len(saving) > 2 * len(group):  # a slow disk holds the next batch back
-            saving.popleft().result()
-
-    decomposes = preprocessing.batch_from < len(preprocessing.steps)
-    on_gpu = preprocessing.torch_device().type != "cpu"
-    batch_values = GPU_BATCH_VALUES if on_gpu else BATCH_VALUES
-    pending: dict[tuple, list[tuple[Job, Signal]]] = {}  # recordings of one shape and rate
-    held = 0
+    batches = _Batches(preprocessing, report, progress(jobs, "recording", "preprocess"),
+                       compile=compile)  # fmt: skip
     for job, head in _heads(jobs, preprocessing):
-        if isinstance(head, Exception):
-            report.failed.append((job.sample.path, _reason(job.sample.path, head)))
-            bar.update()
-            continue
-        pending.setdefault((head.data.shape, head.fs, head.t0), []).append((job, head))
-        held += head.data.size
-        while pending and (held >= batch_values or not decomposes):
-            largest = max(pending, key=lambda key: len(pending[key]) * math.prod(key[0]))
-            group = pending.pop(largest)
-            held -= sum(signal.data.size for _, signal in group)
-            finish(group)
-    for group in pending.values():
-        finish(group)
-    for future in saving:  # raises a write's error (a full disk) here
-        future.result()
-    writer.shutdown()
-    bar.close()
+        batches.add(job, head)
+    batches.close()
     report = gather_reports(report)
     if first_rank:
         write_failures(out, report.failed)
     return report
+
+
+class _Batches:
+    """Recordings of one shape and rate held until `BATCH_VALUES` values (`GPU_BATCH_VALUES` on
+    a GPU) wait, then the most of them decomposed together; files are written in a background
+    thread while the next batch is decomposed. Outcomes go into `report`."""
+
+    def __init__(
+        self,
+        preprocessing: SignalPreprocessing,
+        report: ExtractionReport,
+        bar: tqdm,
+        *,
+        compile: bool,
+    ) -> None:
+        self.preprocessing, self.report, self.bar, self.compile = (
+            preprocessing,
+            report,
+            bar,
+            compile,
+        )
+        self.decomposes = preprocessing.batch_from < len(preprocessing.steps)
+        on_gpu = preprocessing.torch_device().type != "cpu"
+        self.batch_values = GPU_BATCH_VALUES if on_gpu else BATCH_VALUES
+        self.pending: dict[tuple, list[tuple[Job, Signal]]] = {}  # shape, rate, start -> jobs
+        self.held = 0
+        self.writer = ThreadPoolExecutor(1)
+        self.saving: deque[Future] = deque()
+
+    def add(self, job: Job, head: Signal | Exception) -> None:
+        """Hold a recording after the steps before its decomposition (or the error they
+        raised); decompose the largest group once enough values are held."""
+        if isinstance(head, Exception):
+            self.report.failed.append((job.sample.path, _reason(job.sample.path, head)))
+            self.bar.update()
+            return
+        self.pending.setdefault((head.data.shape, head.fs, head.t0), []).append((job, head))
+        self.held += head.data.size
+        while self.pending and (self.held >= self.batch_values or not self.decomposes):
+            largest = max(self.pending, key=lambda k: len(self.pending[k]) * math.prod(k[0]))
+            self._finish(self.pending.pop(largest))
+
+    def _finish(self, group: list[tuple[Job, Signal]]) -> None:
+        """Decompose a group together and queue its files."""
+        self.held -= sum(signal.data.size for _, signal in group)
+        signals = [signal for _, signal in group]
+        results = self.preprocessing.apply_together(signals, self.compile)
+        for (job, _), result in zip(group, results, strict=True):
+            if isinstance(result, Exception):
+                self.report.failed.append((job.sample.path, _reason(job.sample.path, result)))
+            else:
+                self.saving.append(self.writer.submit(_save, job, result))
+                self.report.written.append(job.target)
+                self.report.frames += result.data.shape[-1]
+            self.bar.update()
+        while len(self.saving) > 2 * len(group):  # a slow disk holds the next batch back
+            self.saving.popleft().result()
+
+    def close(self) -> None:
+        """Decompose what is held and wait for every file; a write's error (a full disk) is
+        raised here."""
+        for group in list(self.pending.values()):
+            self._finish(group)
+        self.pending.clear()
+        for future in self.saving:
+            future.result()
+        self.writer.shutdown()
+        self.bar.close()
 
 
 def _save(job: Job, signal: Signal) -> None:

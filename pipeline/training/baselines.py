@@ -57,6 +57,7 @@ def fit_and_predict(
     method: str,
     train_x: Sequence[np.ndarray],
     train_y: np.ndarray,
+    *,
     test_x: Sequence[np.ndarray],
     num_classes: int,
     seed: int = 0,

@@ -70,8 +70,8 @@ class TrainingBudget(Callback):
                 f"; the recurrent layers run {-(-longest // net.stride)} steps for the longest "
                 f"sequence's {longest} (stride {net.stride})"
             )
-        if net is not None and net.kernels is not None:
-            plan += f"; {net.kernels.num_features} fixed kernel features beside them"
+        if net is not None and net.kernel_head is not None:
+            plan += f"; {net.kernel_head.kernels.num_features} fixed kernel features beside them"
         streams = getattr(pl_module, "streams", [])
         if streams:
             hp = pl_module.hparams

@@ -244,7 +244,7 @@ class SequenceDataModule(pl.LightningDataModule):
             if val_fraction is None:
                 train = sum(s.split == "train" for s in samples)
                 val_fraction = VAL_FRACTION if train >= 20 * len(self._class_names) else 0.0
-            samples = assign_splits(samples, val_fraction, hp.test_fraction, hp.seed)
+            samples = assign_splits(samples, val_fraction, hp.test_fraction, seed=hp.seed)
             self._labelled = self._held_out_fold(self._preprocessed(self.root, samples))
         return self._labelled
 
@@ -252,7 +252,7 @@ class SequenceDataModule(pl.LightningDataModule):
         hp = self.hparams
         if hp.fold is None:
             return samples
-        return assign_fold(samples, hp.fold, hp.folds, hp.seed, hp.group_pattern)
+        return assign_fold(samples, hp.fold, hp.folds, seed=hp.seed, group_pattern=hp.group_pattern)
 
     @property
     def class_names(self) -> list[str]:
@@ -281,11 +281,19 @@ class SequenceDataModule(pl.LightningDataModule):
             labels = step_labels(times, intervals[recording.source], index)
             self.step_labels[recording.path] = labels
             samples += window_samples(
-                recording.path, recording.source, times, labels, self._class_names,
-                hp.window_length, hp.window_hop or hp.window_length,
-                (VAL_FRACTION if hp.val_fraction is None else hp.val_fraction, hp.test_fraction),
-                self.per_step,
-            )  # fmt: skip
+                recording.path,
+                recording.source,
+                times=times,
+                labels=labels,
+                class_names=self._class_names,
+                length=hp.window_length,
+                hop=hp.window_hop or hp.window_length,
+                fractions=(
+                    VAL_FRACTION if hp.val_fraction is None else hp.val_fraction,
+                    hp.test_fraction,
+                ),
+                per_step=self.per_step,
+            )
         splits = {s.split for s in samples}
         if "train" not in splits:
             raise UserError(
@@ -325,7 +333,7 @@ class SequenceDataModule(pl.LightningDataModule):
         preprocessing = self.signal.for_files([s.path for s in samples])
         settings = preprocessing.settings()
         out = signal_cache_dir(root, settings, self.hparams.cache_dir)
-        raise_failures(preprocess_recordings(root, out, preprocessing, samples), out)
+        raise_failures(preprocess_recordings(root, out, preprocessing, samples=samples), out)
         self._signal_settings[str(root)] = settings
         base = Path(root)
         return [replace(s, path=feature_path(s.path, base, out), source=s.path) for s in samples]

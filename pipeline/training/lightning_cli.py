@@ -137,13 +137,19 @@ class SeqClassCLI(LightningCLI):
             return
         count = sum(map(sum, results["confusion_matrix"]))
         unit = "labelled time steps" if model.per_step else "samples"
-        results = {**results, "unit": unit, "data": data.split_counts(), "data_root": str(data.root),
-                   "checkpoint": self.trainer.ckpt_path, "fit_log_dir": model.fit_log_dir,
-                   "feature_settings": model.hparams.feature_settings}  # fmt: skip
+        results = {
+            **results,
+            "unit": unit,
+            "data": data.split_counts(),
+            "data_root": str(data.root),
+            "checkpoint": self.trainer.ckpt_path,
+            "fit_log_dir": model.fit_log_dir,
+            "feature_settings": model.hparams.feature_settings,
+        }
         path = write_metrics(log_dir, results, count)
         write_indexed_predictions(
             Path(log_dir) / "test_predictions.csv", data.splits["test"], model.test_probs,
-            model.class_names, data.step_labels if model.per_step else None,
+            class_names=model.class_names, step_labels=data.step_labels if model.per_step else None,
         )  # fmt: skip
         report = write_report(log_dir)
         print(

@@ -157,7 +157,7 @@ class SequenceClassifier(pl.LightningModule):
         if stage == "fit" and datamodule.channel_mean is not None:
             self.net.channel_mean.copy_(datamodule.channel_mean)
             self.net.channel_std.copy_(datamodule.channel_std)
-        if stage == "fit" and self.net.kernels is not None:
+        if stage == "fit" and self.net.kernel_head is not None:
             draw = datamodule.train_draw(KERNEL_FIT_SAMPLES)
             self.net.fit_kernel_features(draw["x"], draw["lengths"])
 
@@ -207,11 +207,11 @@ class SequenceClassifier(pl.LightningModule):
         log_dir = self.trainer.log_dir  # on every rank: the folder is broadcast from rank 0
         self.fit_log_dir = None if log_dir is None else str(Path(log_dir).resolve())
         self._bad_step.fill_(-1)
-        if self.net.kernels is not None and isinstance(
+        if self.net.kernel_head is not None and isinstance(
             getattr(self.trainer, "datamodule", None), SequenceDataModule
         ):
             self._kernel_memo = KernelCountMemo(
-                self.net.kernels.num_features, self.trainer.default_root_dir
+                self.net.kernel_head.kernels.num_features, self.trainer.default_root_dir
             )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -239,7 +239,9 @@ class SequenceClassifier(pl.LightningModule):
         """Logits `[N, K]` and targets `[N]` of a `train` or `val` batch: per sample, or per
         labelled step (padding and unlabelled steps, target -1, are left out)."""
         kernel_features = self._kept_kernel_features(batch, split)
-        return self.labelled(self.net(batch["x"], batch["lengths"], kernel_features), batch["y"])
+        return self.labelled(
+            self.net(batch["x"], batch["lengths"], kernel_features=kernel_features), batch["y"]
+        )
 
     def _kept_kernel_features(self, batch: Batch, split: str) -> torch.Tensor | None:
         """The batch's kernel features from the counts the memo keeps; the rows it lacks are
@@ -253,10 +255,10 @@ class SequenceClassifier(pl.LightningModule):
             lengths = batch["lengths"][picked]
             x = batch["x"][picked, : int(lengths.max())]
             with torch.no_grad():
-                fresh = self.net.kernels.positive_counts(self.net.normalize(x), lengths)
+                fresh = self.net.kernel_head.kernels.positive_counts(self.net.normalize(x), lengths)
             self._kernel_memo.store(split, batch["kernel_indices"], fresh)
             counts = counts.index_copy(0, picked, fresh.int())
-        return self.net.kernels.standardize(counts, batch["lengths"])
+        return self.net.kernel_head.kernels.standardize(counts, batch["lengths"])
 
     def labelled(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`logits` and targets `y` of a batch, flattened to the labelled steps when per step."""
@@ -275,8 +277,14 @@ class SequenceClassifier(pl.LightningModule):
         size = len(y)
         self.train_mean_loss.update(loss.detach().expand(size))
         self.log("train_loss_step", loss, prog_bar=True, batch_size=size)  # this process's
-        self.log("train_loss_epoch", self.train_mean_loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=size)  # fmt: skip
+        self.log(
+            "train_loss_epoch",
+            self.train_mean_loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+        )
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
         return loss
 

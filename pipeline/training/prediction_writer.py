@@ -43,4 +43,6 @@ class PredictionWriter(BasePredictionWriter):
         if len(rows) != len(samples):
             raise RuntimeError(f"predicted {len(rows)} of {len(samples)} samples")
         labels = trainer.datamodule.step_labels if pl_module.per_step else None
-        self.path = write_indexed_predictions(path, samples, rows, pl_module.class_names, labels)
+        self.path = write_indexed_predictions(
+            path, samples, rows, class_names=pl_module.class_names, step_labels=labels
+        )

@@ -27,6 +27,7 @@ def write_predictions(
     path: str | Path,
     samples: Sequence[Sample],
     probs: torch.Tensor,
+    *,
     class_names: Sequence[str],
     streams: Sequence[str] | None = None,
 ) -> Path:
@@ -50,6 +51,7 @@ def write_step_predictions(
     path: str | Path,
     samples: Sequence[Sample],
     probs: Sequence[torch.Tensor],
+    *,
     class_names: Sequence[str],
     times: Sequence[np.ndarray],
     step_labels: dict[Path, np.ndarray],
@@ -69,6 +71,7 @@ def write_indexed_predictions(
     path: str | Path,
     samples: Sequence[Sample],
     probs: dict[int, torch.Tensor],
+    *,
     class_names: Sequence[str],
     step_labels: dict[Path, np.ndarray] | None = None,
 ) -> Path:
@@ -79,9 +82,16 @@ def write_indexed_predictions(
     if step_labels is not None:
         times = [step_times(s) for s in ordered]
         return write_step_predictions(
-            path, ordered, [probs[i] for i in order], class_names, times, step_labels
+            path,
+            ordered,
+            [probs[i] for i in order],
+            class_names=class_names,
+            times=times,
+            step_labels=step_labels,
         )
-    return write_predictions(path, ordered, torch.stack([probs[i] for i in order]), class_names)
+    return write_predictions(
+        path, ordered, torch.stack([probs[i] for i in order]), class_names=class_names
+    )
 
 
 def write_report(run_dir: str | Path) -> Path:

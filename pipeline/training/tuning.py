@@ -65,7 +65,10 @@ class PruneOnValidation(pl.Callback):
             raise optuna.TrialPruned(f"epoch {trainer.current_epoch}: {self.monitor}={value:.4f}")
 
 
-def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, seed: int = 0):
+_FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def tune(fit_args: list[str], space: dict[str, dict], *, trials: int, out: Path, seed: int = 0):
     """Run the study until it holds `trials` finished trials; write ``best.yaml`` (the best
     trial's full config, ready for ``seqclass fit --config``), ``trials.csv`` and ``tune.png``."""
     from pipeline.training.lightning_cli import make_cli
@@ -79,20 +82,8 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
         )
     out.mkdir(parents=True, exist_ok=True)
     monitor, direction = _objective_of(base)
-    study = optuna.create_study(
-        study_name="seqclass", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True,
-        direction=direction, sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-    )  # fmt: skip
-    for stale in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # left by a killed run
-    searched = {"fit_args": list(fit_args), "space": space}
-    if study.user_attrs.get("searched", searched) != searched:
-        raise UserError(
-            f"{out / 'study.db'} holds a search of other options or another space; its trials "
-            "cannot be compared with these. Give another --out, or the same options to resume it."
-        )
-    study.set_user_attr("searched", searched)
+    study = _open_study(out, searched={"fit_args": list(fit_args), "space": space},
+                        direction=direction, seed=seed)  # fmt: skip
 
     def objective(trial: optuna.Trial) -> float:
         chosen = [f"--{key}={suggest(trial, key, spec)}" for key, spec in space.items()]
@@ -103,8 +94,7 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
         trial.set_user_attr("config", str(Path(cli.trainer.log_dir) / "config.yaml"))
         return float(cli.trainer.checkpoint_callback.best_model_score)
 
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    remaining = trials - len(study.get_trials(states=done))
+    remaining = trials - len(study.get_trials(states=_FINISHED))
     if remaining > 0:  # a trial that stops with a data error (NaN loss) fails alone
         study.optimize(objective, n_trials=remaining, catch=(UserError,))
     _write_trials(study, space, out / "trials.csv")
@@ -113,6 +103,32 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
             f"none of the {len(study.trials)} trials completed (all pruned or failed; see "
             f"{out / 'trials.csv'}). Widen the space, run more --trials, or check the data."
         )
+    best_yaml = _write_best(study, out, monitor=monitor, direction=direction)
+    return study, best_yaml
+
+
+def _open_study(out: Path, *, searched: dict, direction: str, seed: int) -> optuna.Study:
+    """The study stored in ``OUT/study.db`` (made if new); refused if it searched other
+    options or another space. Trials left running by a killed run are marked failed."""
+    study = optuna.create_study(
+        study_name="seqclass", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True,
+        direction=direction, sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )  # fmt: skip
+    for stale in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # left by a killed run
+    if study.user_attrs.get("searched", searched) != searched:
+        raise UserError(
+            f"{out / 'study.db'} holds a search of other options or another space; its trials "
+            "cannot be compared with these. Give another --out, or the same options to resume it."
+        )
+    study.set_user_attr("searched", searched)
+    return study
+
+
+def _write_best(study: optuna.Study, out: Path, *, monitor: str, direction: str) -> Path:
+    """Write ``best.yaml`` (the best trial's config, training into ``OUT/best``) and
+    ``tune.png``; return the YAML's path."""
     best = study.best_trial
     config = yaml.safe_load(Path(best.user_attrs["config"]).read_text())
     config["trainer"]["default_root_dir"] = str(out / "best")
@@ -122,11 +138,16 @@ def tune(fit_args: list[str], space: dict[str, dict], trials: int, out: Path, se
         f"# Best of {len(study.trials)} trials: {monitor}={best.value:.4f} (trial {best.number})\n"
         + yaml.safe_dump(config, sort_keys=False)
     )
-    finished = study.get_trials(states=done)
-    plot_trials([t.number for t in finished], [_score(t) for t in finished],
-                [t.state == optuna.trial.TrialState.PRUNED for t in finished], monitor,
-                direction, out / "tune.png")  # fmt: skip
-    return study, best_yaml
+    finished = study.get_trials(states=_FINISHED)
+    plot_trials(
+        [t.number for t in finished],
+        [_score(t) for t in finished],
+        [t.state == optuna.trial.TrialState.PRUNED for t in finished],
+        metric=monitor,
+        direction=direction,
+        path=out / "tune.png",
+    )
+    return best_yaml
 
 
 def _score(trial: optuna.trial.FrozenTrial) -> float:
