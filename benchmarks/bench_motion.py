@@ -1,17 +1,18 @@
-"""Camera-motion classification: appearance features against motion descriptors, side by side.
+"""Video features with the defaults: what `extract` with no options gives, beside appearance
+alone, on a task that motion decides and on one that appearance decides.
 
-Five camera motions (static, pan left/right, zoom in/out) film scikit-image photos; the test
-videos come from photos never seen in training (`seqclass sample-data camera-motion`). Each
-feature set is extracted with `seqclass extract`, then the same BiLSTM
-(`configs/camera_motion.yaml`) is trained and tested on it with `seqclass fit` / `test`:
+- **camera motion**: five camera motions (static, pan left/right, zoom in/out) film
+  scikit-image photos; the test videos come from photos never seen in training
+  (`seqclass sample-data camera-motion`).
+- **scenes**: five scenes (brick, grass, gravel, galaxies, tissue), each filmed by a camera that
+  stays still, pans or zooms at random; test videos film the half of each scene no training
+  video saw (`seqclass sample-data scenes`).
 
-1. appearance, globally pooled EfficientNet-Lite0 (1280-d): MATLAB's GoogLeNet + BiLSTM recipe;
-2. appearance, 3×3 grid of the last feature map, projected to 64 channels per cell (576-d);
-3. motion alone: DIS optical-flow descriptors (29-d);
-4. appearance (1280-d) + motion, concatenated;
-5. appearance projected to 64 channels + motion (93-d).
+Each feature set is written by `seqclass extract` (EfficientNet-Lite0, the offline backbone;
+12 frames per video), then `seqclass fit --data.root FEATURES` with no other option trains and
+`seqclass test` tests its best checkpoint, for each seed:
 
-    python benchmarks/bench_motion.py [--train-per-class 24] [--test-per-class 8] [--seeds 1]
+    python benchmarks/bench_motion.py [--seeds 3] [--config configs/camera_motion.yaml]
 """
 
 from __future__ import annotations
@@ -26,26 +27,26 @@ import numpy as np
 import torch
 
 from pipeline.cli import main as seqclass
-from pipeline.prepare.sample_data import make_camera_motion_dataset
+from pipeline.prepare.sample_data import make_camera_motion_dataset, make_scene_dataset
 
 from common import machine
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "camera_motion.yaml"
 LITE0 = ["--backbone", "efficientnet_lite0"]
-MOTION = ["--motion", "dis"]
 FEATURE_SETS = {
-    "appearance, global (Lite0)": LITE0,
-    "appearance, 3x3 grid, 64 ch/cell": [*LITE0, "--grid", "3", "--projection", "64"],
-    "motion alone (DIS flow)": ["--backbone", "none", *MOTION],
-    "appearance global + motion": [*LITE0, *MOTION],
-    "appearance projected to 64 + motion": [*LITE0, "--projection", "64", *MOTION],
+    "appearance alone (`--motion none`)": [*LITE0, "--motion", "none"],
+    "**appearance + motion (the default)**": LITE0,
+    "appearance projected to 64 + motion (`--projection 64`)": [*LITE0, "--projection", "64"],
+    "motion alone (`--backbone none`)": ["--backbone", "none"],
 }
+TASKS = {"camera motion": make_camera_motion_dataset, "scenes": make_scene_dataset}
 
 
-def test_accuracy(features: Path, runs: Path, seed: int) -> float:
-    """Fit the benchmark's BiLSTM on `features`, test its best checkpoint, return accuracy."""
-    common = [f"--config={CONFIG}", f"--data.root={features}", f"--trainer.default_root_dir={runs}",
-              "--trainer.enable_progress_bar=false", f"--seed_everything={seed}"]  # fmt: skip
+def test_accuracy(features: Path, runs: Path, seed: int, config: Path | None) -> float:
+    """Fit on `features` (with `config`, or the defaults), test the best checkpoint, return
+    the test accuracy."""
+    common = [f"--data.root={features}", f"--trainer.default_root_dir={runs}",
+              "--trainer.enable_progress_bar=false", f"--seed_everything={seed}",
+              *([f"--config={config}"] if config else [])]  # fmt: skip
     seqclass(["fit", *common])
     seqclass(["test", *common, f"--ckpt_path={runs / 'checkpoints' / 'best.ckpt'}"])
     metrics = max(runs.glob("version_*/metrics.json"), key=lambda p: p.stat().st_mtime)
@@ -56,33 +57,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-per-class", type=int, default=24)
     parser.add_argument("--test-per-class", type=int, default=8)
-    parser.add_argument("--seeds", type=int, default=1, help="training seeds per feature set")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per feature set")
+    parser.add_argument("--config", type=Path, help="fit config (default: none, the defaults)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        videos = make_camera_motion_dataset(
-            Path(tmp) / "videos", args.train_per_class, args.test_per_class
-        )
-        for i, (name, options) in enumerate(FEATURE_SETS.items()):
-            features = Path(tmp) / f"features{i}"
-            start = time.perf_counter()
-            seqclass(["extract", str(videos), "--out", str(features), "--sampling", "uniform",
-                      "--sampling-value", "12", "--num-workers", str(args.workers), *options])  # fmt: skip
-            seconds = time.perf_counter() - start
-            dim = json.loads((features / "feature_settings.json").read_text())["feature_dim"]
-            accuracy = [
-                test_accuracy(features, Path(tmp) / f"runs{i}_{seed}", seed)
-                for seed in range(args.seeds)
-            ]
-            rows.append((name, dim, np.mean(accuracy), np.std(accuracy), seconds))
-    print(f"\nCamera motion, 5 classes, {args.train_per_class} train / {args.test_per_class} test "
-          f"videos per class, test photos unseen in training; {args.seeds} seed(s); "
+        for task, make in TASKS.items():
+            videos = make(Path(tmp) / task, args.train_per_class, args.test_per_class)
+            for i, (name, options) in enumerate(FEATURE_SETS.items()):
+                features = Path(tmp) / f"{task}-features{i}"
+                start = time.perf_counter()
+                seqclass(["extract", str(videos), "--out", str(features), "--sampling", "uniform",
+                          "--sampling-value", "12", "--num-workers", str(args.workers), *options])  # fmt: skip
+                seconds = time.perf_counter() - start
+                settings = json.loads((features / "feature_settings.json").read_text())
+                accuracy = [
+                    test_accuracy(features, Path(tmp) / f"{task}-runs{i}_{seed}", seed, args.config)
+                    for seed in range(args.seeds)
+                ]
+                rows.append((task, name, settings["feature_dim"], accuracy, seconds))
+                print(f"{task} | {name}: {accuracy}", flush=True)
+    print(f"\n{args.train_per_class} train / {args.test_per_class} test videos per class; "
+          f"fit {'with ' + str(args.config) if args.config else 'with the defaults'}; "
+          f"mean ± std over {args.seeds} seed(s); "
           f"{machine('cuda' if torch.cuda.is_available() else 'cpu')}\n\n"
-          "| features | D | test accuracy | extraction (s) |\n| --- | ---: | ---: | ---: |")  # fmt: skip
-    for name, dim, mean, std, seconds in rows:
-        spread = f" ± {std:.3f}" if args.seeds > 1 else ""
-        print(f"| {name} | {dim} | {mean:.3f}{spread} | {seconds:.0f} |")
+          "| task | features | D | test accuracy | extraction (s) |\n"
+          "| --- | --- | ---: | ---: | ---: |")  # fmt: skip
+    for task, name, dim, accuracy, seconds in rows:
+        print(f"| {task} | {name} | {dim} | {np.mean(accuracy):.3f} ± {np.std(accuracy):.3f} "
+              f"| {seconds:.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

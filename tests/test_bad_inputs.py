@@ -318,8 +318,8 @@ def test_a_decoder_process_that_dies_skips_its_video_alone(
     (root / "a" / "2.avi").rename(root / "a" / "crash.avi")
     decode = pipeline.prepare.extract.iter_frame_chunks
 
-    def dies_on_crash(path: Path, *args):  # runs in the forked decoder process
-        for n, chunk in enumerate(decode(path, *args)):
+    def dies_on_crash(path: Path, *args, **kwargs):  # runs in the forked decoder process
+        for n, chunk in enumerate(decode(path, *args, **kwargs)):
             if path.stem == "crash" and n == 1:  # after a first chunk of frames went out
                 os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
             yield chunk

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from feature_extractors.video import FrameSampling, build_backbone, iter_frame_chunks
+from feature_extractors.video import (
+    FrameSampling,
+    MotionSettings,
+    MotionStream,
+    build_backbone,
+    iter_frame_chunks,
+)
 from pipeline.cli import main
 from pipeline.data.sequence_files import load_sequence
 
@@ -68,41 +74,73 @@ def test_classify_raw_videos_matches_predict_on_extracted_features(
         np.testing.assert_allclose(probs_a, probs_b, atol=1e-5)
 
 
-def test_exported_model_gives_the_same_logits_as_the_pipeline(
-    video_run: dict, tmp_path: Path
-) -> None:
-    main(["export", "--checkpoint", str(video_run["ckpt"]), "--out", str(tmp_path / "m.ts")])
+def _exported_and_pipeline_logits(videos: Path, features: Path, ckpt: Path, out: Path):
+    """`seqclass export` of `ckpt`; then, for two videos of unequal length padded into one
+    batch: the exported module's logits and the trained network's on the encoder's features
+    (beside the motion descriptors that MotionStream computes, for a model that has them),
+    after checking those inputs against the extracted feature files."""
+    main(["export", "--checkpoint", str(ckpt), "--out", str(out)])
     extra = {"seqclass.json": ""}
-    exported = torch.jit.load(str(tmp_path / "m.ts"), _extra_files=extra)
-    ckpt = torch.load(video_run["ckpt"], weights_only=True)
+    exported = torch.jit.load(str(out), _extra_files=extra)
+    ckpt_settings = torch.load(ckpt, weights_only=True)["hyper_parameters"]["feature_settings"]
     info = json.loads(extra["seqclass.json"])
     assert info["class_names"] == ["left", "right"] and info["frame_size"] == 224
-    backbone = build_backbone(**ckpt["hyper_parameters"]["feature_settings"]["backbone"])
+    assert info["feature_settings"] == ckpt_settings
+    backbone = build_backbone(**ckpt_settings["backbone"])
     sampling = FrameSampling("every", 2)
-    clips, expected = [], []
+    clips, motions, expected = [], [], []
     for name in ("left/3.avi", "right/0.avi"):  # 6 and 4 sampled frames: padded batch of two
-        frames = np.concatenate(
-            [f for f, _ in iter_frame_chunks(video_run["videos"] / name, sampling, 64)]
-        )
+        frames = np.concatenate([f for f, _ in iter_frame_chunks(videos / name, sampling, 64)])
         clips.append(backbone.preprocess(torch.from_numpy(frames).permute(0, 3, 1, 2)))
-        features = load_sequence((video_run["features"] / name).with_suffix(".npz"))
+        stored = load_sequence((features / name).with_suffix(".npz"))
+        width = backbone.feature_dim
         np.testing.assert_allclose(
-            backbone.model(clips[-1]).detach().numpy(), features, rtol=1e-4, atol=1e-4
+            backbone.model(clips[-1]).detach().numpy(), stored[:, :width], rtol=1e-4, atol=1e-4
         )
-        expected.append(torch.from_numpy(features))
+        if info["motion"] is not None:  # the documented way to compute them: the pipeline's
+            motion = MotionStream(MotionSettings(**info["motion"]))(frames)
+            np.testing.assert_array_equal(motion, stored[:, width:])
+            motions.append(torch.from_numpy(motion))
+        expected.append(torch.from_numpy(stored))
     lengths = torch.tensor([len(c) for c in clips])
     frames = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
+    motion = torch.nn.utils.rnn.pad_sequence(motions, batch_first=True) if motions else None
     from pipeline.apply.classify import load_classifier
 
-    net = load_classifier(video_run["ckpt"]).net
+    net = load_classifier(ckpt).net
     with torch.no_grad():  # the exported encoder's features: the pipeline's, up to rounding ...
         encoded = exported.encoder(frames.flatten(0, 1)).view(*frames.shape[:2], -1)
-        for clip, features, n in zip(encoded, expected, lengths.tolist(), strict=True):
-            torch.testing.assert_close(clip[:n], features, rtol=1e-4, atol=1e-4)
+        for clip, stored, n in zip(encoded, expected, lengths.tolist(), strict=True):
+            torch.testing.assert_close(clip[:n], stored[:, : clip.shape[-1]], rtol=1e-4, atol=1e-4)
         # ... and on them, the trained network's logits exactly (kernel features are thresholds,
         # so rounding-level differences in the features may move a logit by a step)
-        reference = net(encoded, lengths)
-        torch.testing.assert_close(exported(frames, lengths), reference, rtol=1e-5, atol=1e-5)
+        if motion is None:
+            return exported(frames, lengths), net(encoded, lengths)
+        return exported(frames, lengths, motion), net(torch.cat([encoded, motion], -1), lengths)
+
+
+def test_the_exported_default_model_takes_frames_and_motion_and_gives_the_pipelines_logits(
+    video_run: dict, tmp_path: Path
+) -> None:
+    assert video_run["ckpt"].exists()
+    got, reference = _exported_and_pipeline_logits(
+        video_run["videos"], video_run["features"], video_run["ckpt"], tmp_path / "m.ts"
+    )
+    torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_an_exported_appearance_model_takes_frames_alone(video_run: dict, tmp_path: Path) -> None:
+    features, runs = tmp_path / "features", tmp_path / "runs"
+    main(["extract", str(video_run["videos"]), "--out", str(features), "--backbone",
+          "efficientnet_lite0", "--motion", "none", "--sampling", "every", "--sampling-value", "2",
+          "--num-workers", "1"])  # fmt: skip
+    main(["fit", f"--data.root={features}", "--data.val_fraction=0", "--data.test_fraction=0",
+          f"--trainer.default_root_dir={runs}", "--trainer.max_epochs=1",
+          "--trainer.enable_progress_bar=false", "--model.hidden_size=4"])  # fmt: skip
+    got, reference = _exported_and_pipeline_logits(
+        video_run["videos"], features, runs / "checkpoints" / "last.ckpt", tmp_path / "m.ts"
+    )
+    torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5)
 
 
 def test_features_made_with_other_settings_are_refused(

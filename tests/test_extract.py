@@ -34,9 +34,11 @@ def test_extract_writes_features_skips_bad_videos_resumes_and_feeds_fit(
     assert [p.relative_to(out).as_posix() for p in files] == [
         f"{c}/{i}.npz" for c in "ab" for i in range(3)
     ]
-    with np.load(out / "a" / "2.npz") as npz:
-        assert npz["features"].shape == (4, 1280)
+    with np.load(out / "a" / "2.npz") as npz:  # by default, appearance and motion
+        assert npz["features"].shape == (4, 1280 + 29)
         assert npz["frame_indices"].tolist() == [1, 4, 7, 10]  # uniform over 12 frames
+    settings = json.loads((out / "feature_settings.json").read_text())
+    assert settings["motion"] == {"method": "dis", "grid": 3, "width": 160}
     with (out / "failures.csv").open() as fh:
         failed = {Path(r["path"]).name: r["reason"] for r in csv.DictReader(fh)}
     assert failed.keys() == {"empty.mp4", "junk.avi"} and "zero-byte" in failed["empty.mp4"]
@@ -50,7 +52,7 @@ def test_extract_writes_features_skips_bad_videos_resumes_and_feeds_fit(
     extract(root, out, "--sampling", "uniform", "--sampling-value", "3")  # changed setting
     assert "6 written, 0 up to date" in capsys.readouterr().out
     with np.load(out / "a" / "0.npz") as npz:
-        assert npz["features"].shape == (3, 1280)
+        assert npz["features"].shape == (3, 1280 + 29)
 
     main(["fit", f"--data.root={out}", "--data.val_fraction=0.34", "--data.test_fraction=0",
           f"--trainer.default_root_dir={tmp_path / 'runs'}", "--trainer.max_epochs=1",
@@ -151,8 +153,8 @@ def test_motion_descriptors_alone_and_beside_the_cnn(tmp_path: Path, capsys) -> 
     assert settings["backbone"] is None and settings["feature_dim"] == 29
     assert settings["motion"] == {"method": "dis", "grid": 3, "width": 160}
 
-    extract(root, tmp_path / "cnn", *every)
-    extract(root, tmp_path / "both", "--motion", "dis", *every)
+    extract(root, tmp_path / "cnn", "--motion", "none", *every)
+    extract(root, tmp_path / "both", *every)  # the default: both
     cnn, both = features_of(tmp_path / "cnn"), features_of(tmp_path / "both")
     for name, features in both.items():  # CNN features first, then the motion descriptor
         assert features.shape == (5, 1280 + 29)
@@ -165,7 +167,7 @@ def test_motion_descriptors_alone_and_beside_the_cnn(tmp_path: Path, capsys) -> 
     assert features_of(tmp_path / "both")["left/0.npz"].shape == (5, 1280 + 14)
 
     with pytest.raises(SystemExit) as exit_info:
-        extract(root, tmp_path / "none", "--backbone", "none")
+        extract(root, tmp_path / "none", "--backbone", "none", "--motion", "none")
     assert exit_info.value.code == 2 and "--motion" in capsys.readouterr().err
 
 
@@ -193,7 +195,7 @@ def test_camera_motion_is_learnt_from_flow_on_unseen_photos(tmp_path: Path, caps
 
     with pytest.raises(SystemExit):
         main(["export", "--checkpoint", str(best), "--out", str(tmp_path / "m.ts")])
-    assert "optical-flow motion descriptors" in capsys.readouterr().err
+    assert "motion descriptors alone" in capsys.readouterr().err
 
 
 def test_a_class_folder_that_is_a_link_is_followed(tmp_path: Path, capsys) -> None:

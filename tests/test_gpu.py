@@ -109,9 +109,10 @@ def test_an_exported_video_model_runs_on_the_gpu(tmp_path: Path) -> None:
           "--trainer.accelerator=gpu", f"--trainer.default_root_dir={runs}"])  # fmt: skip
     main(["export", "--checkpoint", str(runs / "checkpoints" / "last.ckpt"), "--out",
           str(tmp_path / "m.ts")])  # fmt: skip
-    module = torch.jit.load(str(tmp_path / "m.ts"))
+    module = torch.jit.load(str(tmp_path / "m.ts"))  # the default: frames and motion
     frames, lengths = torch.rand(2, 5, 3, 224, 224), torch.tensor([5, 3])
+    motion = torch.randn(2, 5, 29) * 0.01
     with torch.no_grad():
-        on_cpu = module(frames, lengths)
-        on_gpu = module.cuda()(frames.cuda(), lengths.cuda()).cpu()
+        on_cpu = module(frames, lengths, motion)
+        on_gpu = module.cuda()(frames.cuda(), lengths.cuda(), motion.cuda()).cpu()
     torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-3, atol=1e-3)

@@ -14,8 +14,11 @@ import torch
 
 from pipeline.apply.classify import load_classifier
 from pipeline.cli import main
+from pipeline.data.discovery import discover
+from pipeline.data.sequence_files import load_sequence
 from pipeline.prepare.sample_data import make_signal_dataset
 from pipeline.training import kernel_memo
+from pipeline.training.baselines import fit_and_predict
 from pipeline.training.datamodule import SequenceDataModule
 from pipeline.training.lit_module import LEGACY_HPARAMS
 
@@ -117,11 +120,11 @@ def test_checkpoints_from_before_the_front_ends_load_as_they_were_trained(
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 1 + 48
 
 
-@pytest.mark.parametrize("method", ["stats-lr", "minirocket"])
+@pytest.mark.parametrize("method", ["stats-lr", "minirocket", "multirocket-hydra"])
 def test_baseline_scores_the_test_split_and_appears_in_the_test_report(
     method: str, tmp_path: Path, capsys
 ) -> None:
-    if method == "minirocket":
+    if method != "stats-lr":
         pytest.importorskip("aeon")
     root = make_signal_dataset(tmp_path / "signals", 16, length_range=(60, 90))
     runs = tmp_path / "runs"
@@ -140,6 +143,21 @@ def test_baseline_scores_the_test_split_and_appears_in_the_test_report(
     (report,) = runs.glob("version_*/report.md")
     text = report.read_text()
     assert "## Beside the baselines" in text and f"| {method} (" in text
+
+
+@pytest.mark.parametrize("method", ["multirocket", "hydra"])
+def test_the_rocket_family_baselines_learn_the_signal_classes(method: str, tmp_path: Path) -> None:
+    pytest.importorskip("aeon")
+    root = make_signal_dataset(tmp_path / "signals", 12, length_range=(60, 90))
+    samples = sorted(discover(root, (".npy",)), key=lambda s: s.path.name)
+    names = sorted({s.label for s in samples})
+    x = [load_sequence(s.path) for s in samples]
+    y = np.array([names.index(s.label) for s in samples])
+    train = np.arange(len(x)) % 3 != 0
+    result = fit_and_predict(method, [x[i] for i in np.flatnonzero(train)], y[train],
+                             test_x=[x[i] for i in np.flatnonzero(~train)], num_classes=4)  # fmt: skip
+    assert result.probs.shape == (16, 4) and np.allclose(result.probs.sum(1), 1.0)
+    assert (result.probs.argmax(1) == y[~train]).mean() >= 0.75  # chance is 0.25
 
 
 @pytest.mark.parametrize("budget", [kernel_memo.RAM_BUDGET, 0], ids=["memory", "disk"])

@@ -80,22 +80,25 @@ def video_pipeline(
 
 
 def assemble_video_classifier(classifier: SequenceClassifier) -> VideoClassifier:
-    """One module, preprocessed frames -> logits, with the training run's backbone."""
+    """One module, preprocessed frames (and their motion descriptors) -> logits, with the
+    training run's backbone."""
     backbone, _, motion = video_pipeline(classifier)
-    if backbone is None or motion is not None:
+    if backbone is None:
         raise UserError(
-            "this model uses optical-flow motion descriptors, which OpenCV computes outside "
-            "any torch module: it cannot be exported as one module. Use `seqclass classify`, "
-            "or export a model trained on CNN features alone."
+            "this model takes motion descriptors alone, with no CNN to export: its input is "
+            "MotionStream's descriptors of the decoded frames. Use `seqclass classify`, or "
+            "extract with a backbone (the default) to export frames -> logits."
         )
     size = backbone.preprocess.crop_size[0]
-    return VideoClassifier(backbone.model, classifier.net, size).eval()
+    motion_dim = 0 if motion is None else motion.dim
+    return VideoClassifier(backbone.model, classifier.net, size, motion_dim).eval()
 
 
 def export_video_classifier(
     classifier: SequenceClassifier, frames: int = 16
 ) -> tuple[torch.jit.ScriptModule, dict]:
-    """TorchScript of the assembled video model (any batch size and frame count), and its info.
+    """TorchScript of the assembled video model (any batch size and frame count), and its info:
+    class names, frame size, motion descriptor settings (None without) and feature settings.
 
     TorchScript rather than `torch.export`: `torch.export` fixes the LSTM's time axis to the
     example's length (pytorch/pytorch#115092), tracing does not.
@@ -103,13 +106,17 @@ def export_video_classifier(
     model = assemble_video_classifier(classifier)
     size = model.frame_size
     example = (torch.zeros(1, frames, 3, size, size), torch.tensor([frames]))
+    if model.motion_dim:
+        example += (torch.zeros(1, frames, model.motion_dim),)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notice, and nn.LSTM's harmless tracer checks
         with torch.no_grad():
             module = torch.jit.trace(model, example)
+    motion = video_pipeline(classifier)[2]
     info = {
         "class_names": classifier.class_names,
         "frame_size": size,
+        "motion": None if motion is None else motion.as_dict(),
         "feature_settings": classifier.hparams.feature_settings,
     }
     return module, info

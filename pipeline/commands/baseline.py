@@ -1,6 +1,6 @@
 """Train a reference classifier on the splits `seqclass fit` would use and score it on the test
-split: MiniRocket (aeon: pip install 'seqclass[baselines]') or per-channel summary statistics
-into a logistic regression. Writes metrics.json, test_predictions.csv and report.md like
+split: MiniRocket, MultiRocket, Hydra or MultiRocket-Hydra (aeon: pip install
+'seqclass[baselines]'), or per-channel summary statistics into a logistic regression. Writes metrics.json, test_predictions.csv and report.md like
 `seqclass test`; a later `seqclass test` report under the same --trainer.default_root_dir shows
 the baselines beside the model. Other options (--config, --data.*) are those of `seqclass fit`."""
 

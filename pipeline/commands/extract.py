@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "root", type=Path,
         help="video file, folder of <class>/<video> files, or of <class>/<sample>/ folders "
-        "holding one file per stream (or a manifest label,<stream>,...)",
+        "holding one file per stream (or a manifest label,<stream>,...), or a table of clips "
+        "of longer videos (path,start,end,label[,split]; Kinetics' CSV)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="feature folder to write")
     cnn = parser.add_argument_group("appearance: a pretrained CNN on every sampled frame")
@@ -59,8 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     flow = parser.add_argument_group("motion: optical flow between consecutive sampled frames")
     flow.add_argument(
-        "--motion", default="none", choices=["none", "dis", "farneback"],
-        help="add per-cell mean flow, flow magnitude, divergence (zoom) and curl (rotation)",
+        "--motion", default="dis", choices=["none", "dis", "farneback"],
+        help="motion descriptors beside the CNN's features, as a stream of their own: per-cell "
+        "mean flow, flow magnitude, divergence (zoom) and curl (rotation); 'none' for "
+        "appearance alone",
     )  # fmt: skip
     flow.add_argument("--motion-grid", type=int, default=3, help="cells per side of the flow grid")
     flow.add_argument(
@@ -72,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sampling-value", type=float, help="k (every), N (uniform) or frames/s (fps)"
     )
     frames.add_argument("--max-frames", type=int, help="keep at most this many frames per video")
+    lists = parser.add_argument_group("the dataset's own train/test split")
+    lists.add_argument(
+        "--splits", type=Path, metavar="LISTS",
+        help="UCF101's ucfTrainTestlist/ or HMDB51's split folder (or one list file in it): "
+        "ROOT is the video folder, and OUT/splitN.csv lists the fold's videos for fit",
+    )  # fmt: skip
+    lists.add_argument("--fold", type=int, default=1, help="which official split (1-3)")
     streams = parser.add_argument_group("recordings beside the videos (multi-stream samples)")
     streams.add_argument(
         "--signal", action="append", default=[], metavar="[STREAM=]CONFIG",
@@ -92,7 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ns: argparse.Namespace) -> None:
     if ns.backbone == "none" and ns.motion == "none":
-        raise UserError("--backbone none needs --motion dis or farneback")
+        raise UserError(
+            "--backbone none --motion none leaves nothing to extract; keep --motion dis"
+        )
     if ns.sampling == "all" and ns.sampling_value is not None:
         raise UserError(
             f"--sampling-value {ns.sampling_value} needs --sampling every, uniform or fps; the "
@@ -151,6 +163,7 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
 
     backbone, sampling, motion = _encoders(ns)
     first_rank = rank_and_world()[0] == 0
+    samples, rejected, manifest = _listed(ns)
     report = extract_videos(
         ns.root,
         ns.out,
@@ -160,6 +173,8 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
         batch_size=ns.batch_size,
         num_workers=ns.num_workers,
         device=ns.device,
+        samples=samples,
+        rejected=rejected,
     )
     if first_rank:
         streams = [f"{backbone.name} {backbone.feature_dim}-d"] if backbone else []
@@ -172,8 +187,39 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
         if report.failed:
             print(f"  failures listed in {ns.out / 'failures.csv'}")
         _print_removed(report, ns.out)
+        if manifest is not None:
+            _write_listed(manifest, samples, report, ns)
     if report.failed and not (report.written or report.skipped):
         sys.exit(1)
+
+
+def _listed(ns: argparse.Namespace) -> tuple[list | None, list, Path | None]:
+    """The samples a split list or clip table gives (None for a plain folder), the rows it
+    rejects, and the manifest of the extracted features to write."""
+    from pipeline.data.video_lists import is_clip_table, read_clip_table, read_split_lists
+
+    if ns.splits is not None:
+        if not ns.root.is_dir():
+            raise UserError(f"--splits: {ns.root} must be the folder of <class>/<video> files.")
+        samples, rejected = read_split_lists(ns.root, ns.splits, ns.fold)
+        return samples, rejected, ns.out / f"split{ns.fold}.csv"
+    if is_clip_table(ns.root):
+        samples, rejected = read_clip_table(ns.root)
+        return samples, rejected, ns.out / "manifest.csv"
+    return None, [], None
+
+
+def _write_listed(manifest: Path, samples: list, report: ExtractionReport, ns) -> None:
+    """Write the manifest of the listed samples whose features exist, and say how to train."""
+    from dataclasses import replace
+
+    from pipeline.data.cache import sample_target
+    from pipeline.data.discovery import write_manifest
+
+    done = set(report.written) | set(report.skipped)
+    targets = [(sample_target(s, ns.root, ns.out), s) for s in samples]
+    write_manifest(manifest, [replace(s, path=t, seconds=None) for t, s in targets if t in done])
+    print(f"  train with --data.root {manifest}")
 
 
 def _print_removed(report: ExtractionReport, out: Path) -> None:

@@ -1,7 +1,8 @@
 """Write a built-in sample dataset: 4-class signals (.npy), 4-class machine vibration (WAV),
 long activity recordings with interval labels (CSV), 4-class camera-motion videos, the
-5-class camera-motion benchmark (train/test videos from disjoint photos), or 4-class
-synchronized video + vibration samples (fusion: camera motion x machine state)."""
+5-class camera-motion benchmark (train/test videos from disjoint photos), the 5-class scenes
+benchmark (the class is the scene; test videos film parts of it never seen in training), or
+4-class synchronized video + vibration samples (fusion: camera motion x machine state)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "kind", choices=["signals", "machines", "activity", "videos", "camera-motion", "fusion"]
+        "kind",
+        choices=["signals", "machines", "activity", "videos", "camera-motion", "scenes", "fusion"],
     )
     parser.add_argument("out", type=Path, help="folder to create")
     parser.add_argument(
         "--per-class", type=int,
-        help="samples per class (signals 40, machines 30, videos 24, camera-motion 24 train + "
-        "a third as many test, fusion 24); recordings for activity (4)",
+        help="samples per class (signals 40, machines 30, videos 24, camera-motion and scenes 24 "
+        "train + a third as many test, fusion 24); recordings for activity (4)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
 
@@ -31,6 +33,9 @@ def run(ns: argparse.Namespace) -> None:
         "activity": lambda n: sample_data.make_activity_recordings(ns.out, n or 4, seed=ns.seed),
         "videos": lambda n: sample_data.make_video_dataset(ns.out, n or 24, seed=ns.seed),
         "camera-motion": lambda n: sample_data.make_camera_motion_dataset(
+            ns.out, n or 24, max(1, (n or 24) // 3), seed=ns.seed
+        ),
+        "scenes": lambda n: sample_data.make_scene_dataset(
             ns.out, n or 24, max(1, (n or 24) // 3), seed=ns.seed
         ),
         "fusion": lambda n: sample_data.make_fusion_dataset(ns.out, n or 24, seed=ns.seed),

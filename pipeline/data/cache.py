@@ -55,6 +55,16 @@ def feature_path(source: Path, root: Path, out: Path) -> Path:
     return (out / source.relative_to(base)).with_suffix(".npz")
 
 
+def sample_target(sample: Sample, root: Path, out: Path) -> Path:
+    """Where a sample's features go: its file's `feature_path`, or for a clip of a longer
+    file (`sample.seconds`), ``<that path without .npz>/<start>-<end>.npz``."""
+    target = feature_path(sample.path, root, out)
+    if sample.seconds is None:
+        return target
+    start, end = sample.seconds
+    return target.with_suffix("") / f"{start:.3f}-{end:.3f}.npz"
+
+
 def settings_hash(settings: dict) -> str:
     """Short stable hash of a settings dict: names a cache folder per setting."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -85,25 +95,36 @@ def plan(
     Samples are dealt to ranks largest file first, so that ranks get similar amounts of work.
     """
     rank, world = rank_and_world()
-    targets: dict[Path, Path] = {}  # input -> its feature file
-    sources: dict[Path, Path] = {}  # feature file -> its input
+    targets: dict[Sample, Path] = {}  # input -> its feature file
+    sources: dict[Path, Sample] = {}  # feature file -> its input
     for sample in samples:
-        target = targets[sample.path] = feature_path(sample.path, root, out)
-        if sources.setdefault(target, sample.path) != sample.path:
+        target = targets[sample] = sample_target(sample, root, out)
+        other = sources.setdefault(target, sample)
+        if other.path == sample.path and other.seconds == sample.seconds and other is not sample:
             raise UserError(
-                f"{sources[target]} and {sample.path} would both be cached as {target}: inputs "
+                f"{sample.path}{_interval(sample)} is listed twice; a clip is one sample, with "
+                "one label and one split. Remove one of the rows."
+            )
+        if other.path != sample.path:
+            raise UserError(
+                f"{other.path} and {sample.path} would both be cached as {target}: inputs "
                 "in one folder need different names before their suffix. Rename one of them."
             )
     mine = sorted(samples, key=lambda s: -s.path.stat().st_size)[rank::world]
     jobs, report = [], ExtractionReport()
     for sample in mine:
-        target = targets[sample.path]
-        key = cache_key(sample.path, settings)
+        target = targets[sample]
+        clip = {} if sample.seconds is None else {"interval": list(sample.seconds)}
+        key = cache_key(sample.path, {**settings, **clip})
         if target.exists() and stored_key(target) == key:
             report.skipped.append(target)
         else:
             jobs.append(Job(sample, target, key))
     return jobs, report
+
+
+def _interval(sample: Sample) -> str:
+    return "" if sample.seconds is None else f" {sample.seconds[0]:g}-{sample.seconds[1]:g} s"
 
 
 def progress(jobs: list, unit: str, desc: str):
@@ -130,16 +151,24 @@ def merge_reports(reports: list[ExtractionReport]) -> ExtractionReport:
 
 
 def remove_stale(root: Path, out: Path, samples: list[Sample], *, report: ExtractionReport) -> None:
-    """Delete the feature files under `out` that this run did not vouch for: those of inputs no
-    longer under `root` (removed, moved to another class folder) and the earlier features of
-    inputs that failed now. Only files an extractor wrote (they hold a cache key) are touched;
-    `report.removed` lists them."""
-    failed = {feature_path(path, root, out) for path, _ in report.failed}
-    current = {feature_path(s.path, root, out) for s in samples} - failed
+    """Delete the feature files under `out` of inputs no longer under `root` (removed, moved to
+    another class folder, no longer listed). Only files an extractor wrote (they hold a cache
+    key) are touched; `report.removed` lists them. (An input that fails has its earlier file
+    removed where it fails: `remove_failed`.)"""
+    current = {sample_target(s, root, out) for s in samples}
     for path in sorted(out.rglob("*.npz")):
         if path not in current and stored_key(path) is not None:
             path.unlink()
             report.removed.append(path)
+
+
+def remove_failed(job: Job, reason: str, report: ExtractionReport) -> None:
+    """Record that `job` failed, and delete the features an earlier run wrote for it: they no
+    longer describe its input."""
+    report.failed.append((job.sample.path, reason))
+    if job.target.exists() and stored_key(job.target) is not None:
+        job.target.unlink()
+        report.removed.append(job.target)
 
 
 def write_failures(out: Path, failed: list[tuple[Path, str]]) -> None:

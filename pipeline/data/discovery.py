@@ -318,6 +318,18 @@ def _read_manifest(manifest: Path) -> list[Sample]:
     return samples
 
 
+def write_manifest(manifest: Path, samples: list[Sample]) -> None:
+    """Write a manifest CSV (``path,label,split,group``, paths relative to its folder) that
+    `discover` reads back as `samples`."""
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with manifest.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label", "split", "group"])
+        for s in samples:
+            relative = Path(os.path.relpath(s.path, manifest.parent)).as_posix()
+            writer.writerow([relative, s.label, s.split, s.group or ""])
+
+
 def step_times(sample: Sample) -> np.ndarray:
     """Seconds of each step of `sample` (its window's): from the features' ``times`` when they
     carry them (preprocessed signals), else step indices."""

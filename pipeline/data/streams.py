@@ -21,6 +21,7 @@ from feature_extractors.signal import RECORDING_SUFFIXES
 from feature_extractors.video import VIDEO_SUFFIXES
 from pipeline.core.errors import UserError
 from pipeline.data.discovery import SPLITS, is_sample_file, require_cells, walk
+from pipeline.data.video_lists import is_clip_table
 
 STREAM_SUFFIXES = VIDEO_SUFFIXES + RECORDING_SUFFIXES
 _MANIFEST_COLUMNS = {"label", "split", "group", "path"}
@@ -60,7 +61,8 @@ def is_stream_layout(root: str | Path) -> bool:
             return False
         with root.open(newline="", encoding="utf-8-sig") as fh:
             header = [h.strip() for h in next(csv.reader(fh), [])]
-        return "label" in header and not {"path", "start", "end"} & set(header)
+        clips = is_clip_table(root)  # Kinetics' label,youtube_id,time_start,time_end,split
+        return "label" in header and not {"path", "start", "end"} & set(header) and not clips
     bases = [root / s for s in SPLITS if (root / s).is_dir()] or [root]
     return any(_stream_files(d) for base in bases for d in _folders(base.glob("*/*"), base))
 

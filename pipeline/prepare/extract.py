@@ -36,6 +36,7 @@ from pipeline.data.cache import (
     gather_reports,
     plan,
     progress,
+    remove_failed,
     remove_stale,
     write_failures,
 )
@@ -69,12 +70,12 @@ def video_encoders(settings: dict) -> tuple[Backbone | None, FrameSampling, Moti
 
 
 class _VideoChunks(IterableDataset):
-    """Yields chunks of this worker's share of the videos `ids` (positions in `videos`):
-    preprocessed frames for the CNN and/or motion descriptors."""
+    """Yields chunks of this worker's share of the videos `ids` (positions in `videos`, each a
+    whole video or a clip of one): preprocessed frames for the CNN and/or motion descriptors."""
 
     def __init__(
         self,
-        videos: list[Path],
+        videos: list[Sample],
         sampling: FrameSampling,
         backbone: Backbone | None,
         motion: MotionSettings | None,
@@ -96,8 +97,9 @@ class _VideoChunks(IterableDataset):
         for video in self.ids[worker::workers]:
             try:
                 stream = MotionStream(self.motion) if self.motion else None
-                path = self.videos[video]
-                for frames, indices in iter_frame_chunks(path, self.sampling, self.chunk):
+                path, interval = self.videos[video].path, self.videos[video].seconds
+                chunks = iter_frame_chunks(path, self.sampling, self.chunk, interval=interval)
+                for frames, indices in chunks:
                     item = {"video": video, "indices": indices, "done": False}
                     if self.preprocess is not None:
                         rgb = torch.from_numpy(frames).permute(0, 3, 1, 2)
@@ -165,7 +167,11 @@ def _decoded_with_restarts(videos: _VideoChunks, workers: int) -> Iterator[dict]
         started.clear()
         for video in suspects:
             if workers == 1:
-                yield {"video": video, "done": True, "error": _died(videos.videos[video], died)}
+                yield {
+                    "video": video,
+                    "done": True,
+                    "error": _died(videos.videos[video].path, died),
+                }
             else:
                 yield from _decoded_with_restarts(videos.only([video]), 1)
         remaining = [v for v in remaining if v not in finished and v not in suspects]
@@ -191,11 +197,17 @@ def extract_videos(
     num_workers: int = 2,
     device: str = "cpu",
     samples: list[Sample] | None = None,
+    rejected: list[tuple[Path, str]] = (),
 ) -> ExtractionReport:
     """Write `OUT/<same relative path>.npz` (`features [T, D]`, `frame_indices [T]`) per video.
 
     Features are the `backbone`'s per-frame features followed by the `motion` descriptors; pass
-    None for either to leave that stream out.
+    None for either to leave that stream out. `samples` (default: every video under `root`)
+    may be clips of longer videos (`Sample.seconds`): each is decoded by seeking and written to
+    ``<video's path>/<start>-<end>.npz``. `rejected` inputs (rows of a list that cannot be
+    used) join the report's failures. Without `samples`, the files of videos no longer under
+    `root` are removed; with them, files of other samples are left, as they may be another
+    fold's.
 
     `batch_size` frames go through the CNN at once; by default 64 on CUDA and 8 on CPU, where
     small batches stay in cache and run 2-3x faster than batches of 64. Inside a
@@ -209,9 +221,10 @@ def extract_videos(
     settings = video_settings(backbone, sampling, motion)
     if rank == 0:
         write_feature_settings(out, settings)
-    samples = samples if samples is not None else discover_unlabelled(root, VIDEO_SUFFIXES)
+    listed = samples is not None  # a list names the data set; other files may be other folds'
+    samples = samples if listed else discover_unlabelled(root, VIDEO_SUFFIXES)
     todo, report = plan(samples, root, out, settings=settings)
-    videos = _VideoChunks([job.sample.path for job in todo], sampling, backbone, motion, batch_size)
+    videos = _VideoChunks([job.sample for job in todo], sampling, backbone, motion, batch_size)
     with progress(todo, "video", "extract") as bar:
         writer = _FeatureWriter(todo, backbone, device, report, bar)
         for item in _decoded(videos, num_workers):
@@ -229,8 +242,10 @@ def extract_videos(
         writer.write_finished()
     report = gather_reports(report)
     if rank == 0:
+        report.failed = sorted([*report.failed, *rejected])
         write_failures(out, report.failed)
-        remove_stale(root, out, samples, report=report)
+        if not listed:
+            remove_stale(root, out, samples, report=report)
     return report
 
 
@@ -296,7 +311,7 @@ class _FeatureWriter:
             item, job = self.finished.pop(video), self.todo[video]
             parts = self.pending.pop(video, [])
             if "error" in item:
-                self.report.failed.append((job.sample.path, item["error"]))
+                remove_failed(job, item["error"], self.report)
             else:
                 features = torch.cat([p[0] for p in parts]).numpy()
                 indices = np.concatenate([p[1] for p in parts])

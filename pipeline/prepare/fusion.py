@@ -13,7 +13,6 @@ everything from cache.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from pipeline.data.cache import (
     stored_key,
     write_failures,
 )
-from pipeline.data.discovery import Sample
+from pipeline.data.discovery import Sample, write_manifest
 from pipeline.data.sequence_files import save_sequence, write_feature_settings
 from pipeline.data.streams import StreamSample, stream_kind
 from pipeline.prepare.encodings import StreamEncoding
@@ -286,9 +285,6 @@ def _write(out: Path, report: FusionReport, samples: list[StreamSample], manifes
             path.unlink()
             report.removed.append(path)
     if manifest:
-        with (out / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["path", "label", "split", "group"])
-            for s in samples:
-                if out / f"{s.name}.npz" in fused:
-                    writer.writerow([f"{s.name}.npz", s.label, s.split, s.group or ""])
+        files = [(out / f"{s.name}.npz", s) for s in samples]
+        write_manifest(out / "manifest.csv", [Sample(path, s.label, s.split, group=s.group)
+                                              for path, s in files if path in fused])  # fmt: skip

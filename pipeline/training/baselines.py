@@ -1,11 +1,16 @@
 """Reference classifiers on the same splits as `seqclass fit`, to put its accuracy in context.
 
-- ``minirocket``: MiniRocket (Dempster et al., 2021) from aeon (``pip install seqclass[baselines]``):
-  thousands of random dilated convolutions, pooled, into a ridge classifier.
+- ``minirocket``: MiniRocket (Dempster et al., 2021): thousands of random dilated convolutions,
+  each pooled to the proportion of positive values, into a ridge classifier;
+- ``multirocket``: MultiRocket (Tan et al., 2022): MiniRocket's kernels on the series and its
+  first difference, pooled four ways;
+- ``hydra``: Hydra (Dempster et al., 2023): groups of competing random kernels, counted;
+- ``multirocket-hydra``: both, side by side (Dempster et al., 2023);
 - ``stats-lr``: per-channel summary statistics into a scikit-learn logistic regression.
 
-Both train on the train and val splits (neither needs a validation set) and are scored on the
-test split. Sequences of unequal length are right-padded with zeros to the longest for MiniRocket.
+The ROCKET family comes from aeon (``pip install seqclass[baselines]``). All train on the train
+and val splits (none needs a validation set) and are scored on the test split. Sequences of
+unequal length are right-padded with zeros to the longest for the ROCKET family.
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-METHODS = ("minirocket", "stats-lr")
+# name -> aeon classifier (aeon.classification.convolution_based)
+_ROCKETS = {
+    "minirocket": "MiniRocketClassifier",
+    "multirocket": "MultiRocketClassifier",
+    "hydra": "HydraClassifier",
+    "multirocket-hydra": "MultiRocketHydraClassifier",
+}
+METHODS = (*_ROCKETS, "stats-lr")
 
 
 def summary_statistics(x: np.ndarray) -> np.ndarray:
@@ -64,6 +76,8 @@ def fit_and_predict(
 ) -> BaselineResult:
     """Train `method` on `train_x` (`[T, D]` arrays) with class indices `train_y`, then give
     the probabilities of `test_x`."""
+    if method not in METHODS:
+        raise ValueError(f"unknown baseline {method!r}; choose {', '.join(METHODS)}")
     start = time.perf_counter()
     if method == "stats-lr":
         from sklearn.linear_model import LogisticRegression
@@ -73,19 +87,17 @@ def fit_and_predict(
         model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
         model.fit(np.stack([summary_statistics(x) for x in train_x]), train_y)
         scores = model.predict_proba(np.stack([summary_statistics(x) for x in test_x]))
-    elif method == "minirocket":
+    else:
         try:
-            from aeon.classification.convolution_based import MiniRocketClassifier
+            from aeon.classification import convolution_based
         except ImportError:
             raise ImportError(
-                "MiniRocket needs aeon: pip install 'seqclass[baselines]' (or pip install aeon)."
+                f"{method} needs aeon: pip install 'seqclass[baselines]' (or pip install aeon)."
             ) from None
         length = max(len(x) for x in [*train_x, *test_x])
-        model = MiniRocketClassifier(random_state=seed)
+        model = getattr(convolution_based, _ROCKETS[method])(random_state=seed)
         model.fit(padded(train_x, length), train_y)
         scores = model.predict_proba(padded(test_x, length))
-    else:
-        raise ValueError(f"unknown baseline {method!r}; choose {', '.join(METHODS)}")
     probs = np.zeros((len(test_x), num_classes))
     probs[:, model.classes_] = scores  # classes missing from the train split get 0
     return BaselineResult(probs, time.perf_counter() - start)
