@@ -9,7 +9,7 @@ method runs once per resample with seed r, so every comparison is paired.
 Every run is a new process of the CLI, as a user runs it (`seqclass fit --data.root ROOT`, then
 `seqclass test`); the baselines run through `seqclass baseline` in processes of their own, so
 aeon's numba threads never share one with torch. Prints, per set, the mean ± std test accuracy
-over the resamples and the mean fit time, then the paired difference of the defaults to each
+over the resamples and the median fit time, then the paired difference of the defaults to each
 baseline (mean ± std over resamples, and wins / ties / losses).
 
     python benchmarks/bench_accuracy.py [--resamples 10] [--sets Coffee Trace] [--variants ...]
@@ -35,7 +35,8 @@ SETS = (*ARCHIVE_SETS, "signals")
 # name -> extra fit options; "defaults" is `seqclass fit --data.root ROOT` and nothing else
 VARIANTS = {
     "defaults": [],
-    "no kernel features": ["--model.kernel_features=0"],
+    "recurrent network alone": ["--model.kernel_features=0"],
+    "kernel head alone": ["--model.recurrent=false"],
     "frontend none": ["--model.frontend=none"],
     "frontend fcn": ["--model.frontend=fcn"],
     "conv + se": ["--model.channel_attention=se"],
@@ -173,8 +174,9 @@ def main() -> None:
 
 
 def print_tables(rows: dict, sets: list[str], resamples: int) -> None:
-    """Mean ± std accuracy (and mean fit time) per set, then paired differences to the defaults."""
-    print(f"\nTest accuracy over {resamples} resamples (mean ± std; mean fit time)\n")
+    """Mean ± std accuracy (and median fit time) per set, then paired differences to the
+    defaults."""
+    print(f"\nTest accuracy over {resamples} resamples (mean ± std; median fit time)\n")
     print(f"| model | {' | '.join(sets)} | mean |")
     print(f"| --- |{' ---: |' * (len(sets) + 1)}")
     for row, results in rows.items():
@@ -186,7 +188,7 @@ def print_tables(rows: dict, sets: list[str], resamples: int) -> None:
             accuracies, seconds = results[name]
             spread = f" ± {statistics.stdev(accuracies):.3f}" if len(accuracies) > 1 else ""
             cells.append(
-                f"{statistics.mean(accuracies):.3f}{spread} ({statistics.mean(seconds):.1f} s)"
+                f"{statistics.mean(accuracies):.3f}{spread} ({statistics.median(seconds):.1f} s)"
             )
             means.append(statistics.mean(accuracies))
         mean = f"{statistics.mean(means):.3f}" if len(means) == len(sets) else "-"

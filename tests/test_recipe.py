@@ -190,3 +190,36 @@ def test_training_reuses_each_samples_kernel_features(
     assert on_disk == [] and (classifier._kernel_memo._splits["train"].rows is None) == (
         budget == 0
     )
+
+
+def test_the_kernel_head_alone_trains_tests_classifies_and_explain_says_why_not(
+    signal_root: Path, tmp_path: Path, capsys, caplog
+) -> None:
+    runs = tmp_path / "runs"
+    common = [*QUIET, f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}"]
+    main(["fit", *common, "--model.recurrent=false", "--model.kernel_features=840"])
+    assert "840 fixed kernel features alone" in caplog.text
+    best = runs / "checkpoints" / "best.ckpt"
+    state = torch.load(best, weights_only=True)["state_dict"]
+    assert not [k for k in state if k.startswith(("net.encoder.", "net.head."))]
+    main(["test", *common, f"--ckpt_path={best}"])
+    (metrics,) = runs.glob("version_*/metrics.json")
+    assert json.loads(metrics.read_text())["accuracy"] >= 0.75  # chance is 0.25
+
+    net = load_classifier(best).net
+    samples = sorted(signal_root.rglob("*.npy"))[:3]
+    x = [torch.from_numpy(load_sequence(p)) for p in samples]
+    lengths = torch.tensor([len(s) for s in x])
+    padded = torch.nn.utils.rnn.pad_sequence(x, batch_first=True)
+    with torch.no_grad():  # the kernel head's logits, the same alone as padded in a batch
+        batch = net(padded, lengths)
+        alone = torch.cat([net(s[None], torch.tensor([len(s)])) for s in x])
+        features = net.kernel_head.kernels(net.normalize(padded), lengths)
+        torch.testing.assert_close(batch, alone)
+        torch.testing.assert_close(batch, net.kernel_head(features))
+
+    with pytest.raises(SystemExit):
+        main(["explain", str(best), str(samples[0]), "--out", str(tmp_path / "explain")])
+    assert "recurrent false" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # nothing would classify
+        main(["fit", *common, "--model.recurrent=false", "--model.kernel_features=0"])

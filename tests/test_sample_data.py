@@ -4,7 +4,8 @@ import numpy as np
 
 from feature_extractors.video import count_frames
 from pipeline.cli import main
-from pipeline.prepare.sample_data import VIDEO_CLASSES, camera_path
+from pipeline.prepare import sample_data
+from pipeline.prepare.sample_data import SCENES, VIDEO_CLASSES, camera_path
 
 
 def test_camera_paths_move_as_their_class_says() -> None:
@@ -23,3 +24,26 @@ def test_sample_videos_are_decodable_photo_clips(tmp_path: Path) -> None:
     videos = sorted((tmp_path / "v").rglob("*.avi"))
     assert sorted({p.parent.name for p in videos}) == sorted(VIDEO_CLASSES) and len(videos) == 8
     assert all(16 <= count_frames(p) <= 32 for p in videos)
+
+
+def test_the_scenes_set_films_train_and_test_clips_from_different_halves(
+    tmp_path: Path, monkeypatch
+) -> None:
+    filmed = {}  # video -> the part of the photo its camera moved over
+    film = sample_data.film
+
+    def recording_film(path, photo, windows, **kwargs):
+        filmed[path] = photo
+        film(path, photo, windows, **kwargs)
+
+    monkeypatch.setattr(sample_data, "film", recording_film)
+    main(["sample-data", "scenes", str(tmp_path / "s"), "--per-class", "3"])  # 3 train, 1 test
+    for split, count in (("train", 3), ("test", 1)):
+        videos = sorted((tmp_path / "s" / split).rglob("*.avi"))
+        assert sorted({p.parent.name for p in videos}) == sorted(SCENES)
+        assert len(videos) == 5 * count and all(16 <= count_frames(p) <= 32 for p in videos)
+    for path, part in filmed.items():
+        photo = sample_data._photo(path.parent.name)
+        half = photo.shape[0] // 2
+        expected = photo[:half] if path.parts[-3] == "train" else photo[half:]
+        assert np.array_equal(part, expected), path

@@ -90,6 +90,12 @@ def explain(
     above a threshold, which has no gradient, so their head's share of the logit is left out
     (a warning says so)."""
     classifier = load_classifier(checkpoint).to(device)
+    if classifier.net.encoder is None:
+        raise UserError(
+            f"{checkpoint}: a model of kernel features alone (--model.recurrent false) counts "
+            "steps above thresholds, which have no gradient to attribute; explain needs the "
+            "recurrent network."
+        )
     if classifier.net.kernel_head is not None:
         warnings.warn(
             f"{checkpoint}: the attributions explain the recurrent network's logits; the kernel "

@@ -61,9 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flow = parser.add_argument_group("motion: optical flow between consecutive sampled frames")
     flow.add_argument(
         "--motion", default="dis", choices=["none", "dis", "farneback"],
-        help="motion descriptors beside the CNN's features, as a stream of their own: per-cell "
-        "mean flow, flow magnitude, divergence (zoom) and curl (rotation); 'none' for "
-        "appearance alone",
+        help="motion descriptors beside the CNN's features, as a stream of their own (default "
+        "dis): per-cell mean flow, flow magnitude, divergence (zoom) and curl (rotation); "
+        "'none' for appearance alone",
     )  # fmt: skip
     flow.add_argument("--motion-grid", type=int, default=3, help="cells per side of the flow grid")
     flow.add_argument(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from pipeline.core.errors import UserError
 from pipeline.models.encoder import Cell, Init, Pooling
 from pipeline.models.frontends import ChannelAttention, Frontend
 
@@ -52,6 +53,8 @@ class NetConfig:
         stream_dropout: with several streams, the chance in training that a sample loses one
             stream; a model trained with it also classifies samples that lack a stream.
         stream_width: channels each stream is projected to (``early``).
+        recurrent: False leaves out the encoder and its head: the kernel features' head alone
+            classifies (a fixed-feature model, as MiniRocket; needs `kernel_features`).
     """
 
     cell: Cell = "lstm"
@@ -70,6 +73,14 @@ class NetConfig:
     fusion: Literal["early", "late", "none"] = _since("late", "none")
     stream_dropout: float = 0.25
     stream_width: int = 32
+    recurrent: bool = _since(True, True)
+
+    def __post_init__(self) -> None:
+        if not self.recurrent and not self.kernel_features:
+            raise UserError(
+                "--model.recurrent false leaves the kernel features' head to classify alone: "
+                "give --model.kernel_features (10000 by default), or keep the recurrent network."
+            )
 
 
 def legacy_options() -> dict:

@@ -2,7 +2,8 @@
 
 `SequenceNet` puts together what `NetConfig` asks for: per-channel normalization of the raw
 input, one `SequenceEncoder` (one stream, or several fused early) or a `LateFusion` of one per
-stream, dropout and a linear head, and a `KernelHead` whose logits are added to the head's.
+stream, dropout and a linear head, and a `KernelHead` whose logits are added to the head's
+(with `recurrent` false, the kernel head alone).
 """
 
 from __future__ import annotations
@@ -76,14 +77,18 @@ class SequenceNet(nn.Module):
         self.register_buffer("channel_std", torch.ones(input_size))
         stream_of_channel = torch.arange(len(streams)).repeat_interleave(torch.tensor(streams))
         self.register_buffer("channel_stream", stream_of_channel, persistent=False)
-        if len(streams) > 1 and c.fusion == "late":
+        if not c.recurrent and not (c.kernel_features and c.pooling != "none"):
+            raise ValueError("recurrent false needs kernel_features: they classify alone")
+        self.encoder = self.head = None  # recurrent false: the kernel head alone
+        if c.recurrent and len(streams) > 1 and c.fusion == "late":
             self.encoder = LateFusion(streams, c)
-        else:
+        elif c.recurrent:
             fused = streams if len(streams) > 1 else None
             self.encoder = SequenceEncoder(input_size, c, streams=fused)
-        self.stride = self.encoder.stride
+        self.stride = 1 if self.encoder is None else self.encoder.stride
         self.dropout = nn.Dropout(c.dropout)
-        self.head = nn.Linear(self.encoder.features, num_classes)
+        if self.encoder is not None:
+            self.head = nn.Linear(self.encoder.features, num_classes)
         self.kernel_head = None
         if c.kernel_features:
             self.kernel_head = KernelHead(
@@ -106,7 +111,7 @@ class SequenceNet(nn.Module):
         """Recurrent features `[B, T', H * directions]` of raw `x` and their lengths `[B]`
         (`T'` is `T` shortened by the stride); padded steps are meaningless. A late-fusion
         net has no one sequence of features: each of `encoder.branches` encodes its stream."""
-        return self.encoder.encode(self.normalize(x, missing), lengths)
+        return self._encoder().encode(self.normalize(x, missing), lengths)
 
     def embed(
         self, x: torch.Tensor, lengths: torch.Tensor, missing: torch.Tensor | None = None
@@ -114,7 +119,13 @@ class SequenceNet(nn.Module):
         """The head's input for raw `x`: pooled features `[B, F]` (pooling ``none``: `[B, T, F]`),
         and attention weights `[B, T']` over the recurrent steps with attention pooling (not
         with late fusion, where each stream has its own)."""
-        return self.encoder(self.normalize(x, missing), lengths)
+        return self._encoder()(self.normalize(x, missing), lengths)
+
+    def _encoder(self) -> SequenceEncoder | LateFusion:
+        if self.encoder is None:
+            raise ValueError("this net has no recurrent encoder (recurrent false): the kernel "
+                             "features' head classifies alone")  # fmt: skip
+        return self.encoder
 
     def _drawn_missing(self, batch: int, device: torch.device) -> torch.Tensor:
         """Stream dropout: `[B, streams]`, one stream chosen at random for a `stream_dropout`
@@ -152,14 +163,17 @@ class SequenceNet(nn.Module):
         """
         if missing is None and self.training and self.stream_dropout and len(self.streams) > 1:
             missing = self._drawn_missing(len(x), x.device)
-        logits = self.head(self.dropout(self.embed(x, lengths, missing)[0]))
+        logits = None
+        if self.encoder is not None:
+            logits = self.head(self.dropout(self.embed(x, lengths, missing)[0]))
         if self.kernel_head is None:
             return logits
         if kernel_features is None:
             kernel_features = self.kernel_features(x, lengths, missing)
         elif missing is not None:
             kernel_features = self.kernel_head.kernels.without_streams(kernel_features, missing)
-        return logits + self.kernel_head(kernel_features).to(logits.dtype)
+        kernel_logits = self.kernel_head(kernel_features)
+        return kernel_logits if logits is None else logits + kernel_logits.to(logits.dtype)
 
 
 def _rename_old_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:

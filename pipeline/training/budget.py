@@ -71,7 +71,9 @@ class TrainingBudget(Callback):
                 f"sequence's {longest} (stride {net.stride})"
             )
         if net is not None and net.kernel_head is not None:
-            plan += f"; {net.kernel_head.kernels.num_features} fixed kernel features beside them"
+            features = net.kernel_head.kernels.num_features
+            alone = net.encoder is None
+            plan += f"; {features} fixed kernel features {'alone' if alone else 'beside them'}"
         streams = getattr(pl_module, "streams", [])
         if streams:
             hp = pl_module.hparams

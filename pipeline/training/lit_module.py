@@ -94,6 +94,9 @@ class SequenceClassifier(pl.LightningModule):
         if hp.max_length is None:
             hp.max_length = longest or 1
         if hp.pooling == "none":
+            if not hp.recurrent:
+                raise UserError("a label per step needs the recurrent network: drop "
+                                "--model.recurrent false (kernel features describe a sequence)")  # fmt: skip
             hp.kernel_features = 0
         num_classes = len(class_names)
         self.net = SequenceNet(
@@ -364,6 +367,7 @@ class SequenceClassifier(pl.LightningModule):
         groups = [{"params": [p for p in self.parameters() if p not in kernel_params], "lr": hp.lr}]
         if kernel_head is not None:
             groups.append({"params": list(kernel_head.parameters()), "lr": hp.kernel_lr})
+        groups = [g for g in groups if g["params"]]  # recurrent false: the kernel head's alone
         optimizer = torch.optim.AdamW(groups, weight_decay=hp.weight_decay)
         if hp.lr_schedule == "constant":
             return {"optimizer": optimizer}
