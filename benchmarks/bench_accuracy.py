@@ -70,14 +70,15 @@ def resampled(
     x_train: list, y_train: np.ndarray, x_test: list, y_test: np.ndarray, resample: int
 ) -> tuple[list, np.ndarray, list, np.ndarray]:
     """Resample 0: the split as given; r > 0: train + test reshuffled, stratified, seeded by r,
-    at the same train size."""
-    if resample == 0:
+    at the same train size. A set given without a test split (the built-in signals) holds out
+    a stratified 15 % in every resample, as `fit` would."""
+    if resample == 0 and len(x_test):
         return x_train, y_train, x_test, y_test
     from sklearn.model_selection import train_test_split
 
     x, y = [*x_train, *x_test], np.concatenate([y_train, y_test])
-    train, test = train_test_split(np.arange(len(x)), train_size=len(x_train), stratify=y,
-                                   random_state=resample)  # fmt: skip
+    size = {"train_size": len(x_train)} if len(x_test) else {"test_size": 0.15}
+    train, test = train_test_split(np.arange(len(x)), **size, stratify=y, random_state=resample)
     return [x[i] for i in train], y[train], [x[i] for i in test], y[test]
 
 
