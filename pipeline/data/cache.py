@@ -100,7 +100,7 @@ def plan(
     for sample in samples:
         target = targets[sample] = sample_target(sample, root, out)
         other = sources.setdefault(target, sample)
-        if other.path == sample.path and other.seconds == sample.seconds and other is not sample:
+        if other is not sample and other.path == sample.path:  # one target: one interval
             raise UserError(
                 f"{sample.path}{_interval(sample)} is listed twice; a clip is one sample, with "
                 "one label and one split. Remove one of the rows."
