@@ -32,11 +32,23 @@ from common import machine
 
 ARCHIVE_SETS = ("Coffee", "PigCVP", "Trace", "UnitTest")
 SETS = (*ARCHIVE_SETS, "signals")
+ALONE = ["--model.recurrent=false"]
+# MultiRocket's four poolings, over the series and its first difference
+MULTIROCKET = ["--model.kernel_pooling=[ppv,mpv,mipv,lspv]", "--model.kernel_difference=true"]
 # name -> extra fit options; "defaults" is `seqclass fit --data.root ROOT` and nothing else
 VARIANTS = {
     "defaults": [],
     "recurrent network alone": ["--model.kernel_features=0"],
-    "kernel head alone": ["--model.recurrent=false"],
+    "kernel head alone": ALONE,
+    "500 steps": ["--budget.steps=500"],
+    "300 steps": ["--budget.steps=300"],
+    "kernel head alone, 4 poolings + difference": [*ALONE, *MULTIROCKET],
+    "kernel head alone, + hydra": [*ALONE, "--model.kernel_hydra=true"],
+    "kernel head alone, 4 poolings + difference + hydra": [
+        *ALONE,
+        *MULTIROCKET,
+        "--model.kernel_hydra=true",
+    ],
     "frontend none": ["--model.frontend=none"],
     "frontend fcn": ["--model.frontend=fcn"],
     "conv + se": ["--model.channel_attention=se"],

@@ -1,12 +1,16 @@
 import numpy as np
+import pytest
 import torch
 
+from pipeline.models.hydra_features import HydraFeatures
 from pipeline.models.kernel_features import (
+    KERNEL_POOLINGS,
     NUM_KERNELS,
     DilatedKernelFeatures,
     dilations,
     kernel_weights,
 )
+from pipeline.models.kernel_head import KernelHead
 
 
 def test_each_kernel_has_three_twos_among_nine_minus_ones() -> None:
@@ -112,9 +116,115 @@ def test_features_are_bitwise_the_same_under_bf16_autocast() -> None:
     assert torch.equal(mixed_features, plain(x, lengths))
 
 
-def test_standardized_counts_are_the_features() -> None:
+def test_standardized_pooled_outputs_are_the_features() -> None:
     features = _fitted(channels=2, max_length=60)
     x, lengths = torch.randn(5, 60, 2), torch.tensor([60, 45, 30, 9, 2])
-    counts = features.positive_counts(x, lengths)
-    assert counts.dtype == torch.int64 and int(counts.max()) <= 60
-    assert torch.equal(features.standardize(counts.to(torch.int16), lengths), features(x, lengths))
+    pooled = features.pooled(x, lengths)
+    assert pooled.dtype == torch.float32 and 0 <= float(pooled.min()) <= float(pooled.max()) <= 1
+    assert torch.equal(features.standardize(pooled), features(x, lengths))
+
+
+def _multirocket_layout(length: int) -> tuple[KernelHead, np.ndarray, np.ndarray]:
+    """Our kernel head with the dilations and biases of aeon's MultiRocket (fitted to random
+    series), the pooled outputs of new series, and MultiRocket's features of the same series.
+
+    MultiRocket pools the first difference too, but aeon's transform shifts the difference's
+    leading taps by one step (its loop bound is the series' length, not the difference's), so
+    our difference part is compared with MultiRocket's series part run on `np.diff` instead.
+    """
+    multirocket = pytest.importorskip("aeon.transformations.collection.convolution_based")
+    rng = np.random.default_rng(0)
+    train, test = (rng.standard_normal((n, 1, length)).astype(np.float32) for n in (8, 5))
+    head = KernelHead(1, 2 * 4 * 4 * NUM_KERNELS, length, 2, pooling=("ppv", "lspv", "mpv", "mipv"),
+                      difference=True)  # fmt: skip
+    theirs = []
+    for part, (fit_on, apply_to) in zip(
+        (head.kernels, head.difference_kernels),
+        ((train, test), (np.diff(train), np.diff(test))),
+        strict=True,
+    ):  # fmt: skip
+        reference = multirocket.MultiRocket(n_kernels=4 * NUM_KERNELS, random_state=0).fit(fit_on)
+        dilation_list, counts, biases = reference.parameter
+        assert (part.dilations, part.counts) == (dilation_list.tolist(), counts.tolist())
+        part.bias.copy_(torch.from_numpy(biases))
+        theirs.append(reference.transform(apply_to)[:, : part.num_features])  # the series part
+    x = torch.from_numpy(test).transpose(1, 2)
+    ours = head.pooled(x, torch.full((len(x),), length)).numpy()
+    return head, ours, np.concatenate(theirs, axis=1)
+
+
+def test_pooling_matches_aeon_multirocket_on_the_series_and_its_first_difference() -> None:
+    """PPV, LSPV, MPV and MIPV, over the series and its first difference, as aeon computes them
+    (aeon's MPV is the mean of output + bias over the positive steps: 2 biases above ours)."""
+    head, ours, theirs = _multirocket_layout(length=60)
+    biases = torch.cat([head.kernels.bias, head.difference_kernels.bias]).numpy()
+    per_pooling = lambda f: f.reshape(len(f), 2, 4, -1)  # noqa: E731 series x pooling x bias
+    ours, theirs = per_pooling(ours), per_pooling(theirs)
+    ppv, lspv, mpv, mipv = (theirs[:, :, p] for p in range(4))
+    np.testing.assert_allclose(ours[:, :, 0], ppv, atol=1e-6)
+    np.testing.assert_array_equal(ours[:, :, 1], lspv)
+    mpv_ours = np.where(ppv > 0, mpv - 2 * biases.reshape(2, -1), 0)
+    np.testing.assert_allclose(ours[:, :, 2], mpv_ours, atol=1e-4)
+    np.testing.assert_allclose(ours[:, :, 3], mipv, atol=1e-4)
+    assert (ppv > 0).any() and (ppv < 1).any() and (lspv > 1).any()  # a test that can fail
+
+
+@pytest.mark.parametrize("difference", [False, True])
+def test_every_pooling_is_the_same_alone_or_padded_in_a_batch(difference: bool) -> None:
+    torch.manual_seed(0)
+    head = KernelHead(3, 4 * 4 * NUM_KERNELS, 80, 2, pooling=KERNEL_POOLINGS, difference=difference)
+    head.fit(torch.randn(12, 80, 3), torch.full((12,), 80))
+    samples = [torch.randn(1, n, 3) for n in (37, 80, 4, 1)]
+    batch = torch.cat([torch.nn.functional.pad(s, (0, 0, 0, 80 - s.shape[1]), value=5.0)
+                       for s in samples])  # fmt: skip
+    together = head.features(batch, torch.tensor([37, 80, 4, 1]))
+    assert torch.isfinite(together).all()
+    for row, x in enumerate(samples):
+        alone = head.features(x, torch.tensor([x.shape[1]]))
+        torch.testing.assert_close(together[row : row + 1], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_an_absent_stream_gets_the_features_of_zeros() -> None:
+    """What `without_streams` writes in place of a lost stream's features is what the kernels
+    give when that stream's channels are zero (their training mean), for every pooling."""
+    torch.manual_seed(0)
+    head = KernelHead(5, 4 * 4 * NUM_KERNELS, 50, 2, streams=[3, 2], pooling=KERNEL_POOLINGS,
+                      difference=True)  # fmt: skip
+    head.fit(torch.randn(10, 50, 5), torch.full((10,), 50))
+    x, lengths = torch.randn(3, 50, 5), torch.tensor([50, 31, 2])
+    missing = torch.tensor([[True, False], [False, True], [True, False]])
+    zeroed = x.clone()
+    zeroed[0, :, :3] = zeroed[1, :, 3:] = zeroed[2, :, :3] = 0.0
+    replaced = head.without_streams(head.features(x, lengths), missing, lengths)
+    torch.testing.assert_close(replaced, head.features(zeroed, lengths), atol=1e-5, rtol=1e-5)
+
+
+def test_hydra_counts_match_aeon_hydra() -> None:
+    """With aeon's kernels, the same counts as aeon's HydraTransformer on equal-length data."""
+    convolution_based = pytest.importorskip("aeon.transformations.collection.convolution_based")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 1, 70)).astype(np.float32)
+    reference = convolution_based.HydraTransformer(random_state=0).fit(x)
+    hydra = HydraFeatures(1, 70)
+    assert len(hydra.dilations) == reference._hydra.num_dilations
+    hydra.weight.copy_(reference._hydra.W)
+    ours = hydra.pooled(torch.from_numpy(x).transpose(1, 2), torch.full((6,), 70))
+    torch.testing.assert_close(ours, reference.transform(x), atol=1e-4, rtol=1e-5)
+
+
+def test_hydra_is_the_same_alone_or_padded_and_without_a_stream() -> None:
+    torch.manual_seed(0)
+    hydra = HydraFeatures(5, 60, streams=[3, 2])
+    hydra.fit(torch.randn(10, 60, 5), torch.full((10,), 60))
+    samples = [torch.randn(1, n, 5) for n in (60, 23, 2)]
+    batch = torch.cat([torch.nn.functional.pad(s, (0, 0, 0, 60 - s.shape[1]), value=4.0)
+                       for s in samples])  # fmt: skip
+    lengths = torch.tensor([60, 23, 2])
+    together = hydra(batch, lengths)
+    for row, x in enumerate(samples):
+        torch.testing.assert_close(together[row : row + 1], hydra(x, lengths[row : row + 1]))
+    missing = torch.tensor([[True, False], [False, True], [False, False]])
+    zeroed = batch.clone()
+    zeroed[0, :, :3] = zeroed[1, :, 3:] = 0.0
+    torch.testing.assert_close(hydra.without_streams(together, missing, lengths),
+                               hydra(zeroed, lengths))  # fmt: skip

@@ -160,32 +160,47 @@ def test_the_rocket_family_baselines_learn_the_signal_classes(method: str, tmp_p
     assert (result.probs.argmax(1) == y[~train]).mean() >= 0.75  # chance is 0.25
 
 
-@pytest.mark.parametrize("budget", [kernel_memo.RAM_BUDGET, 0], ids=["memory", "disk"])
+MULTIROCKET_HYDRA = ["--model.kernel_pooling=[ppv,mpv,mipv,lspv]", "--model.kernel_difference=true",
+                     "--model.kernel_hydra=true"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("budget", "options"),
+    [(kernel_memo.RAM_BUDGET, []), (0, []), (0, MULTIROCKET_HYDRA)],
+    ids=["memory", "disk", "disk-multirocket-hydra"],
+)
 def test_training_reuses_each_samples_kernel_features(
-    signal_root: Path, tmp_path: Path, monkeypatch, budget: int
+    signal_root: Path, tmp_path: Path, monkeypatch, budget: int, options: list
 ) -> None:
-    """Counted once per sample and kept (in memory, or on disk past the budget): the same
-    features, bitwise, as computing them anew, whatever the other samples of the batch."""
+    """Computed once per sample and kept (in memory, or on disk past the budget): the same
+    features as computing them anew, whatever the other samples of the batch (bitwise for
+    the shares of steps, MiniRocket's features)."""
     monkeypatch.setattr(kernel_memo, "RAM_BUDGET", budget)
     main(["fit", *QUIET, f"--data.root={signal_root}", "--budget.steps=20", "--budget.min_epochs=1",
-          "--model.hidden_size=8", "--model.kernel_features=500",
+          "--model.hidden_size=8", "--model.kernel_features=500", *options,
           f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     classifier = load_classifier(tmp_path / "checkpoints" / "best.ckpt")
-    assert (
-        classifier.net.kernel_head.kernels.num_features == 420
-    )  # rounded down to a multiple of 84
+    head = classifier.net.kernel_head
+    if options:  # at least a bias per kernel: 84 x 4 poolings x 2 series, and Hydra's counts
+        assert head.num_features == 672 + head.hydra.num_features
+    else:
+        assert head.num_features == 420  # rounded down to a multiple of 84
     datamodule = SequenceDataModule(str(signal_root), batch_size=8)
     datamodule.setup("fit")
-    classifier._kernel_memo = kernel_memo.KernelCountMemo(420, tmp_path / "memo")
+    classifier._kernel_memo = kernel_memo.KernelFeatureMemo(head.num_features, tmp_path / "memo")
     samples = len(datamodule.splits["train"])
     for epoch in range(2):  # reshuffled: the second epoch is answered from the memo alone
         for batch in datamodule.train_dataloader():
-            counts, rows = classifier._kernel_memo.lookup("train", samples, batch["index"])
+            pooled, rows = classifier._kernel_memo.lookup("train", samples, batch["index"])
             assert rows == (list(range(len(batch["index"]))) if epoch == 0 else [])
-            batch.update(kernel_counts=counts, kernel_rows=rows,
+            batch.update(kernel_pooled=pooled, kernel_rows=rows,
                          kernel_indices=batch["index"][rows].tolist())  # fmt: skip
             kept = classifier._kept_kernel_features(batch, "train")
-            assert torch.equal(kept, classifier.net.kernel_features(batch["x"], batch["lengths"]))
+            anew = classifier.net.kernel_features(batch["x"], batch["lengths"])
+            if options:  # sums of float32 outputs (MPV) round a little by the batch's length
+                torch.testing.assert_close(kept, anew, atol=1e-5, rtol=0)
+            else:
+                assert torch.equal(kept, anew)
     on_disk = list((tmp_path / "memo").iterdir())  # unlinked temporary files: never listed
     assert on_disk == [] and (classifier._kernel_memo._splits["train"].rows is None) == (
         budget == 0

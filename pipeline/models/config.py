@@ -14,10 +14,13 @@ from typing import Literal
 from pipeline.core.errors import UserError
 from pipeline.models.encoder import Cell, Init, Pooling
 from pipeline.models.frontends import ChannelAttention, Frontend
+from pipeline.models.kernel_features import KernelPooling
 
 
 def _since(default, before):
     """An option added after the first checkpoints: `default` now, `before` for those."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"before": before})
     return field(default=default, metadata={"before": before})
 
 
@@ -53,6 +56,14 @@ class NetConfig:
         stream_dropout: with several streams, the chance in training that a sample loses one
             stream; a model trained with it also classifies samples that lack a stream.
         stream_width: channels each stream is projected to (``early``).
+        kernel_pooling: how each kernel output is pooled against each bias, some of ``ppv``
+            (the share of steps above the bias, MiniRocket's), ``mpv``, ``mipv`` and ``lspv``
+            (MultiRocket's mean of positive values, mean index of positive values, longest
+            stretch of positive values); `kernel_features` is shared out among them.
+        kernel_difference: also run the kernels over each series' first difference (half the
+            features each, as MultiRocket does).
+        kernel_hydra: add Hydra's competing-kernel counts to the kernel features (2,048 per
+            dilation, dilations 1, 2, 4, ... up to the longest training sequence).
         recurrent: False leaves out the encoder and its head: the kernel features' head alone
             classifies (a fixed-feature model, as MiniRocket; needs `kernel_features`).
     """
@@ -74,6 +85,9 @@ class NetConfig:
     stream_dropout: float = 0.25
     stream_width: int = 32
     recurrent: bool = _since(True, True)
+    kernel_pooling: list[KernelPooling] = _since(["ppv"], ["ppv"])
+    kernel_difference: bool = _since(False, False)
+    kernel_hydra: bool = _since(False, False)
 
     def __post_init__(self) -> None:
         if not self.recurrent and not self.kernel_features:

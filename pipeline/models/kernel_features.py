@@ -3,8 +3,12 @@
 84 kernels of length 9 with weights in {-1, 2} (three 2s) run at exponentially spaced
 dilations over random sums of the input channels. Each output is compared with biases taken
 from quantiles of the same output on training samples; a feature is the proportion of real
-steps where the output exceeds its bias (PPV). Nothing here is learnt by gradient descent:
-`fit` sets the biases (and the features' scaling) once from training data, and the head learns what to make of them.
+steps where the output exceeds its bias (PPV). MultiRocket's other pooling operators (Tan et
+al. 2022) may join it: the mean of the positive values (MPV), the mean index of the steps that
+exceed the bias (MIPV) and the longest stretch of such steps (LSPV); and the same kernels may
+also run over the first difference of the series. Nothing here is learnt by gradient descent:
+`fit` sets the biases (and the features' scaling) once from training data, and the head learns
+what to make of them.
 With several streams side by side in the channels (video and sensor features), each kernel
 sums channels of one stream only, and the streams take turns, so every stream gets its share
 of the features however few channels it has.
@@ -21,6 +25,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
@@ -32,6 +37,9 @@ KERNEL_LENGTH = 9
 _TWOS = torch.tensor(list(itertools.combinations(range(KERNEL_LENGTH), 3)))  # 84 x 3
 NUM_KERNELS = len(_TWOS)
 MAX_DILATIONS = 32
+# MultiRocket's pooling operators, each a feature per kernel, dilation and bias
+KernelPooling = Literal["ppv", "mpv", "mipv", "lspv"]
+KERNEL_POOLINGS = KernelPooling.__args__
 
 
 def kernel_weights() -> torch.Tensor:
@@ -74,16 +82,80 @@ def _zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x * padding_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
 
 
+def _pool(
+    outputs: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor, start: torch.Tensor,
+    steps: torch.Tensor, pooling: tuple[str, ...],
+) -> list[torch.Tensor]:  # fmt: skip
+    """Each of `pooling` `[B, 84]` of kernel outputs `[B, 84, T]` against one bias per kernel
+    `[84, 1]`, over the steps `mask` counts: `steps [B, 84]` of them from step `start [B, 84]`.
+
+    ppv: the share of counted steps above the bias; mpv: the mean of (output - bias) over them
+    (0 if none); mipv: their mean index within the counted steps (-1 if none); lspv: the longest
+    distance between consecutive counted steps below the bias, the counted range's ends included
+    (MultiRocket's definition)."""
+    above = (outputs > bias) & mask
+    count = above.sum(-1)
+    index = torch.arange(outputs.shape[-1], device=outputs.device) - start[..., None]
+    pooled = {}
+    if "ppv" in pooling:
+        pooled["ppv"] = count / steps
+    if "mpv" in pooling:
+        pooled["mpv"] = torch.where(above, outputs - bias, 0.0).sum(-1) / count.clamp_min(1)
+    if "mipv" in pooling:
+        indices = torch.where(above, index, 0).sum(-1)
+        pooled["mipv"] = torch.where(count > 0, indices / count.clamp_min(1), -1.0)
+    if "lspv" in pooling:
+        below = (outputs < bias) & mask
+        last = torch.where(below, index, 0).cummax(-1).values  # last step below, so far
+        before = F.pad(last[..., :-1], (1, 0))
+        gap = torch.where(below, index - before, 0).amax(-1)
+        pooled["lspv"] = torch.maximum(gap, steps - 1 - last[..., -1]).float()
+    return [pooled[name] for name in pooling]
+
+
+def _pool_zeros(
+    bias: torch.Tensor, steps: torch.Tensor, pooling: tuple[str, ...]
+) -> list[torch.Tensor]:
+    """`_pool` of kernel outputs that are all zero (an absent stream's), from the biases
+    `[84, count]` and counted steps `[B, 84]` alone: `[B, 84, count]` each."""
+    steps = steps[..., None].float()
+    above, below = (bias < 0).float(), (bias > 0).float()
+    pooled = {
+        "ppv": above.expand_as(steps * above),
+        "mpv": (-bias * above).expand_as(steps * above),
+        "mipv": above * (steps - 1) / 2 - (1 - above),
+        "lspv": below * (steps > 1).float() + (1 - below) * (steps - 1),
+    }
+    return [pooled[name] for name in pooling]
+
+
+def first_difference(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sample's first difference within its own length, right-padded with zeros, and the
+    new lengths (one step shorter; a one-step sample's is one zero)."""
+    lengths = lengths.to(x.device)
+    steps = F.pad(x[:, 1:] - x[:, :-1], (0, 0, 0, 1))
+    return _zero_padding(steps, lengths - 1), difference_lengths(lengths)
+
+
+def difference_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """The lengths of `first_difference`'s samples."""
+    return (lengths - 1).clamp_min(1)
+
+
 class DilatedKernelFeatures(nn.Module):
-    """`[B, T, D]` normalized input and lengths -> `[B, num_features]` PPV features.
+    """`[B, T, D]` normalized input and lengths -> `[B, num_features]` pooled kernel features.
 
     Args:
         input_size: channels D; each kernel and dilation sums a random subset of them.
-        num_features: about how many features (rounded down to a multiple of 84).
+        num_features: about how many features (rounded down to a multiple of 84 times the
+            poolings): `num_features / len(pooling)` biases, each pooled every way.
         max_length: the longest training sequence, which sets the largest dilation.
         seed: draws the channel subsets and, in `fit`, the samples the biases come from.
         streams: channels of each stream, in order (summing to D); a kernel's channels all
             come from one stream, kernel k at dilation i from stream (k + i) mod streams.
+        pooling: which of `KERNEL_POOLINGS`, in the order of the features (pooling first,
+            then dilation, kernel and bias).
+        difference: read each sample's first difference instead (`first_difference`).
     """
 
     def __init__(
@@ -93,10 +165,20 @@ class DilatedKernelFeatures(nn.Module):
         max_length: int,
         seed: int = 0,
         streams: list[int] | None = None,
+        pooling: tuple[str, ...] = ("ppv",),
+        difference: bool = False,
     ) -> None:
         super().__init__()
-        self.dilations, self.counts = dilations(max_length, num_features)
-        self.num_features = NUM_KERNELS * sum(self.counts)
+        unknown = set(pooling) - set(KERNEL_POOLINGS)
+        if unknown or not pooling or len(set(pooling)) < len(pooling):
+            raise ValueError(f"kernel pooling {list(pooling)}: give some of {KERNEL_POOLINGS}, "
+                             "each once")  # fmt: skip
+        self.pooling = tuple(pooling)
+        self.difference = difference
+        longest = max(1, max_length - 1) if difference else max_length
+        self.dilations, self.counts = dilations(longest, num_features // len(pooling))
+        self.num_biases = NUM_KERNELS * sum(self.counts)
+        self.num_features = self.num_biases * len(pooling)
         self.seed = seed
         streams = streams or [input_size]
         if sum(streams) != input_size:
@@ -116,9 +198,11 @@ class DilatedKernelFeatures(nn.Module):
         self.register_buffer("channel_sums", sums)
         # the stream of every feature, in the order of `forward`'s output
         self.register_buffer(
-            "feature_stream", owner.repeat_interleave(counts.flatten()), persistent=False
+            "feature_stream",
+            owner.repeat_interleave(counts.flatten()).repeat(len(pooling)),
+            persistent=False,
         )
-        self.register_buffer("bias", torch.zeros(self.num_features))
+        self.register_buffer("bias", torch.zeros(self.num_biases))
         self.register_buffer("feature_mean", torch.zeros(self.num_features))
         self.register_buffer("feature_std", torch.ones(self.num_features))
 
@@ -132,12 +216,34 @@ class DilatedKernelFeatures(nn.Module):
         ranks = torch.rand(*shape, input_size, generator=generator).argsort(-1).argsort(-1)
         return (ranks < sizes[..., None]).float().transpose(1, 2)
 
-    def without_streams(self, features: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+    def without_streams(
+        self, features: torch.Tensor, missing: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
         """`features [B, F]` as they are when the streams marked in `missing [B, streams]` are
-        all zeros (their mean, once normalized): a zero input never exceeds a positive bias."""
-        absent = ((self.bias < 0).to(features.dtype) - self.feature_mean) / self.feature_std
-        lost = missing[:, self.feature_stream]  # B x F
+        all zeros (their mean, once normalized): the kernels that read them output zeros."""
+        lengths = lengths.to(features.device)
+        if self.difference:
+            lengths = difference_lengths(lengths)
+        per_dilation = [
+            _pool_zeros(bias.view(NUM_KERNELS, count), self._counted_steps(lengths, index),
+                        self.pooling)
+            for index, (count, bias) in enumerate(zip(self.counts, self._biases(), strict=True))
+        ]  # fmt: skip
+        absent = self.standardize(self._in_order(per_dilation))
+        lost = missing.to(features.device)[:, self.feature_stream]  # B x F
         return torch.where(lost, absent.to(features.dtype), features)
+
+    def _biases(self) -> tuple[torch.Tensor, ...]:
+        """The biases of each dilation, `[84 * count]` each."""
+        return self.bias.split([NUM_KERNELS * c for c in self.counts])
+
+    def _in_order(self, per_dilation: list[list[torch.Tensor]]) -> torch.Tensor:
+        """`[B, F]` from each dilation's poolings `[B, 84, count]`: pooling first, then
+        dilation, kernel and bias."""
+        return torch.cat([
+            torch.cat([pooled[p].flatten(1) for pooled in per_dilation], dim=1)
+            for p in range(len(self.pooling))
+        ], dim=1)  # fmt: skip
 
     def _outputs(self, x: torch.Tensor, index: int) -> torch.Tensor:
         """Kernel outputs `[B, 84, T]` of `x [B, T, D]` at dilation `index`, zero-padded."""
@@ -169,12 +275,24 @@ class DilatedKernelFeatures(nn.Module):
         padded = torch.arange(NUM_KERNELS, device=lengths.device) % 2 == index % 2
         return torch.where(padded, lengths[:, None], inside)
 
+    def _first_counted(self, lengths: torch.Tensor, index: int) -> torch.Tensor:
+        """`[B, 84]` the first step `_masks` counts for each kernel at dilation `index`."""
+        edge = 4 * self.dilations[index]
+        inside = torch.where(lengths > 2 * edge, edge, 0)[:, None]
+        padded = torch.arange(NUM_KERNELS, device=lengths.device) % 2 == index % 2
+        return torch.where(padded, 0, inside)
+
+    def _read(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the kernels run over: the series, or its first difference."""
+        lengths = lengths.to(x.device)
+        return first_difference(x, lengths) if self.difference else (x, lengths)
+
     @torch.no_grad()
     @in_float32
     def fit(self, x: torch.Tensor, lengths: torch.Tensor, batch_size: int = 16) -> None:
         """Set the biases from training samples `x [N, T, D]` (normalized), then the features'
         mean and standard deviation over them, so that `forward` returns standardized features."""
-        self._fit_biases(x, lengths)
+        self._fit_biases(*self._read(x, lengths))
         self.feature_mean.zero_()
         self.feature_std.fill_(1.0)
         features = torch.cat([
@@ -191,7 +309,7 @@ class DilatedKernelFeatures(nn.Module):
         generator = torch.Generator().manual_seed(self.seed)
         biases = []
         quantiles = (
-            _quantiles(self.num_features).to(x.device).split([NUM_KERNELS * c for c in self.counts])
+            _quantiles(self.num_biases).to(x.device).split([NUM_KERNELS * c for c in self.counts])
         )
         for index, count in enumerate(self.counts):
             picks = torch.randint(len(x), (NUM_KERNELS,), generator=generator).to(x.device)
@@ -204,70 +322,32 @@ class DilatedKernelFeatures(nn.Module):
                 biases.append(torch.quantile(real, q[k]))
         self.bias.copy_(torch.cat(biases))
 
+    @torch.no_grad()
     @in_float32
-    def positive_counts(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """How many counted steps of each kernel output exceed each bias: `[B, num_features]`
-        integers (int64) for normalized right-padded `x [B, T, D]`; `standardize` makes them
-        the features. Fixed once fitted, so training can keep them (`KernelCountMemo`)."""
-        lengths = lengths.to(x.device)
+    def pooled(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The pooled kernel outputs `[B, num_features]` (float32) of normalized right-padded
+        `x [B, T, D]`; `standardize` makes them the features. Fixed once fitted, so training
+        can keep them (`KernelFeatureMemo`)."""
+        x, lengths = self._read(x, lengths)
         x = _zero_padding(x, lengths)
-        counts = []
-        for index, (count, bias) in enumerate(
-            zip(self.counts, self.bias.split([NUM_KERNELS * c for c in self.counts]), strict=True)
-        ):
+        per_dilation = []
+        for index, (count, bias) in enumerate(zip(self.counts, self._biases(), strict=True)):
             outputs = self._outputs(x, index)  # B x 84 x T
             mask = self._masks(lengths, x.shape[1], index)
+            start, steps = self._first_counted(lengths, index), self._counted_steps(lengths, index)
             bias = bias.view(NUM_KERNELS, count, 1)
-            counted = torch.stack(
-                [((outputs > bias[:, j]) & mask).sum(-1) for j in range(count)], dim=2
-            )  # B x 84 x count, one bias at a time: long inputs stay within memory
-            counts.append(counted.flatten(1))
-        return torch.cat(counts, dim=1)
+            per_bias = [  # one bias at a time: long inputs stay within memory
+                _pool(outputs, bias[:, j], mask, start, steps, self.pooling) for j in range(count)
+            ]
+            per_dilation.append([torch.stack(p, dim=2) for p in zip(*per_bias, strict=True)])
+        return self._in_order(per_dilation)
 
-    def standardize(self, counts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Standardized float32 features `[B, num_features]` from `counts` (any integer dtype):
-        each count over the steps its kernel counts (PPV), less the features' training mean,
-        over their standard deviation."""
-        lengths = lengths.to(counts.device)
-        steps = torch.cat([
-            self._counted_steps(lengths, index).repeat_interleave(count, dim=1)
-            for index, count in enumerate(self.counts)
-        ], dim=1)  # fmt: skip
-        return (counts.long() / steps - self.feature_mean) / self.feature_std
+    def standardize(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Standardized float32 features `[B, num_features]` from `pooled`'s output: less the
+        features' training mean, over their standard deviation."""
+        return (pooled.float() - self.feature_mean) / self.feature_std
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Standardized float32 features `[B, num_features]` of normalized right-padded
         `x [B, T, D]`, the same under autocast as without."""
-        return self.standardize(self.positive_counts(x, lengths), lengths)
-
-
-class KernelHead(nn.Module):
-    """Fixed dilated-kernel features and the linear layer that reads them: logits
-    `[B, num_classes]` to add to the recurrent network's.
-
-    The layer starts at zero, so the head starts in the span of the training features (as
-    ridge regression does). `kernels` is fitted once (`fit`) and never trained.
-
-    Args:
-        input_size, num_features, max_length, streams: as for `DilatedKernelFeatures`.
-        num_classes: the logits' width.
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        num_features: int,
-        max_length: int,
-        num_classes: int,
-        *,
-        streams: list[int] | None = None,
-    ) -> None:
-        super().__init__()
-        self.kernels = DilatedKernelFeatures(input_size, num_features, max_length, streams=streams)
-        self.linear = nn.Linear(self.kernels.num_features, num_classes)
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits of standardized kernel features `[B, num_features]` (`kernels`' output)."""
-        return self.linear(features.to(self.linear.weight.dtype))
+        return self.standardize(self.pooled(x, lengths))

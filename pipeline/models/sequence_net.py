@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.models.encoder import SequenceEncoder
-from pipeline.models.kernel_features import KernelHead
+from pipeline.models.kernel_head import KernelHead
 from pipeline.models.late_fusion import LateFusion
 
 if TYPE_CHECKING:
@@ -92,8 +92,10 @@ class SequenceNet(nn.Module):
         self.kernel_head = None
         if c.kernel_features:
             self.kernel_head = KernelHead(
-                input_size, c.kernel_features, max_length, num_classes, streams=streams
-            )
+                input_size, c.kernel_features, max_length, num_classes, streams=streams,
+                pooling=tuple(c.kernel_pooling), difference=c.kernel_difference,
+                hydra=c.kernel_hydra,
+            )  # fmt: skip
         self.register_load_state_dict_pre_hook(_rename_old_keys)
 
     def normalize(self, x: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
@@ -140,12 +142,12 @@ class SequenceNet(nn.Module):
         """The fixed kernel features `[B, F]` of raw `x`; `[B, 0]` when the net has none."""
         if self.kernel_head is None:
             return x.new_zeros(len(x), 0)
-        return self.kernel_head.kernels(self.normalize(x, missing), lengths)
+        return self.kernel_head.features(self.normalize(x, missing), lengths)
 
     def fit_kernel_features(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
         """Fit the kernel features' biases and scaling to raw training samples `x [N, T, D]`."""
         if self.kernel_head is not None:
-            self.kernel_head.kernels.fit(self.normalize(x), lengths)
+            self.kernel_head.fit(self.normalize(x), lengths)
 
     def forward(
         self,
@@ -171,7 +173,7 @@ class SequenceNet(nn.Module):
         if kernel_features is None:
             kernel_features = self.kernel_features(x, lengths, missing)
         elif missing is not None:
-            kernel_features = self.kernel_head.kernels.without_streams(kernel_features, missing)
+            kernel_features = self.kernel_head.without_streams(kernel_features, missing, lengths)
         kernel_logits = self.kernel_head(kernel_features)
         return kernel_logits if logits is None else logits + kernel_logits.to(logits.dtype)
 

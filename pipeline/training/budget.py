@@ -71,7 +71,7 @@ class TrainingBudget(Callback):
                 f"sequence's {longest} (stride {net.stride})"
             )
         if net is not None and net.kernel_head is not None:
-            features = net.kernel_head.kernels.num_features
+            features = net.kernel_head.num_features
             alone = net.encoder is None
             plan += f"; {features} fixed kernel features {'alone' if alone else 'beside them'}"
         streams = getattr(pl_module, "streams", [])

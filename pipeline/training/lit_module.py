@@ -18,7 +18,7 @@ from pipeline.models.config import NetConfig, legacy_options, net_config
 from pipeline.models.sequence_net import SequenceNet
 from pipeline.prepare.kinds import feature_kind
 from pipeline.training.datamodule import Batch, SequenceDataModule
-from pipeline.training.kernel_memo import KernelCountMemo
+from pipeline.training.kernel_memo import KernelFeatureMemo
 from pipeline.training.metrics import test_metrics, test_results
 
 # What checkpoints written before an option existed were trained with: absent keys get these.
@@ -80,7 +80,7 @@ class SequenceClassifier(pl.LightningModule):
         self.test_results: dict | None = None
         self.test_probs: dict[int, torch.Tensor] = {}  # test sample index -> probabilities
         self.fit_log_dir: str | None = None  # the training run's logs, kept in checkpoints
-        self._kernel_memo: KernelCountMemo | None = None  # while fitting
+        self._kernel_memo: KernelFeatureMemo | None = None  # while fitting
         if class_names is not None and input_size is not None:
             self._build(class_names, input_size)
 
@@ -213,8 +213,8 @@ class SequenceClassifier(pl.LightningModule):
         if self.net.kernel_head is not None and isinstance(
             getattr(self.trainer, "datamodule", None), SequenceDataModule
         ):
-            self._kernel_memo = KernelCountMemo(
-                self.net.kernel_head.kernels.num_features, self.trainer.default_root_dir
+            self._kernel_memo = KernelFeatureMemo(
+                self.net.kernel_head.num_features, self.trainer.default_root_dir
             )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -228,13 +228,13 @@ class SequenceClassifier(pl.LightningModule):
         return self.net(x, lengths)
 
     def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        """While fitting, the kernel counts the memo keeps for the batch go with it to the
-        device, with the rows it lacks (`kernel_rows`) and their sample indices."""
+        """While fitting, the pooled kernel outputs the memo keeps for the batch go with it to
+        the device, with the rows it lacks (`kernel_rows`) and their sample indices."""
         if self._kernel_memo is not None:
             split = "train" if self.trainer.training else "val"
             samples = len(self.trainer.datamodule.splits[split])
-            counts, rows = self._kernel_memo.lookup(split, samples, batch["index"])
-            batch["kernel_counts"], batch["kernel_rows"] = counts, rows
+            pooled, rows = self._kernel_memo.lookup(split, samples, batch["index"])
+            batch["kernel_pooled"], batch["kernel_rows"] = pooled, rows
             batch["kernel_indices"] = batch["index"][rows].tolist()
         return batch
 
@@ -247,21 +247,20 @@ class SequenceClassifier(pl.LightningModule):
         )
 
     def _kept_kernel_features(self, batch: Batch, split: str) -> torch.Tensor | None:
-        """The batch's kernel features from the counts the memo keeps; the rows it lacks are
-        computed here (once per sample) and kept. None when the batch brings no counts."""
-        counts = batch.get("kernel_counts")
-        if counts is None:
+        """The batch's kernel features from the pooled outputs the memo keeps; the rows it lacks
+        are computed here (once per sample) and kept. None when the batch brings none."""
+        pooled = batch.get("kernel_pooled")
+        if pooled is None:
             return None
-        counts, rows = counts.int(), batch["kernel_rows"]
+        rows = batch["kernel_rows"]
         if rows:
-            picked = torch.tensor(rows, device=counts.device)
+            picked = torch.tensor(rows, device=pooled.device)
             lengths = batch["lengths"][picked]
             x = batch["x"][picked, : int(lengths.max())]
-            with torch.no_grad():
-                fresh = self.net.kernel_head.kernels.positive_counts(self.net.normalize(x), lengths)
+            fresh = self.net.kernel_head.pooled(self.net.normalize(x), lengths)
             self._kernel_memo.store(split, batch["kernel_indices"], fresh)
-            counts = counts.index_copy(0, picked, fresh.int())
-        return self.net.kernel_head.kernels.standardize(counts, batch["lengths"])
+            pooled = pooled.index_copy(0, picked, fresh)
+        return self.net.kernel_head.standardize(pooled)
 
     def labelled(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`logits` and targets `y` of a batch, flattened to the labelled steps when per step."""

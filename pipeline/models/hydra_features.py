@@ -1,0 +1,146 @@
+"""Hydra's competing dilated kernels (Dempster et al. 2023) as fixed features beside the
+recurrent layers.
+
+At each dilation, groups of `kernels_per_group` random kernels (length 9, zero mean, unit L1
+norm) run over a random sum of channels: half the groups over the series, half over its first
+difference. At every step the kernels of a group compete: the one with the largest output adds
+that output to its count, the one with the smallest adds one. A sample's counts are taken over
+its own steps only (zero padding at both ends), so it gets the same ones alone or padded in a
+batch. `standardize` takes the square root of their positive part, as Hydra's sparse scaler
+does, and scales it by the training mean and standard deviation. Like the dilated-kernel
+features, everything runs in float32 with autocast off.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pipeline.models.frontends import padding_mask
+from pipeline.models.kernel_features import first_difference, in_float32
+
+KERNEL_LENGTH = 9
+
+
+class HydraFeatures(nn.Module):
+    """`[B, T, D]` normalized input and lengths -> `[B, num_features]` competing-kernel counts.
+
+    Args:
+        input_size: channels D; each group sums a few of them (with repeats, as Hydra draws).
+        max_length: the longest training sequence: dilations 1, 2, 4, ... up to its window.
+        groups: groups of kernels per dilation (half over the series, half its difference).
+        kernels_per_group: the kernels that compete within a group.
+        seed: draws the kernels and the channels.
+        streams: channels of each stream, in order (summing to D); a group's channels all
+            come from one stream, group g at dilation i from stream (g + i) mod streams.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        max_length: int,
+        *,
+        groups: int = 64,
+        kernels_per_group: int = 8,
+        seed: int = 0,
+        streams: list[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.kernels_per_group, self.groups = kernels_per_group, groups // 2  # per input
+        top = math.log2(max(1, max_length - 1) / (KERNEL_LENGTH - 1))
+        self.dilations = [2**i for i in range(max(0, int(top)) + 1)]
+        generator = torch.Generator().manual_seed(seed)
+        shape = (len(self.dilations), 2, kernels_per_group * self.groups, 1, KERNEL_LENGTH)
+        weight = torch.randn(shape, generator=generator)
+        weight = weight - weight.mean(-1, keepdim=True)
+        self.register_buffer("weight", weight / weight.abs().sum(-1, keepdim=True))
+        streams = streams or [input_size]
+        owner = (
+            torch.arange(self.groups) + torch.arange(len(self.dilations))[:, None, None]
+        ) % len(streams)  # dilations x 1 x groups: the stream each group reads
+        self.register_buffer(
+            "channel_sums", self._channel_sums(streams, owner.expand(-1, 2, -1), generator)
+        )
+        # the stream of every feature, in the order of `pooled`'s output
+        per_input = owner.expand(-1, 2, -1).repeat_interleave(kernels_per_group, dim=2)
+        self.register_buffer(
+            "feature_stream", per_input.repeat_interleave(2, dim=1).flatten(), persistent=False
+        )
+        self.num_features = len(self.dilations) * 2 * 2 * self.groups * kernels_per_group
+        self.register_buffer("feature_mean", torch.zeros(self.num_features))
+        self.register_buffer("feature_std", torch.ones(self.num_features))
+
+    def _channel_sums(
+        self, streams: list[int], owner: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """`[dilations, 2, D, groups]`: how many times each group sums each channel, drawn as
+        Hydra draws (half the stream's channels, 2 to 8, with repeats; one channel once)."""
+        sums = torch.zeros(*owner.shape[:2], sum(streams), self.groups)
+        starts = [sum(streams[:i]) for i in range(len(streams))]
+        for index in torch.cartesian_prod(*(torch.arange(n) for n in owner.shape)).tolist():
+            dilation, part, group = index
+            stream = int(owner[dilation, part, group])
+            width, start = streams[stream], starts[stream]
+            picks = 1 if width == 1 else min(max(width // 2, 2), 8)
+            channels = start + torch.randint(width, (picks,), generator=generator)
+            sums[dilation, part, :, group] += torch.bincount(channels, minlength=sum(streams))
+        return sums
+
+    @torch.no_grad()
+    @in_float32
+    def pooled(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The counts `[B, num_features]` (float32) of normalized right-padded `x [B, T, D]`:
+        per dilation, over the series then its first difference, the kernels' summed winning
+        outputs, then how often each was the smallest."""
+        lengths = lengths.to(x.device)
+        inputs = [(x * padding_mask(lengths, x.shape[1]).unsqueeze(-1), lengths)]
+        inputs.append(first_difference(x, lengths))
+        counts = []
+        for index, dilation in enumerate(self.dilations):
+            for part, (series, steps) in enumerate(inputs):
+                summed = torch.einsum("btd,dg->bgt", series, self.channel_sums[index, part])
+                outputs = F.conv1d(summed, self.weight[index, part], padding=4 * dilation,
+                                   dilation=dilation, groups=self.groups)  # fmt: skip
+                outputs = outputs.view(len(x), self.groups, self.kernels_per_group, -1)
+                real = padding_mask(steps, x.shape[1]).unsqueeze(1).float()  # B x 1 x T
+                top, top_kernel = outputs.max(2)
+                low_kernel = outputs.argmin(2)
+                shape = outputs.shape[:3]
+                won = x.new_zeros(shape).scatter_add_(-1, top_kernel, top * real)
+                lost = x.new_zeros(shape).scatter_add_(-1, low_kernel, real.expand_as(top))
+                counts += [won.flatten(1), lost.flatten(1)]
+        return torch.cat(counts, dim=1)
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, lengths: torch.Tensor, batch_size: int = 16) -> None:
+        """Set the features' scaling from normalized training samples `x [N, T, D]`."""
+        self.feature_mean.zero_()
+        self.feature_std.fill_(1.0)
+        features = torch.cat([
+            self.standardize(self.pooled(x[i : i + batch_size], lengths[i : i + batch_size]))
+            for i in range(0, len(x), batch_size)
+        ])  # fmt: skip
+        self.feature_mean.copy_(features.mean(0))
+        self.feature_std.copy_(features.std(0).nan_to_num(0.0).clamp_min(1e-3))
+
+    def standardize(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Standardized float32 features `[B, num_features]` from `pooled`'s output."""
+        return (pooled.float().clamp_min(0).sqrt() - self.feature_mean) / self.feature_std
+
+    def without_streams(
+        self, features: torch.Tensor, missing: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """`features [B, F]` as they are when the streams marked in `missing [B, streams]` are
+        all zeros: the counts of zero inputs, computed (a cheap pass)."""
+        lengths = lengths.to(features.device)
+        zeros = features.new_zeros(len(features), int(lengths.max()), self.channel_sums.shape[2])
+        absent = self.standardize(self.pooled(zeros, lengths))
+        lost = missing.to(features.device)[:, self.feature_stream]
+        return torch.where(lost, absent.to(features.dtype), features)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Standardized float32 features `[B, num_features]` of normalized right-padded `x`."""
+        return self.standardize(self.pooled(x, lengths))
