@@ -47,7 +47,7 @@ def _quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     # `test --ckpt_path` of a run without a val split: its callbacks watched the training loss
     warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
-    # the model's hook brings the kept kernel counts along; the data module has none
+    # the model's hook brings the kept kernel features along; the data module has none
     warnings.filterwarnings("ignore", message="You have overridden `on_before_batch_transfer`")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,8 @@ from pipeline.models.kernel_features import (
     kernel_weights,
 )
 from pipeline.models.kernel_head import KernelHead
+
+from conftest import plain_net
 
 
 def test_each_kernel_has_three_twos_among_nine_minus_ones() -> None:
@@ -228,3 +232,19 @@ def test_hydra_is_the_same_alone_or_padded_and_without_a_stream() -> None:
     zeroed[0, :, :3] = zeroed[1, :, 3:] = 0.0
     torch.testing.assert_close(hydra.without_streams(together, missing, lengths),
                                hydra(zeroed, lengths))  # fmt: skip
+
+
+def test_a_traced_net_with_every_kernel_feature_gives_the_same_logits_at_other_lengths() -> None:
+    """`seqclass export` traces the model at one length: the poolings, the first difference
+    and Hydra's counts must follow the lengths they are given."""
+    torch.manual_seed(0)
+    net = plain_net(2, 3, max_length=60, kernel_features=4 * 4 * NUM_KERNELS,
+                    kernel_pooling=list(KERNEL_POOLINGS), kernel_difference=True,
+                    kernel_hydra=True).eval()  # fmt: skip
+    net.fit_kernel_features(torch.randn(8, 60, 2), torch.full((8,), 60))
+    torch.nn.init.normal_(net.kernel_head.linear.weight)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, (torch.randn(1, 16, 2), torch.tensor([16])))
+    x, lengths = torch.randn(2, 41, 2), torch.tensor([41, 29])
+    torch.testing.assert_close(traced(x, lengths), net(x, lengths), atol=1e-4, rtol=1e-4)

@@ -104,10 +104,10 @@ class HydraFeatures(nn.Module):
                 summed = torch.einsum("btd,dg->bgt", series, self.channel_sums[index, part])
                 outputs = F.conv1d(summed, self.weight[index, part], padding=4 * dilation,
                                    dilation=dilation, groups=self.groups)  # fmt: skip
-                outputs = outputs.view(len(x), self.groups, self.kernels_per_group, -1)
+                outputs = outputs.unflatten(1, (self.groups, self.kernels_per_group))
                 real = padding_mask(steps, x.shape[1]).unsqueeze(1).float()  # B x 1 x T
                 top, top_kernel = outputs.max(2)
-                low_kernel = outputs.argmin(2)
+                low_kernel = outputs.min(2).indices  # argmin(2) is 5 times slower on CPUs
                 shape = outputs.shape[:3]
                 won = x.new_zeros(shape).scatter_add_(-1, top_kernel, top * real)
                 lost = x.new_zeros(shape).scatter_add_(-1, low_kernel, real.expand_as(top))
