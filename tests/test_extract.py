@@ -184,7 +184,8 @@ def test_camera_motion_is_learnt_from_flow_on_unseen_photos(tmp_path: Path, caps
     best = runs / "checkpoints" / "best.ckpt"
     main(["test", *common, f"--ckpt_path={best}"])
     metrics = json.loads(next(runs.glob("version_*/metrics.json")).read_text())
-    assert metrics["accuracy"] >= 0.9, metrics  # 20 videos of photos never seen in training
+    # 18 or more of 20 videos of photos never seen in training (0.9 as float32 is below 0.9)
+    assert round(metrics["accuracy"] * 20) >= 18, metrics
 
     main(["classify", str(videos / "test"), "--checkpoint", str(best), "--out",
           str(tmp_path / "classify.csv"), "--num-workers", "1"])  # fmt: skip

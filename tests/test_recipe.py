@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -160,13 +161,14 @@ def test_the_rocket_family_baselines_learn_the_signal_classes(method: str, tmp_p
     assert (result.probs.argmax(1) == y[~train]).mean() >= 0.75  # chance is 0.25
 
 
+NO_HYDRA = ["--model.kernel_hydra=false"]
 MULTIROCKET_HYDRA = ["--model.kernel_pooling=[ppv,mpv,mipv,lspv]", "--model.kernel_difference=true",
                      "--model.kernel_hydra=true"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("budget", "options"),
-    [(kernel_memo.RAM_BUDGET, []), (0, []), (0, MULTIROCKET_HYDRA)],
+    [(kernel_memo.RAM_BUDGET, NO_HYDRA), (0, NO_HYDRA), (0, MULTIROCKET_HYDRA)],
     ids=["memory", "disk", "disk-multirocket-hydra"],
 )
 def test_training_reuses_each_samples_kernel_features(
@@ -181,7 +183,7 @@ def test_training_reuses_each_samples_kernel_features(
           f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     classifier = load_classifier(tmp_path / "checkpoints" / "best.ckpt")
     head = classifier.net.kernel_head
-    if options:  # at least a bias per kernel: 84 x 4 poolings x 2 series, and Hydra's counts
+    if options == MULTIROCKET_HYDRA:  # a bias per kernel at least: 84 x 4 poolings x 2 series
         assert head.num_features == 672 + head.hydra.num_features
     else:
         assert head.num_features == 420  # rounded down to a multiple of 84
@@ -197,7 +199,7 @@ def test_training_reuses_each_samples_kernel_features(
                          kernel_indices=batch["index"][rows].tolist())  # fmt: skip
             kept = classifier._kept_kernel_features(batch, "train")
             anew = classifier.net.kernel_features(batch["x"], batch["lengths"])
-            if options:  # sums of float32 outputs (MPV) round a little by the batch's length
+            if options == MULTIROCKET_HYDRA:  # float32 sums (MPV, Hydra) round by the length
                 torch.testing.assert_close(kept, anew, atol=1e-5, rtol=0)
             else:
                 assert torch.equal(kept, anew)
@@ -213,7 +215,9 @@ def test_the_kernel_head_alone_trains_tests_classifies_and_explain_says_why_not(
     runs = tmp_path / "runs"
     common = [*QUIET, f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}"]
     main(["fit", *common, "--model.recurrent=false", "--model.kernel_features=840"])
-    assert "840 fixed kernel features alone" in caplog.text
+    assert re.search(
+        r"\d+ fixed kernel features \(840 dilated-kernel, \d+ Hydra\) alone", caplog.text
+    )
     best = runs / "checkpoints" / "best.ckpt"
     state = torch.load(best, weights_only=True)["state_dict"]
     assert not [k for k in state if k.startswith(("net.encoder.", "net.head."))]
@@ -229,7 +233,7 @@ def test_the_kernel_head_alone_trains_tests_classifies_and_explain_says_why_not(
     with torch.no_grad():  # the kernel head's logits, the same alone as padded in a batch
         batch = net(padded, lengths)
         alone = torch.cat([net(s[None], torch.tensor([len(s)])) for s in x])
-        features = net.kernel_head.kernels(net.normalize(padded), lengths)
+        features = net.kernel_head.features(net.normalize(padded), lengths)
         torch.testing.assert_close(batch, alone)
         torch.testing.assert_close(batch, net.kernel_head(features))
 

@@ -79,7 +79,7 @@ class NetConfig:
     conv_channels: int = _since(128, 128)
     stride: int | None = _since(None, 1)
     channel_attention: ChannelAttention = _since("none", "none")
-    max_recurrent_steps: int | None = _since(128, None)
+    max_recurrent_steps: int | None = _since(64, None)
     kernel_features: int = _since(10_000, 0)
     fusion: Literal["early", "late", "none"] = _since("late", "none")
     stream_dropout: float = 0.25
@@ -87,7 +87,7 @@ class NetConfig:
     recurrent: bool = _since(True, True)
     kernel_pooling: list[KernelPooling] = _since(["ppv"], ["ppv"])
     kernel_difference: bool = _since(False, False)
-    kernel_hydra: bool = _since(False, False)
+    kernel_hydra: bool = _since(True, False)
 
     def __post_init__(self) -> None:
         if not self.recurrent and not self.kernel_features:

@@ -31,7 +31,7 @@ class TrainingBudget(Callback):
         steps: int | None = 1000,
         min_epochs: int = 10,
         max_epochs: int = 2000,
-        patience: float = 0.25,
+        patience: float = 0.1,
     ) -> None:
         self.steps = steps
         self.min_epochs = min_epochs
@@ -71,9 +71,12 @@ class TrainingBudget(Callback):
                 f"sequence's {longest} (stride {net.stride})"
             )
         if net is not None and net.kernel_head is not None:
-            features = net.kernel_head.num_features
-            alone = net.encoder is None
-            plan += f"; {features} fixed kernel features {'alone' if alone else 'beside them'}"
+            head, alone = net.kernel_head, net.encoder is None
+            kinds = f"{head.num_features} fixed kernel features"
+            if head.hydra is not None:
+                kinds += f" ({head.num_features - head.hydra.num_features} dilated-kernel, "
+                kinds += f"{head.hydra.num_features} Hydra)"
+            plan += f"; {kinds} {'alone' if alone else 'beside them'}"
         streams = getattr(pl_module, "streams", [])
         if streams:
             hp = pl_module.hparams
