@@ -2,8 +2,8 @@
 
 N short synthetic samples (4 classes, 3 channels, 24-40 steps, `.npy` files) are fitted for
 one epoch with the default model, each size in a fresh process: the peak resident memory of
-that process (and on a GPU, the peak device memory torch allocated). The kernel features'
-counts are kept for every sample (`pipeline/training/kernel_memo.py`): in memory up to 256 MB a split,
+that process (and on a GPU, the peak device memory torch allocated). The kernel features
+are kept for every sample (`pipeline/training/kernel_memo.py`): in memory up to 256 MB a split,
 on disk beyond, so memory should stay nearly flat as N grows.
 
     python benchmarks/bench_memory.py [--sizes 10000 100000] [--device cuda]
