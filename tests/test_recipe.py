@@ -8,10 +8,12 @@ import json
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from pytorch_lightning.callbacks import EarlyStopping
 
 from pipeline.apply.classify import load_classifier
 from pipeline.cli import main
@@ -20,6 +22,7 @@ from pipeline.data.sequence_files import load_sequence
 from pipeline.prepare.sample_data import make_signal_dataset
 from pipeline.training import kernel_memo
 from pipeline.training.baselines import fit_and_predict
+from pipeline.training.budget import TrainingBudget
 from pipeline.training.datamodule import SequenceDataModule
 from pipeline.training.lit_module import LEGACY_HPARAMS
 
@@ -242,3 +245,20 @@ def test_the_kernel_head_alone_trains_tests_classifies_and_explain_says_why_not(
     assert "recurrent false" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # nothing would classify
         main(["fit", *common, "--model.recurrent=false", "--model.kernel_features=0"])
+
+
+@pytest.mark.parametrize(("val", "patience"), [(20, 10), (0, 25)])
+def test_patience_is_a_tenth_of_the_epochs_on_the_val_loss_a_quarter_on_the_training_loss(
+    val: int, patience: int
+) -> None:
+    """1,000 steps of 10 batches are 100 epochs: early stopping waits 10 of them on the val
+    loss, 25 where only the training loss is there to watch."""
+    data = SimpleNamespace(splits={"train": list(range(80)), "val": list(range(val))},
+                           device_batch_size=8, batch_size=8)  # fmt: skip
+    stopper = EarlyStopping(monitor="val_loss", patience=1)
+    trainer = SimpleNamespace(datamodule=data, checkpoint_callback=None,
+                              early_stopping_callbacks=[stopper],
+                              fit_loop=SimpleNamespace(max_epochs=None))  # fmt: skip
+    TrainingBudget(steps=1000).setup(trainer, None, "fit")
+    assert trainer.fit_loop.max_epochs == 100 and stopper.patience == patience
+    assert stopper.monitor == ("val_loss" if val else "train_loss_epoch")
