@@ -48,7 +48,7 @@ def test_step_budget_sets_the_epochs_and_small_data_trains_without_val(
     (state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("ModelCheckpoint")]
     assert state["monitor"] == "train_loss_epoch"
     hparams = checkpoint["hyper_parameters"]
-    assert hparams["frontend"] == "conv" and hparams["stride"] == 1  # 80 steps need no stride
+    assert hparams["frontend"] == "conv" and hparams["stride"] == 2  # 80 steps: 40 recurrent ones
     with (tmp_path / "version_0" / "metrics.csv").open() as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("lr-AdamW/pg1")]
     for group, peak in (("pg1", 1e-2), ("pg2", 1e-4)):  # the network, the kernel-feature head
