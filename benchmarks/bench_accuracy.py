@@ -42,7 +42,6 @@ VARIANTS = {
     "kernel head alone": ALONE,
     "500 steps": ["--budget.steps=500"],
     "300 steps": ["--budget.steps=300"],
-    "64 recurrent steps, patience 0.1": ["--model.max_recurrent_steps=64", "--budget.patience=0.1"],
     "kernel head alone, 4 poolings + difference": [*ALONE, *MULTIROCKET],
     "kernel head alone, + hydra": [*ALONE, "--model.kernel_hydra=true"],
     "kernel head alone, 4 poolings + difference + hydra": [

@@ -120,9 +120,10 @@ def _pool_zeros(
     `[84, count]` and counted steps `[B, 84]` alone: `[B, 84, count]` each."""
     steps = steps[..., None].float()
     above, below = (bias < 0).float(), (bias > 0).float()
+    shape = (len(steps), *bias.shape)
     pooled = {
-        "ppv": above.expand_as(steps * above),
-        "mpv": (-bias * above).expand_as(steps * above),
+        "ppv": above.expand(shape),
+        "mpv": (-bias * above).expand(shape),
         "mipv": above * (steps - 1) / 2 - (1 - above),
         "lspv": below * (steps > 1).float() + (1 - below) * (steps - 1),
     }
