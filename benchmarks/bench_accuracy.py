@@ -40,6 +40,7 @@ VARIANTS = {
     "defaults": [],
     "recurrent network alone": ["--model.kernel_features=0"],
     "kernel head alone": ALONE,
+    "heads as an ensemble": ["--model.heads=ensemble"],
     "500 steps": ["--budget.steps=500"],
     "300 steps": ["--budget.steps=300"],
     "kernel head alone, 4 poolings + difference": [*ALONE, *MULTIROCKET],

@@ -247,6 +247,36 @@ def test_the_kernel_head_alone_trains_tests_classifies_and_explain_says_why_not(
         main(["fit", *common, "--model.recurrent=false", "--model.kernel_features=0"])
 
 
+def test_ensemble_heads_each_classify_alone_and_predict_their_mean(
+    signal_root: Path, tmp_path: Path
+) -> None:
+    """`--model.heads ensemble` trains each head on a loss of its own: each head alone
+    classifies the test split, and the model's log-probabilities are the mean of theirs."""
+    runs = tmp_path / "runs"
+    common = [*QUIET, f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}"]
+    main(["fit", *common, "--model.heads=ensemble", "--model.kernel_features=840"])
+    best = runs / "checkpoints" / "best.ckpt"
+    main(["test", *common, f"--ckpt_path={best}"])
+    (metrics,) = runs.glob("version_*/metrics.json")
+    assert json.loads(metrics.read_text())["accuracy"] >= 0.75  # chance is 0.25
+
+    classifier = load_classifier(best)
+    data = SequenceDataModule(str(signal_root))
+    data.setup("test")
+    test = data.splits["test"]
+    x = [torch.from_numpy(load_sequence(s.path)) for s in test]
+    y = torch.tensor([classifier.class_names.index(s.label) for s in test])
+    lengths = torch.tensor([len(s) for s in x])
+    padded = torch.nn.utils.rnn.pad_sequence(x, batch_first=True)
+    net = classifier.net.eval()
+    with torch.no_grad():
+        recurrent, kernel = net.head_logits(padded, lengths)
+        joined = (recurrent.log_softmax(-1) + kernel.log_softmax(-1)) / 2
+        torch.testing.assert_close(net(padded, lengths), joined)
+    for head in (recurrent, kernel):
+        assert (head.argmax(-1) == y).float().mean() >= 0.75
+
+
 @pytest.mark.parametrize(("val", "patience"), [(20, 10), (0, 25)])
 def test_patience_is_a_tenth_of_the_epochs_on_the_val_loss_a_quarter_on_the_training_loss(
     val: int, patience: int

@@ -66,6 +66,9 @@ class NetConfig:
             dilation, dilations 1, 2, 4, ... up to the longest training sequence).
         recurrent: False leaves out the encoder and its head: the kernel features' head alone
             classifies (a fixed-feature model, as MiniRocket; needs `kernel_features`).
+        heads: how the recurrent network's head and the kernel features' head are joined:
+            ``sum`` adds their logits and trains the sum; ``ensemble`` trains each head on a
+            loss of its own and averages their log-probabilities.
     """
 
     cell: Cell = "lstm"
@@ -88,6 +91,7 @@ class NetConfig:
     kernel_pooling: list[KernelPooling] = _since(["ppv"], ["ppv"])
     kernel_difference: bool = _since(False, False)
     kernel_hydra: bool = _since(True, False)
+    heads: Literal["sum", "ensemble"] = _since("sum", "sum")
 
     def __post_init__(self) -> None:
         if not self.recurrent and not self.kernel_features:

@@ -2,8 +2,8 @@
 
 `SequenceNet` puts together what `NetConfig` asks for: per-channel normalization of the raw
 input, one `SequenceEncoder` (one stream, or several fused early) or a `LateFusion` of one per
-stream, dropout and a linear head, and a `KernelHead` whose logits are added to the head's
-(with `recurrent` false, the kernel head alone).
+stream, dropout and a linear head, and a `KernelHead` whose logits are joined with the head's
+(`heads`: added, or averaged as an ensemble's; with `recurrent` false, the kernel head alone).
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ class SequenceNet(nn.Module):
             raise ValueError("a label per step needs kernel_features 0: they describe a sequence")
         if c.fusion not in ("early", "late", "none"):
             raise ValueError(f"unknown fusion {c.fusion!r}; choose early, late or none")
+        if c.heads not in ("sum", "ensemble"):
+            raise ValueError(f"unknown heads {c.heads!r}; choose sum or ensemble")
+        self.heads = c.heads
         streams = list(streams or [input_size])
         if sum(streams) != input_size:
             raise ValueError(f"streams {streams} do not add up to {input_size} channels")
@@ -157,25 +160,50 @@ class SequenceNet(nn.Module):
         kernel_features: torch.Tensor | None = None,
         missing: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits `[B, num_classes]` for right-padded raw `x [B, T, D]` with true `lengths [B]`.
+        """Logits `[B, num_classes]` for right-padded raw `x [B, T, D]` with true `lengths [B]`:
+        `head_logits` joined by `joined`. With pooling ``none``: `[B, T, num_classes]`."""
+        return self.joined(
+            self.head_logits(x, lengths, kernel_features=kernel_features, missing=missing)
+        )
 
-        With pooling ``none``: logits `[B, T, num_classes]`, one per step. `kernel_features`
-        passes the output of `kernel_features(x, lengths)` computed earlier. `missing`
-        `[B, streams]` leaves streams out; in training, stream dropout draws it.
+    def head_logits(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor,
+        *,
+        kernel_features: torch.Tensor | None = None,
+        missing: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """Each head's logits for raw `x`: the recurrent network's, then the kernel head's (of
+        the heads the net has). With pooling ``none``: `[B, T, num_classes]`, one per step.
+
+        `kernel_features` passes the output of `kernel_features(x, lengths)` computed earlier.
+        `missing` `[B, streams]` leaves streams out; in training, stream dropout draws it.
         """
         if missing is None and self.training and self.stream_dropout and len(self.streams) > 1:
             missing = self._drawn_missing(len(x), x.device)
-        logits = None
+        logits = []
         if self.encoder is not None:
-            logits = self.head(self.dropout(self.embed(x, lengths, missing)[0]))
-        if self.kernel_head is None:
-            return logits
-        if kernel_features is None:
-            kernel_features = self.kernel_features(x, lengths, missing)
-        elif missing is not None:
-            kernel_features = self.kernel_head.without_streams(kernel_features, missing, lengths)
-        kernel_logits = self.kernel_head(kernel_features)
-        return kernel_logits if logits is None else logits + kernel_logits.to(logits.dtype)
+            logits.append(self.head(self.dropout(self.embed(x, lengths, missing)[0])))
+        if self.kernel_head is not None:
+            if kernel_features is None:
+                kernel_features = self.kernel_features(x, lengths, missing)
+            elif missing is not None:
+                kernel_features = self.kernel_head.without_streams(
+                    kernel_features, missing, lengths
+                )
+            logits.append(self.kernel_head(kernel_features))
+        return logits
+
+    def joined(self, head_logits: list[torch.Tensor]) -> torch.Tensor:
+        """The net's logits from each head's (`head_logits`' output), as `heads` says: their
+        sum, or with ``ensemble`` the mean of the heads' log-probabilities."""
+        if len(head_logits) == 1:
+            return head_logits[0]
+        recurrent, kernel = head_logits
+        if self.heads == "sum":
+            return recurrent + kernel.to(recurrent.dtype)
+        return (recurrent.float().log_softmax(-1) + kernel.float().log_softmax(-1)) / 2
 
 
 def _rename_old_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:

@@ -238,13 +238,13 @@ class SequenceClassifier(pl.LightningModule):
             batch["kernel_indices"] = batch["index"][rows].tolist()
         return batch
 
-    def scored(self, batch: Batch, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits `[N, K]` and targets `[N]` of a `train` or `val` batch: per sample, or per
-        labelled step (padding and unlabelled steps, target -1, are left out)."""
+    def scored(self, batch: Batch, split: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each head's logits `[N, K]` and the targets `[N]` of a `train` or `val` batch: per
+        sample, or per labelled step (padding and unlabelled steps, target -1, are left out)."""
         kernel_features = self._kept_kernel_features(batch, split)
-        return self.labelled(
-            self.net(batch["x"], batch["lengths"], kernel_features=kernel_features), batch["y"]
-        )
+        heads = self.net.head_logits(batch["x"], batch["lengths"], kernel_features=kernel_features)
+        y = batch["y"]
+        return [self.labelled(logits, y)[0] for logits in heads], self.labelled(heads[0], y)[1]
 
     def _kept_kernel_features(self, batch: Batch, split: str) -> torch.Tensor | None:
         """The batch's kernel features from the pooled outputs the memo keeps; the rows it lacks
@@ -270,8 +270,12 @@ class SequenceClassifier(pl.LightningModule):
         return logits, y
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        logits, y = self.scored(batch, "train")
-        loss = self.loss(logits, y)
+        heads, y = self.scored(batch, "train")
+        logits = self.net.joined(heads)
+        if self.net.heads == "ensemble":  # each head learns to classify alone
+            loss = torch.stack([self.loss(head, y) for head in heads]).mean()
+        else:
+            loss = self.loss(logits, y)
         first = (self._bad_step < 0) & ~torch.isfinite(loss.detach())  # no wait for the device
         self._bad_step.copy_(torch.where(first, self.global_step, self._bad_step))
         self._bad_loss.copy_(torch.where(first, loss.detach().float(), self._bad_loss))
@@ -302,7 +306,8 @@ class SequenceClassifier(pl.LightningModule):
             self._stop_on_non_finite()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        logits, y = self.scored(batch, "val")
+        heads, y = self.scored(batch, "val")
+        logits = self.net.joined(heads)
         size = len(y)
         self.val_acc(logits, y)
         self.val_f1(logits, y)
