@@ -16,7 +16,8 @@ class TrainingBudget(Callback):
     hundreds of thousands; a budget in steps gives both enough. At `fit`, the epochs become
     `steps` over the batches per epoch (within `min_epochs` and `max_epochs`), early stopping's
     patience becomes `patience` of those epochs (`train_loss_patience` without a val split; never
-    less than configured), and a summary of the plan is printed. An explicit ``trainer.max_epochs`` or ``trainer.max_steps`` turns it off.
+    less than configured), and a summary of the plan is printed. An explicit
+    ``trainer.max_epochs`` or ``trainer.max_steps`` turns it off.
     Without a val split, checkpoints and early stopping follow the training loss instead.
 
     Args:

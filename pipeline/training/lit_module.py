@@ -243,8 +243,8 @@ class SequenceClassifier(pl.LightningModule):
         sample, or per labelled step (padding and unlabelled steps, target -1, are left out)."""
         kernel_features = self._kept_kernel_features(batch, split)
         heads = self.net.head_logits(batch["x"], batch["lengths"], kernel_features=kernel_features)
-        y = batch["y"]
-        return [self.labelled(logits, y)[0] for logits in heads], self.labelled(heads[0], y)[1]
+        labelled = [self.labelled(logits, batch["y"]) for logits in heads]
+        return [logits for logits, _ in labelled], labelled[0][1]
 
     def _kept_kernel_features(self, batch: Batch, split: str) -> torch.Tensor | None:
         """The batch's kernel features from the pooled outputs the memo keeps; the rows it lacks
