@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.models.frontends import padding_mask
-from pipeline.models.kernel_features import first_difference, in_float32
+from pipeline.models.kernel_features import difference_lengths, first_difference, in_float32
 
 KERNEL_LENGTH = 9
 
@@ -134,10 +134,18 @@ class HydraFeatures(nn.Module):
         self, features: torch.Tensor, missing: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
         """`features [B, F]` as they are when the streams marked in `missing [B, streams]` are
-        all zeros: the counts of zero inputs, computed (a cheap pass)."""
+        all zeros. Zero inputs give every kernel an output of zero: none adds to its count,
+        and the first kernel of each group is the smallest at every counted step (`min` gives
+        ties to the first). Worked out from the lengths alone, with no pass and no wait for
+        the device."""
         lengths = lengths.to(features.device)
-        zeros = features.new_zeros(len(features), int(lengths.max()), self.channel_sums.shape[2])
-        absent = self.standardize(self.pooled(zeros, lengths))
+        shape = (len(features), self.groups, self.kernels_per_group)
+        counts = []
+        for steps in (lengths, difference_lengths(lengths)):
+            lost = features.new_zeros(shape, dtype=torch.float32)
+            lost[:, :, 0] = steps[:, None].float()
+            counts += [torch.zeros_like(lost).flatten(1), lost.flatten(1)]  # won, lost
+        absent = self.standardize(torch.cat(counts * len(self.dilations), dim=1))
         lost = missing.to(features.device)[:, self.feature_stream]
         return torch.where(lost, absent.to(features.dtype), features)
 

@@ -19,7 +19,7 @@ from pipeline.models.sequence_net import SequenceNet
 from pipeline.prepare.kinds import feature_kind
 from pipeline.training.datamodule import Batch, SequenceDataModule
 from pipeline.training.kernel_memo import KernelFeatureMemo
-from pipeline.training.metrics import test_metrics, test_results
+from pipeline.training.metrics import WeightedMean, test_metrics, test_results
 
 # What checkpoints written before an option existed were trained with: absent keys get these.
 LEGACY_HPARAMS = {**legacy_options(), "lr_schedule": "constant"}
@@ -103,19 +103,19 @@ class SequenceClassifier(pl.LightningModule):
             input_size, num_classes, net_config(hp), max_length=hp.max_length,
             streams=[width for _, width in self.streams] or None,
         )  # fmt: skip
-        self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
+        # padding and unlabelled steps of per-step targets are -1: left out of the loss
+        self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing, ignore_index=-1)
         task = {"task": "multiclass", "num_classes": num_classes}
         # no argument checks and no NaN checks: each would wait for the device at every step
         quiet = {"validate_args": False}
-        self.train_acc = torchmetrics.Accuracy(**task, **quiet)
         self.val_acc = torchmetrics.Accuracy(**task, **quiet)
         self.val_f1 = torchmetrics.F1Score(**task, average="macro", **quiet)
-        # means over samples (each batch's loss counted once per sample: the metrics' NaN checks
-        # are off, and with them their weights), synced over processes at the epoch's end: the
-        # same mean as one process gets
-        self.train_mean_loss = torchmetrics.MeanMetric(nan_strategy="disable")
-        self.val_mean_loss = torchmetrics.MeanMetric(nan_strategy="disable")
-        self.test_mean_loss = torchmetrics.MeanMetric(nan_strategy="disable")
+        # means over the labelled samples (or steps) of an epoch, synced over processes at its
+        # end: the same means as one process gets
+        self.train_acc = WeightedMean()
+        self.train_mean_loss = WeightedMean()
+        self.val_mean_loss = WeightedMean()
+        self.test_mean_loss = WeightedMean()
         # the first training step whose loss was not finite, and that loss (-1: none yet)
         self.register_buffer("_bad_step", torch.tensor(-1), persistent=False)
         self.register_buffer("_bad_loss", torch.tensor(0.0), persistent=False)
@@ -240,11 +240,11 @@ class SequenceClassifier(pl.LightningModule):
 
     def scored(self, batch: Batch, split: str) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Each head's logits `[N, K]` and the targets `[N]` of a `train` or `val` batch: per
-        sample, or per labelled step (padding and unlabelled steps, target -1, are left out)."""
+        sample, or per step with target -1 at padding and unlabelled steps (`labelled` drops
+        them; the loss leaves them out, with no wait for the device)."""
         kernel_features = self._kept_kernel_features(batch, split)
         heads = self.net.head_logits(batch["x"], batch["lengths"], kernel_features=kernel_features)
-        labelled = [self.labelled(logits, batch["y"]) for logits in heads]
-        return [logits for logits, _ in labelled], labelled[0][1]
+        return [logits.flatten(0, -2) for logits in heads], batch["y"].flatten()
 
     def _kept_kernel_features(self, batch: Batch, split: str) -> torch.Tensor | None:
         """The batch's kernel features from the pooled outputs the memo keeps; the rows it lacks
@@ -279,9 +279,10 @@ class SequenceClassifier(pl.LightningModule):
         first = (self._bad_step < 0) & ~torch.isfinite(loss.detach())  # no wait for the device
         self._bad_step.copy_(torch.where(first, self.global_step, self._bad_step))
         self._bad_loss.copy_(torch.where(first, loss.detach().float(), self._bad_loss))
-        self.train_acc(logits, y)
-        size = len(y)
-        self.train_mean_loss.update(loss.detach().expand(size))
+        labelled = (y >= 0).float()
+        self.train_acc.update((logits.argmax(-1) == y).float(), labelled)
+        self.train_mean_loss.update(loss.detach(), labelled.sum())
+        size = len(batch["x"])
         self.log("train_loss_step", loss, prog_bar=True, batch_size=size)  # this process's
         self.log(
             "train_loss_epoch",
@@ -307,11 +308,11 @@ class SequenceClassifier(pl.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         heads, y = self.scored(batch, "val")
-        logits = self.net.joined(heads)
+        logits, y = self.labelled(self.net.joined(heads), y)
         size = len(y)
         self.val_acc(logits, y)
         self.val_f1(logits, y)
-        self.val_mean_loss.update(self.loss(logits, y).expand(size))
+        self.val_mean_loss.update(self.loss(logits, y), size)
         self.log("val_loss", self.val_mean_loss, prog_bar=True, batch_size=size)
         self.log("val_acc", self.val_acc, prog_bar=True, batch_size=size)
         self.log("val_macro_f1", self.val_f1, batch_size=size)
@@ -323,7 +324,7 @@ class SequenceClassifier(pl.LightningModule):
         outputs = self(batch["x"], batch["lengths"])
         logits, y = self.labelled(outputs, batch["y"])
         self.test_metrics.update(logits, y)
-        self.test_mean_loss.update(self.loss(logits, y).expand(len(y)))
+        self.test_mean_loss.update(self.loss(logits, y), len(y))
         self.log("test_loss", self.test_mean_loss, batch_size=len(y))
         probs = {"probs": outputs.float().softmax(dim=-1), "lengths": batch["lengths"]}
         indices = batch["index"].tolist()

@@ -1,4 +1,5 @@
-"""The test metrics every run reports, for a trained model and a baseline alike."""
+"""The metrics runs report: weighted means over an epoch while training, and the test metrics
+of a trained model and a baseline alike."""
 
 from __future__ import annotations
 
@@ -6,6 +7,29 @@ from collections.abc import Sequence
 
 import torch
 import torchmetrics
+
+
+class WeightedMean(torchmetrics.Metric):
+    """The mean of values weighted by how many items each stands for, summed over processes:
+    `update` never waits for the device (torchmetrics' `MeanMetric` waits to check for NaN,
+    and drops the weights when that check is off)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, value: torch.Tensor, weight: torch.Tensor | float = 1.0) -> None:
+        """Add `value` (any shape) with `weight` (broadcast to it); a value of weight 0 (the
+        loss of a batch with nothing labelled, NaN) adds nothing."""
+        weight = torch.as_tensor(weight, device=value.device).expand_as(value).float()
+        self.total += (value.float() * weight).where(weight > 0, 0.0).sum()
+        self.weight += weight.sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.weight
 
 
 def test_metrics(num_classes: int) -> torchmetrics.MetricCollection:

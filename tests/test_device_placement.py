@@ -1,0 +1,114 @@
+"""The model's steps on a CUDA device, checked on any machine: under FakeTensorMode tensors have
+a shape, a dtype and a device but no values, so a step runs on "cuda" without a GPU. An op that
+mixes devices fails there as it would on a GPU, and so does anything that reads values on the
+host (`.item()`, `.tolist()`, selecting with a mask): on a GPU each of those waits for the
+device, which the training step must never do."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from pipeline.training.lit_module import SequenceClassifier
+from pipeline.training.metrics import WeightedMean
+
+pytestmark = [
+    pytest.mark.skipif(
+        not torch.backends.cuda.is_built(), reason="fake CUDA needs torch's CUDA build"
+    ),
+    pytest.mark.filterwarnings("ignore:Accessing the data pointer of FakeTensor"),  # torch's RNN
+    pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`"),  # no Trainer here
+]
+FUSION = {"kind": "fusion", "streams": [
+    {"name": "camera", "dim": 40, "settings": {"kind": "video"}},
+    {"name": "vibration", "dim": 4, "settings": {"kind": "signal"}},
+]}  # fmt: skip
+MODELS = {  # the default model on each kind of data, and the options that change its step
+    "one stream": {"input_size": 3},
+    "fused streams": {"input_size": 44, "feature_settings": FUSION},
+    "a label per step": {"input_size": 3, "pooling": "none"},
+    "heads as an ensemble": {"input_size": 3, "heads": "ensemble"},
+}
+BATCH, STEPS = 4, 60
+
+
+def on_fake_cuda(options: dict) -> tuple[SequenceClassifier, FakeTensorMode, dict]:
+    """A model built on the CPU, then moved to a fake CUDA device with a batch as `fit` gives
+    it there (the kernel features kept from the first epoch)."""
+    torch.manual_seed(0)
+    model = SequenceClassifier(class_names=["a", "b", "c"], max_length=STEPS, **options)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    with mode:
+        model = model.to("cuda")
+        per_step = model.per_step
+        batch = {
+            "x": torch.randn(BATCH, STEPS, options["input_size"], device="cuda"),
+            "lengths": torch.tensor([STEPS, 45, 20, 3], device="cuda"),
+            "y": torch.randint(
+                -1 if per_step else 0, 3, (BATCH, STEPS) if per_step else (BATCH,), device="cuda"
+            ),
+            "index": torch.arange(BATCH, device="cuda"),
+        }
+        if model.net.kernel_head is not None:
+            features = model.net.kernel_head.num_features
+            batch.update(kernel_pooled=torch.rand(BATCH, features, device="cuda") * STEPS,
+                         kernel_rows=[], kernel_indices=[])  # fmt: skip
+    return model, mode, batch
+
+
+@pytest.mark.parametrize("options", MODELS.values(), ids=MODELS.keys())
+def test_a_training_step_stays_on_the_gpu_and_never_waits_for_it(options: dict) -> None:
+    model, mode, batch = on_fake_cuda(options)
+    # cuDNN's recurrent kernels ask the driver for their workspace: off here, PyTorch's own run
+    with mode, torch.backends.cudnn.flags(enabled=False):
+        loss = model.train().training_step(batch, 0)
+        assert loss.device.type == "cuda" and loss.shape == ()
+        for metric in (model.train_acc, model.train_mean_loss):
+            assert {state.device.type for state in metric.metric_state.values()} == {"cuda"}
+
+
+@pytest.mark.parametrize("options", MODELS.values(), ids=MODELS.keys())
+def test_predictions_are_made_on_the_gpu(options: dict) -> None:
+    model, mode, batch = on_fake_cuda(options)
+    with mode, torch.backends.cudnn.flags(enabled=False):
+        output = model.eval().predict_step(batch, 0)
+        classes = (BATCH, STEPS, 3) if model.per_step else (BATCH, 3)
+        assert output["probs"].device.type == "cuda" and output["probs"].shape == classes
+
+
+def test_a_host_sync_in_a_step_is_caught() -> None:
+    """The check can fail: selecting the labelled steps with a mask (as `test` does, where the
+    wait is needed anyway) waits for the device."""
+    model, mode, batch = on_fake_cuda(MODELS["a label per step"])
+    with mode, torch.backends.cudnn.flags(enabled=False), pytest.raises(RuntimeError):
+        heads, y = model.train().scored(batch, "train")
+        model.labelled(heads[0], y)
+
+
+def test_a_step_labelled_per_step_scores_its_labelled_steps_alone() -> None:
+    """Targets of -1 (padding, unlabelled steps) stay in the batch but out of the loss and the
+    accuracy: both equal those of the labelled steps selected with a mask."""
+    torch.manual_seed(0)
+    model = SequenceClassifier(class_names=["a", "b", "c"], max_length=STEPS, input_size=3,
+                               pooling="none").eval()  # fmt: skip
+    x, lengths = torch.randn(BATCH, STEPS, 3), torch.tensor([STEPS, 45, 20, 3])
+    y = torch.randint(0, 3, (BATCH, STEPS))
+    y[torch.arange(STEPS) >= lengths[:, None]] = -1
+    y[:, 10:15] = -1
+    loss = model.training_step({"x": x, "lengths": lengths, "y": y, "index": torch.arange(4)}, 0)
+    keep = y >= 0
+    logits = model(x, lengths)[keep]
+    expected = torch.nn.functional.cross_entropy(logits, y[keep], label_smoothing=0.1)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(model.train_mean_loss.compute(), expected)
+    accuracy = (logits.argmax(-1) == y[keep]).float().mean()
+    torch.testing.assert_close(model.train_acc.compute(), accuracy)
+
+
+def test_a_batch_with_nothing_labelled_leaves_the_epoch_means_as_they_are() -> None:
+    mean = WeightedMean()
+    mean.update(torch.tensor(2.0), 3)
+    mean.update(torch.tensor(float("nan")), 0)  # the loss of no labelled step
+    mean.update(torch.tensor([4.0, 1.0]), torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(mean.compute(), torch.tensor(2.5))
