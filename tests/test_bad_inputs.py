@@ -182,6 +182,23 @@ def test_extract_options_are_checked_when_parsed(
     assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("command", [
+    ["classify", "x.npy", "--checkpoint", "m.ckpt"], ["explain", "m.ckpt", "x.npy"],
+    ["extract", "videos", "--out", "features"], ["export", "--checkpoint", "m.ckpt", "--out", "m.ts"],
+])  # fmt: skip
+def test_a_device_this_machine_lacks_stops_each_command_in_one_line(
+    command: list[str], capsys
+) -> None:
+    """Checked as the options are parsed, before a model, a video or a file is opened."""
+    for device, reason in (("cuda", "'cuda': torch finds no CUDA GPU here"),
+                           ("gpu", "'gpu' is not a torch device (cpu, cuda, cuda:N, mps)")):  # fmt: skip
+        with pytest.raises(SystemExit) as stop:
+            main([*command, "--device", device])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and f"argument --device: {reason}; pass --device cpu" in err
+
+
 def test_nan_in_a_val_or_test_file_stops_before_any_epoch(tmp_path: Path, capsys) -> None:
     root = tmp_path / "data"
     for split in ("train", "val", "test"):

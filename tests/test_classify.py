@@ -85,6 +85,7 @@ def _exported_and_pipeline_logits(videos: Path, features: Path, ckpt: Path, out:
     ckpt_settings = torch.load(ckpt, weights_only=True)["hyper_parameters"]["feature_settings"]
     info = json.loads(extra["seqclass.json"])
     assert info["class_names"] == ["left", "right"] and info["frame_size"] == 224
+    assert info["device"] == "cpu"  # the default: traced for inputs on the CPU
     assert info["feature_settings"] == ckpt_settings
     backbone = build_backbone(**ckpt_settings["backbone"])
     sampling = FrameSampling("every", 2)

@@ -107,12 +107,16 @@ def test_an_exported_video_model_runs_on_the_gpu(tmp_path: Path) -> None:
           "--num-workers", "1", "--device", "cuda"])  # fmt: skip
     main(["fit", f"--data.root={features}", *QUIET, "--trainer.max_epochs=1",
           "--trainer.accelerator=gpu", f"--trainer.default_root_dir={runs}"])  # fmt: skip
-    main(["export", "--checkpoint", str(runs / "checkpoints" / "last.ckpt"), "--out",
-          str(tmp_path / "m.ts")])  # fmt: skip
-    module = torch.jit.load(str(tmp_path / "m.ts"))  # the default: frames and motion
+    checkpoint = str(runs / "checkpoints" / "last.ckpt")
     frames, lengths = torch.rand(2, 5, 3, 224, 224), torch.tensor([5, 3])
     motion = torch.randn(2, 5, 29) * 0.01
-    with torch.no_grad():
-        on_cpu = module(frames, lengths, motion)
-        on_gpu = module.cuda()(frames.cuda(), lengths.cuda(), motion.cuda()).cpu()
-    torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-3, atol=1e-3)
+    logits = {}
+    for device in ("cpu", "cuda"):  # a trace keeps its devices: one export for each
+        out = tmp_path / f"{device}.ts"
+        main(["export", "--checkpoint", checkpoint, "--out", str(out), "--device", device])
+        module = torch.jit.load(str(out))  # the default: frames and motion
+        # float32 convolutions, not TF32 (cuDNN's default): the CPU's figures up to rounding
+        with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            inputs = (frames.to(device), lengths.to(device), motion.to(device))
+            logits[device] = module(*inputs).cpu()
+    torch.testing.assert_close(logits["cuda"], logits["cpu"], rtol=1e-3, atol=1e-3)

@@ -133,7 +133,10 @@ def test_a_gpu_chain_without_a_gpu_stops_at_start_in_one_line(signal_root, capsy
         main(["fit", f"--data.root={signal_root}", "--data.signal.fs=100",
               "--data.signal.device=cuda", "--trainer.max_epochs=1"])  # fmt: skip
     assert stop.value.code == 2
-    assert "signal.device is 'cuda' but torch finds no CUDA GPU" in capsys.readouterr().err
+    assert (
+        "signal.device 'cuda': torch finds no CUDA GPU here; drop the option"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.gpu

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.signal
 import torch
 
+from feature_extractors.devices import parse_device
 from feature_extractors.signal import filters
 from feature_extractors.signal.emd import Method, emd
 from feature_extractors.signal.io import NanPolicy, SignalError, load_recording, wav_rate
@@ -255,16 +256,12 @@ class SignalPreprocessing:
         if self.device is None:
             return
         try:
-            device = torch.device(self.device)
-        except RuntimeError:
+            parse_device(self.device)
+        except ValueError as err:
             raise ValueError(
-                f"signal.device {self.device!r} is not a device; use cpu, cuda or cuda:N."
+                f"signal.device {err}; drop the option (or set it to cpu) to run the chain on "
+                "the CPU."
             ) from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"signal.device is {self.device!r} but torch finds no CUDA GPU here; drop the "
-                "option (or set it to cpu) to run the chain on the CPU."
-            )
 
     @property
     def resamples_first(self) -> bool:

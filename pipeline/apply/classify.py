@@ -95,19 +95,22 @@ def assemble_video_classifier(classifier: SequenceClassifier) -> VideoClassifier
 
 
 def export_video_classifier(
-    classifier: SequenceClassifier, frames: int = 16
+    classifier: SequenceClassifier, frames: int = 16, device: str = "cpu"
 ) -> tuple[torch.jit.ScriptModule, dict]:
-    """TorchScript of the assembled video model (any batch size and frame count), and its info:
-    class names, frame size, motion descriptor settings (None without) and feature settings.
+    """TorchScript of the assembled video model (any batch size and frame count) for inputs
+    on `device`, and its info: class names, frame size, motion descriptor settings (None
+    without), feature settings and the device.
 
     TorchScript rather than `torch.export`: `torch.export` fixes the LSTM's time axis to the
-    example's length (pytorch/pytorch#115092), tracing does not.
+    example's length (pytorch/pytorch#115092), tracing does not. A trace keeps the devices it
+    saw (the recurrent layers' zero state, each `arange`), so it is traced on `device`.
     """
-    model = assemble_video_classifier(classifier)
+    model = assemble_video_classifier(classifier).to(device)
     size = model.frame_size
     example = (torch.zeros(1, frames, 3, size, size), torch.tensor([frames]))
     if model.motion_dim:
         example += (torch.zeros(1, frames, model.motion_dim),)
+    example = tuple(t.to(device) for t in example)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notice, and nn.LSTM's harmless tracer checks
         with torch.no_grad():
@@ -118,6 +121,7 @@ def export_video_classifier(
         "frame_size": size,
         "motion": None if motion is None else motion.as_dict(),
         "feature_settings": classifier.hparams.feature_settings,
+        "device": str(device),
     }
     return module, info
 

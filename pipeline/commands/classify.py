@@ -10,8 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
+from pipeline.core.devices import add_device_argument
 from pipeline.core.errors import UserError
 
 
@@ -23,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
     )
     parser.add_argument("--num-workers", type=int, default=2, help="decoding processes")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(parser)
 
 
 def run(ns: argparse.Namespace) -> None:

@@ -8,8 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
+from pipeline.core.devices import add_device_argument
 from pipeline.core.errors import UserError
 
 
@@ -20,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="class to explain (default: the predicted one)")
     parser.add_argument("--steps", type=int, default=32, help="integrated-gradient path steps")
     parser.add_argument("--num-workers", type=int, default=2, help="video decoding processes")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(parser)
 
 
 def run(ns: argparse.Namespace) -> None:

@@ -9,8 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from feature_extractors.video import (
     DEFAULT_BACKBONE,
     Backbone,
@@ -18,6 +16,7 @@ from feature_extractors.video import (
     MotionSettings,
     WeightsUnavailableError,
 )
+from pipeline.core.devices import add_device_argument
 from pipeline.core.distributed import rank_and_world, run_on_ranks
 from pipeline.core.errors import UserError
 from pipeline.data.cache import ExtractionReport
@@ -92,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
     )
     parser.add_argument("--num-workers", type=int, default=2, help="decoding processes")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(parser)
     parser.add_argument(
         "--devices", type=int, default=1,
         help="processes to shard the videos over (one per GPU with --device cuda); under "

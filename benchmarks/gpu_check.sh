@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every check and figure that needs a CUDA GPU, in one call (`make test-gpu`, then
+# `make bench-gpu`), on a machine whose python3 has PyTorch, Lightning, OpenCV and SciPy but no
+# network: the wheels of `make wheels` (made where pip reaches PyPI) in .whl/ are installed
+# beside it first. The logs go to $OUT (default gpu-logs/); the bench figures run even when a
+# test fails. Exit status: the tests', else the benchmarks'.
+#
+#     bash benchmarks/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-logs}
+mkdir -p "$out"
+site=$(mktemp -d)
+python3 -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
+    .whl/*.whl || exit
+export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
+{
+    date -u +%FT%TZ
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, \
+'cuda', torch.version.cuda, 'lightning', pl.__version__, torch.cuda.get_device_name())"
+} 2>&1 | tee "$out/machine.txt"
+started=$SECONDS
+make --no-print-directory test-gpu PY=python3 2>&1 | tee "$out/test-gpu.log"
+tests=${PIPESTATUS[0]}
+echo "test-gpu: exit $tests after $((SECONDS - started)) s" | tee -a "$out/machine.txt"
+make --no-print-directory bench-gpu PY=python3 2>&1 | tee "$out/bench-gpu.log"
+bench=${PIPESTATUS[0]}
+echo "bench-gpu: exit $bench, $((SECONDS - started)) s in all" | tee -a "$out/machine.txt"
+[ "$tests" -ne 0 ] && exit "$tests"
+exit "$bench"

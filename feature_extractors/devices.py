@@ -1,0 +1,24 @@
+"""Device names, checked before any work starts: a device this machine lacks is named."""
+
+from __future__ import annotations
+
+import torch
+
+
+def parse_device(name: str) -> torch.device:
+    """`name` (``cpu``, ``cuda``, ``cuda:N``, ``mps``) as a `torch.device`; a ValueError that
+    says why when it is not a device or this machine has no such GPU."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"{name!r} is not a torch device (cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{name!r}: torch finds no CUDA GPU here")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{name!r}: this machine has {count} CUDA GPU(s), cuda:0 to "
+                             f"cuda:{count - 1}")  # fmt: skip
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name!r}: torch finds no Apple GPU (mps) here")
+    return device
