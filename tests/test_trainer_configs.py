@@ -51,3 +51,25 @@ def test_deterministic_runs_give_identical_weights(signal_root: Path, tmp_path: 
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available() or torch.backends.mps.is_available(), reason="this machine has a GPU"
+)
+@pytest.mark.parametrize("preset", ["gpu.yaml", "ddp.yaml"])
+def test_a_gpu_preset_without_a_gpu_stops_in_one_line(preset: str, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config=configs/demo.yaml", f"--trainer=configs/trainer/{preset}",
+              f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "torch finds no GPU here" in err and "--trainer.accelerator cpu" in err
+
+
+def test_trainer_options_lightning_refuses_stop_in_one_line(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config=configs/demo.yaml", "--trainer.strategy=fsdp",
+              "--trainer.accelerator=cpu", f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: trainer options: The strategy `fsdp` requires a GPU accelerator" in err

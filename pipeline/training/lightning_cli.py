@@ -17,6 +17,7 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from pipeline.core.errors import UserError
 from pipeline.core.plots import plot_training_curves
@@ -32,6 +33,11 @@ def run_loggers(root: str | Path) -> list[Logger]:
     """CSV and TensorBoard loggers sharing one run folder, ``ROOT/version_N``."""
     csv_logger = CSVLogger(root, name="")
     return [csv_logger, TensorBoardLogger(root, name="", version=csv_logger.version)]
+
+
+def _has_gpu() -> bool:
+    """Whether Lightning's ``gpu`` accelerator finds a device: CUDA, or Apple's MPS."""
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
 class SeqClassCLI(LightningCLI):
@@ -59,6 +65,12 @@ class SeqClassCLI(LightningCLI):
             config.checkpoint.dirpath = str(Path(root) / "checkpoints")
         if config.trainer.max_epochs is not None or config.trainer.max_steps not in (None, -1):
             config.budget.steps = None  # the user's own epochs or steps win
+        if config.trainer.accelerator in ("gpu", "cuda") and not _has_gpu():
+            raise UserError(
+                f"--trainer.accelerator {config.trainer.accelerator} (as configs/trainer/gpu.yaml "
+                "and ddp.yaml set it): torch finds no GPU here. Run on a machine with a CUDA GPU, "
+                "or pass --trainer.accelerator cpu (bf16-mixed runs on the CPU too)."
+            )
         if config.trainer.sync_batchnorm and config.trainer.accelerator == "cpu":
             raise UserError(
                 "trainer.sync_batchnorm works on GPUs only (torch's SyncBatchNorm); on the CPU "
@@ -104,7 +116,10 @@ class SeqClassCLI(LightningCLI):
             isinstance(c, ProgressBar) for c in given
         ):
             kwargs["callbacks"] = [*given, training_progress()]
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ValueError) as err:  # Lightning's option checks
+            raise UserError(f"trainer options: {err}") from None
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
