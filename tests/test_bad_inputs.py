@@ -199,6 +199,43 @@ def test_a_device_this_machine_lacks_stops_each_command_in_one_line(
         assert stop.value.code == 2 and f"argument --device: {reason}; pass --device cpu" in err
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    ("--model.lr=-1", "--model.lr is -1.0; it must be above 0."),
+    ("--model.num_layers=0", "--model.num_layers is 0; it must be 1 or more."),
+    ("--model.kernel_features=-5", "--model.kernel_features is -5; it must be 0 or more."),
+    ("--model.dropout=1", "--model.dropout is 1.0; it must be in [0, 1)."),
+    ("--data.batch_size=0", "--data.batch_size is 0; it must be 1 or more."),
+    ("--data.test_fraction=1.5", "--data.test_fraction is 1.5; it must be in [0, 1)."),
+    ("--data.window_length=-2", "--data.window_length is -2.0; it must be above 0."),
+])  # fmt: skip
+def test_fit_options_out_of_range_stop_before_any_work(
+    signal_root: Path, tmp_path: Path, capsys, option: str, message: str
+) -> None:
+    """A negative learning rate would train uphill, and no layers or a window of -2 s would
+    be quietly read as something else: each stops in one line instead."""
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", f"--data.root={signal_root}",
+              f"--trainer.default_root_dir={tmp_path / 'run'}", option])  # fmt: skip
+    assert stop.value.code == 2 and f"error: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    (["explain", "m.ckpt", "x.npy", "--steps", "0"], "--steps: 0: it must be 1 or more"),
+    (["classify", "x.npy", "--checkpoint", "m.ckpt", "--num-workers", "-1"],
+     "--num-workers: -1: it must be 0 or more"),
+    (["sample-data", "signals", "out", "--per-class", "0"], "--per-class: 0: it must be 1 or more"),
+    (["decompose", "x.wav", "--out", "o", "--num-modes", "two"],
+     "--num-modes: 'two' is not a whole number"),
+])  # fmt: skip
+def test_counts_of_the_data_commands_are_checked_when_parsed(
+    command: list[str], message: str, capsys
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(command)
+    assert stop.value.code == 2 and f"argument {message}" in capsys.readouterr().err
+
+
 def test_nan_in_a_val_or_test_file_stops_before_any_epoch(tmp_path: Path, capsys) -> None:
     root = tmp_path / "data"
     for split in ("train", "val", "test"):

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.core.devices import add_device_argument
+from pipeline.core.arguments import add_device_argument, count
 from pipeline.core.errors import UserError
 
 
@@ -19,9 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help=".ckpt file from fit")
     parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="CSV to write")
     parser.add_argument(
-        "--batch-size", type=int, help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
+        "--batch-size", type=count(1), help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
     )
-    parser.add_argument("--num-workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--num-workers", type=count(0), default=2, help="decoding processes")
     add_device_argument(parser)
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from feature_extractors.signal import SignalPreprocessing
+from pipeline.core.arguments import count
 from pipeline.core.distributed import rank_and_world, run_on_ranks
 from pipeline.core.errors import UserError
 
@@ -21,14 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder to write")
     parser.add_argument("--config", type=Path, help="YAML with data.signal (fs, steps, ...)")
     parser.add_argument("--method", choices=METHODS, help="default: vmd")
-    parser.add_argument("--num-modes", type=int, help="K (default 5)")
+    parser.add_argument("--num-modes", type=count(1), help="K (default 5)")
     parser.add_argument("--alpha", type=float, help="VMD bandwidth penalty (default 1000)")
     parser.add_argument("--fs", type=float, help="sample rate of files that store none")
     parser.add_argument("--variable", help="array to read from MAT/NPZ files")
     parser.add_argument("--nan-policy", choices=["raise", "interpolate"])
     parser.add_argument("--no-plot", action="store_true", help="skip the PNGs")
     parser.add_argument(
-        "--devices", type=int, default=1,
+        "--devices", type=count(1), default=1,
         help="processes to shard the recordings over; under torchrun, one per launched process",
     )  # fmt: skip
 

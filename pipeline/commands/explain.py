@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.core.devices import add_device_argument
+from pipeline.core.arguments import add_device_argument, count
 from pipeline.core.errors import UserError
 
 
@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="files, or folders of them")
     parser.add_argument("--out", type=Path, default=Path("explain"), help="folder to write")
     parser.add_argument("--target", help="class to explain (default: the predicted one)")
-    parser.add_argument("--steps", type=int, default=32, help="integrated-gradient path steps")
-    parser.add_argument("--num-workers", type=int, default=2, help="video decoding processes")
+    parser.add_argument("--steps", type=count(1), default=32, help="integrated-gradient path steps")
+    parser.add_argument("--num-workers", type=count(0), default=2, help="video decoding processes")
     add_device_argument(parser)
 
 

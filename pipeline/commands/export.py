@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.core.devices import add_device_argument
+from pipeline.core.arguments import add_device_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

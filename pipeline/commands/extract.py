@@ -16,7 +16,7 @@ from feature_extractors.video import (
     MotionSettings,
     WeightsUnavailableError,
 )
-from pipeline.core.devices import add_device_argument
+from pipeline.core.arguments import add_device_argument, count
 from pipeline.core.distributed import rank_and_world, run_on_ranks
 from pipeline.core.errors import UserError
 from pipeline.data.cache import ExtractionReport
@@ -88,12 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "no STREAM is named): a data.signal mapping (fs, steps), or a fit config holding one",
     )  # fmt: skip
     parser.add_argument(
-        "--batch-size", type=int, help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
+        "--batch-size", type=count(1), help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
     )
-    parser.add_argument("--num-workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--num-workers", type=count(0), default=2, help="decoding processes")
     add_device_argument(parser)
     parser.add_argument(
-        "--devices", type=int, default=1,
+        "--devices", type=count(1), default=1,
         help="processes to shard the videos over (one per GPU with --device cuda); under "
         "torchrun, one per launched process",
     )  # fmt: skip

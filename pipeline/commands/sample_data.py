@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.core.arguments import count
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -17,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("out", type=Path, help="folder to create")
     parser.add_argument(
-        "--per-class", type=int,
+        "--per-class", type=count(1),
         help="samples per class (signals 40, machines 30, videos 24, camera-motion and scenes 24 "
         "train + a third as many test, fusion 24); recordings for activity (4)",
     )  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, check_ranges
 from pipeline.models.encoder import Cell, Init, Pooling
 from pipeline.models.frontends import ChannelAttention, Frontend
 from pipeline.models.kernel_features import KernelPooling
@@ -94,6 +94,11 @@ class NetConfig:
     heads: Literal["sum", "ensemble"] = _since("sum", "sum")
 
     def __post_init__(self) -> None:
+        check_ranges("model", vars(self), {
+            "hidden_size": ">= 1", "num_layers": ">= 1", "conv_channels": ">= 1", "stride": ">= 1",
+            "max_recurrent_steps": ">= 1", "kernel_features": ">= 0", "stream_width": ">= 1",
+            "dropout": "[0, 1)", "stream_dropout": "[0, 1)",
+        })  # fmt: skip
         if not self.recurrent and not self.kernel_features:
             raise UserError(
                 "--model.recurrent false leaves the kernel features' head to classify alone: "

@@ -15,7 +15,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, check_ranges
 from pipeline.data.cache import feature_path
 from pipeline.data.discovery import (
     Sample,
@@ -204,6 +204,11 @@ class SequenceDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["signal"])
+        check_ranges("data", self.hparams, {
+            "val_fraction": "[0, 1)", "test_fraction": "[0, 1)", "batch_size": ">= 1",
+            "num_workers": ">= 0", "max_train_length": ">= 1", "window_length": "> 0",
+            "window_hop": "> 0", "folds": ">= 2",
+        })  # fmt: skip
         self.signal = SignalPreprocessing(**signal) if isinstance(signal, dict) else signal
         if self.signal is not None:
             try:  # now, not after hours of preprocessing

@@ -13,7 +13,7 @@ import torchmetrics
 from torch import nn
 
 from pipeline.core.distributed import merge_to_all
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, check_ranges
 from pipeline.models.config import NetConfig, legacy_options, net_config
 from pipeline.models.sequence_net import SequenceNet
 from pipeline.prepare.kinds import feature_kind
@@ -75,6 +75,10 @@ class SequenceClassifier(pl.LightningModule):
         config = NetConfig(**net)  # the options given, checked now, and the others' defaults
         super().__init__()
         self.save_hyperparameters()
+        check_ranges("model", self.hparams, {
+            "lr": "> 0", "kernel_lr": "> 0", "weight_decay": ">= 0", "label_smoothing": "[0, 1)",
+            "max_length": ">= 1",
+        })  # fmt: skip
         self.hparams.update(asdict(config))
         self.net: SequenceNet | None = None
         self.test_results: dict | None = None

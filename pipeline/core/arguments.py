@@ -1,8 +1,9 @@
-"""The `--device` option of the commands that run a model or a CNN outside Lightning."""
+"""Option types the data commands share, checked as they are parsed: `--device` and counts."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import torch
 
@@ -26,3 +27,18 @@ def _checked_device(name: str) -> str:
             f"{err}; pass --device cpu or a GPU this machine has"
         ) from None
     return name
+
+
+def count(at_least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `at_least`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < at_least:
+            raise argparse.ArgumentTypeError(f"{value}: it must be {at_least} or more")
+        return value
+
+    return parse
