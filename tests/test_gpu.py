@@ -1,7 +1,7 @@
 """Checks that need a CUDA GPU (`make test-gpu`; skipped without one): extraction on the GPU
-against the CPU, two DDP processes sharing one GPU, and an exported model on the GPU. The
-bf16-mixed runs of every data kind on the GPU are in `test_mixed_precision.py`, the signal chain
-on the GPU in `test_signal_batching.py`."""
+against the CPU, two DDP processes sharing one GPU, a model exported for the GPU, and the kept
+kernel features in page-locked memory. The bf16-mixed runs of every data kind on the GPU are in
+`test_mixed_precision.py`, the signal chain on the GPU in `test_signal_batching.py`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from skimage import data
 
 from pipeline.cli import main
 from pipeline.prepare.sample_data import make_signal_dataset
+from pipeline.training.kernel_memo import KernelFeatureMemo
 
 from conftest import write_video
 
@@ -120,3 +121,13 @@ def test_an_exported_video_model_runs_on_the_gpu(tmp_path: Path) -> None:
             inputs = (frames.to(device), lengths.to(device), motion.to(device))
             logits[device] = module(*inputs).cpu()
     torch.testing.assert_close(logits["cuda"], logits["cpu"], rtol=1e-3, atol=1e-3)
+
+
+def test_kept_kernel_features_reach_the_gpu_from_page_locked_memory() -> None:
+    """Pinned, the rows' copy to the GPU does not wait for the steps before it."""
+    memo = KernelFeatureMemo(8)
+    rows, missing = memo.lookup("train", 4, torch.arange(4), pin=True)
+    assert rows.is_pinned() and missing == [0, 1, 2, 3]
+    memo.store("train", [0, 2], torch.ones(2, 8, device="cuda"))
+    rows, missing = memo.lookup("train", 4, torch.arange(4), pin=True)
+    assert rows.is_pinned() and missing == [1, 3] and rows[[0, 2]].eq(1).all()

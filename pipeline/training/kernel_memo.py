@@ -69,21 +69,24 @@ class KernelFeatureMemo:
         self.folder = Path(folder) if folder is not None else None
         self._splits: dict[str, _SplitRows] = {}
 
-    def lookup(self, split: str, samples: int, indices: torch.Tensor) -> tuple[torch.Tensor, list]:
+    def lookup(
+        self, split: str, samples: int, indices: torch.Tensor, *, pin: bool = False
+    ) -> tuple[torch.Tensor, list]:
         """The kept rows `[B, features]` (float32; zeros where none is kept) of the samples
-        `indices` (CPU) of `split` (of `samples` samples), and the rows of the batch to compute."""
+        `indices` (CPU) of `split` (of `samples` samples), and the rows of the batch to compute.
+        `pin` puts them in page-locked memory, which a GPU copies from without waiting."""
         if split not in self._splits:
             if self.folder is not None:
                 self.folder.mkdir(parents=True, exist_ok=True)
             self._splits[split] = _SplitRows(samples, self.features, self.folder)
         store = self._splits[split]
         indices = indices.tolist()
-        rows = np.zeros((len(indices), self.features), dtype=ROW_DTYPE)
+        rows = torch.zeros(len(indices), self.features, pin_memory=pin)
         kept = [row for row, i in enumerate(indices) if store.filled[i]]
         if kept:
-            rows[kept] = store.read([indices[row] for row in kept])
+            rows.numpy()[kept] = store.read([indices[row] for row in kept])
         missing = [row for row, i in enumerate(indices) if not store.filled[i]]
-        return torch.from_numpy(rows), missing
+        return rows, missing
 
     def store(self, split: str, indices: list[int], rows: torch.Tensor) -> None:
         """Keep `rows [N, features]` (float32, on any device) of samples `indices` of `split`."""

@@ -237,7 +237,10 @@ class SequenceClassifier(pl.LightningModule):
         if self._kernel_memo is not None:
             split = "train" if self.trainer.training else "val"
             samples = len(self.trainer.datamodule.splits[split])
-            pooled, rows = self._kernel_memo.lookup(split, samples, batch["index"])
+            # page-locked on a GPU, as the loader's batches: the copy then waits for nothing
+            pooled, rows = self._kernel_memo.lookup(
+                split, samples, batch["index"], pin=self.device.type == "cuda"
+            )
             batch["kernel_pooled"], batch["kernel_rows"] = pooled, rows
             batch["kernel_indices"] = batch["index"][rows].tolist()
         return batch
