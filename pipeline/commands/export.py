@@ -32,7 +32,8 @@ def run(ns: argparse.Namespace) -> None:
     print(
         f"export: {ns.out}: forward({inputs}) -> logits [B, {len(info['class_names'])}] over "
         f"{info['class_names']}, with every input on {ns.device} (where it was traced: export "
-        "again with --device for another); frames are preprocessed with the backbone weights' transforms"
+        "again with --device for another); frames are preprocessed with the backbone weights' "
+        "transforms"
         + (
             ", and motion holds MotionStream(MotionSettings(**info['motion'])) of the decoded "
             "RGB frames (feature_extractors.video)"

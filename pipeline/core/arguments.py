@@ -1,17 +1,16 @@
-"""Option types the data commands share, checked as they are parsed: `--device` and counts."""
+"""Option types the data commands share, checked as they are parsed: `--device` and counts.
+Commands that take no device do not load torch for their counts."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 
-import torch
-
-from feature_extractors.devices import parse_device
-
 
 def add_device_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     """`--device`, checked as it is parsed; by default the GPU when torch finds one."""
+    import torch
+
     parser.add_argument(
         "--device", type=_checked_device,
         default=default or ("cuda" if torch.cuda.is_available() else "cpu"),
@@ -20,6 +19,8 @@ def add_device_argument(parser: argparse.ArgumentParser, default: str | None = N
 
 
 def _checked_device(name: str) -> str:
+    from feature_extractors.devices import parse_device
+
     try:
         parse_device(name)
     except ValueError as err:

@@ -81,7 +81,7 @@ class KernelFeatureMemo:
             self._splits[split] = _SplitRows(samples, self.features, self.folder)
         store = self._splits[split]
         indices = indices.tolist()
-        rows = torch.zeros(len(indices), self.features, pin_memory=pin)
+        rows = torch.zeros(len(indices), self.features, dtype=torch.float32, pin_memory=pin)
         kept = [row for row, i in enumerate(indices) if store.filled[i]]
         if kept:
             rows.numpy()[kept] = store.read([indices[row] for row in kept])
