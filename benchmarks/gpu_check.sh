@@ -3,13 +3,18 @@
 # `make bench-gpu`), on a machine whose python3 has PyTorch, Lightning, OpenCV and SciPy but no
 # network: the wheels of `make wheels` (made where pip reaches PyPI) in .whl/ are installed
 # beside it first. The logs go to $OUT (default gpu-logs/); the bench figures run even when a
-# test fails. Exit status: the tests', else the benchmarks'.
+# test fails. Exit status: the tests', else the benchmarks'. `tests` or `bench` runs one half.
 #
-#     bash benchmarks/gpu_check.sh
+#     bash benchmarks/gpu_check.sh [all|tests|bench]
 set -uo pipefail
+part=${1:-all}
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
+if ! compgen -G ".whl/*.whl" > /dev/null; then
+    echo "no wheels in .whl/: run \`make wheels\` where pip reaches PyPI, and bring .whl/ here" >&2
+    exit 2
+fi
 site=$(mktemp -d)
 python3 -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
     .whl/*.whl || exit
@@ -21,11 +26,17 @@ export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
 'cuda', torch.version.cuda, 'lightning', pl.__version__, torch.cuda.get_device_name())"
 } 2>&1 | tee "$out/machine.txt"
 started=$SECONDS
-make --no-print-directory test-gpu PY=python3 2>&1 | tee "$out/test-gpu.log"
-tests=${PIPESTATUS[0]}
-echo "test-gpu: exit $tests after $((SECONDS - started)) s" | tee -a "$out/machine.txt"
-make --no-print-directory bench-gpu PY=python3 2>&1 | tee "$out/bench-gpu.log"
-bench=${PIPESTATUS[0]}
-echo "bench-gpu: exit $bench, $((SECONDS - started)) s in all" | tee -a "$out/machine.txt"
+tests=0
+bench=0
+if [ "$part" != bench ]; then
+    make --no-print-directory test-gpu PY=python3 2>&1 | tee "$out/test-gpu.log"
+    tests=${PIPESTATUS[0]}
+    echo "test-gpu: exit $tests after $((SECONDS - started)) s" | tee -a "$out/machine.txt"
+fi
+if [ "$part" != tests ]; then
+    make --no-print-directory bench-gpu PY=python3 2>&1 | tee "$out/bench-gpu.log"
+    bench=${PIPESTATUS[0]}
+    echo "bench-gpu: exit $bench, $((SECONDS - started)) s in all" | tee -a "$out/machine.txt"
+fi
 [ "$tests" -ne 0 ] && exit "$tests"
 exit "$bench"
