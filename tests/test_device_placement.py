@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torchmetrics import Accuracy, F1Score
 
 from pipeline.training.lit_module import SequenceClassifier
-from pipeline.training.metrics import WeightedMean
+from pipeline.training.metrics import LabelledAccuracy, LabelledMacroF1, WeightedMean
 
 pytestmark = [
     pytest.mark.skipif(
@@ -58,13 +59,18 @@ def on_fake_cuda(options: dict) -> tuple[SequenceClassifier, FakeTensorMode, dic
 
 
 @pytest.mark.parametrize("options", MODELS.values(), ids=MODELS.keys())
-def test_a_training_step_stays_on_the_gpu_and_never_waits_for_it(options: dict) -> None:
+def test_training_and_validation_steps_stay_on_the_gpu_and_never_wait_for_it(
+    options: dict,
+) -> None:
     model, mode, batch = on_fake_cuda(options)
     # cuDNN's recurrent kernels ask the driver for their workspace: off here, PyTorch's own run
     with mode, torch.backends.cudnn.flags(enabled=False):
         loss = model.train().training_step(batch, 0)
         assert loss.device.type == "cuda" and loss.shape == ()
-        for metric in (model.train_acc, model.train_mean_loss):
+        model.eval().validation_step(batch, 0)
+        metrics = (model.train_acc, model.train_mean_loss, model.val_acc, model.val_f1,
+                   model.val_mean_loss)  # fmt: skip
+        for metric in metrics:
             assert {state.device.type for state in metric.metric_state.values()} == {"cuda"}
 
 
@@ -79,11 +85,16 @@ def test_predictions_are_made_on_the_gpu(options: dict) -> None:
 
 def test_a_host_sync_in_a_step_is_caught() -> None:
     """The check can fail: selecting the labelled steps with a mask (as `test` does, where the
-    wait is needed anyway) waits for the device."""
+    wait is needed anyway), or torchmetrics' macro-F1, waits for the device."""
     model, mode, batch = on_fake_cuda(MODELS["a label per step"])
-    with mode, torch.backends.cudnn.flags(enabled=False), pytest.raises(RuntimeError):
+    with mode, torch.backends.cudnn.flags(enabled=False):
         heads, y = model.train().scored(batch, "train")
-        model.labelled(heads[0], y)
+        with pytest.raises(RuntimeError):
+            model.labelled(heads[0], y)
+        torchmetrics_f1 = F1Score(task="multiclass", num_classes=3, average="macro",
+                                  validate_args=False).to("cuda")  # fmt: skip
+        with pytest.raises(RuntimeError):
+            torchmetrics_f1.update(heads[0], y.clamp_min(0))
 
 
 def test_a_step_labelled_per_step_scores_its_labelled_steps_alone() -> None:
@@ -112,3 +123,22 @@ def test_a_batch_with_nothing_labelled_leaves_the_epoch_means_as_they_are() -> N
     mean.update(torch.tensor(float("nan")), 0)  # the loss of no labelled step
     mean.update(torch.tensor([4.0, 1.0]), torch.tensor([1.0, 0.0]))
     torch.testing.assert_close(mean.compute(), torch.tensor(2.5))
+
+
+def test_labelled_accuracy_and_macro_f1_are_torchmetrics_figures_over_the_labelled_items() -> None:
+    """Items with target -1 count for nothing; a class that is neither a target nor predicted
+    stays out of the macro mean, as in torchmetrics."""
+    torch.manual_seed(0)
+    logits, y = torch.randn(200, 5), torch.randint(-1, 4, (200,))  # class 4 is never a target
+    logits[:, 4] = -10  # ... nor predicted
+    accuracy, macro_f1 = LabelledAccuracy(5), LabelledMacroF1(5)
+    for part in range(4):  # in batches, as an epoch
+        rows = slice(50 * part, 50 * (part + 1))
+        accuracy.update(logits[rows], y[rows])
+        macro_f1.update(logits[rows], y[rows])
+    keep = y >= 0
+    task = {"task": "multiclass", "num_classes": 5}
+    torch.testing.assert_close(accuracy.compute(), Accuracy(**task)(logits[keep], y[keep]))
+    expected = F1Score(**task, average="macro")(logits[keep], y[keep])
+    torch.testing.assert_close(macro_f1.compute(), expected)
+    assert 0.1 < float(expected) < 0.5  # random logits: neither 0 nor 1

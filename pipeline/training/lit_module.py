@@ -9,7 +9,6 @@ from typing import Literal
 
 import pytorch_lightning as pl
 import torch
-import torchmetrics
 from torch import nn
 
 from pipeline.core.distributed import merge_to_all
@@ -19,7 +18,13 @@ from pipeline.models.sequence_net import SequenceNet
 from pipeline.prepare.kinds import feature_kind
 from pipeline.training.datamodule import Batch, SequenceDataModule
 from pipeline.training.kernel_memo import KernelFeatureMemo
-from pipeline.training.metrics import WeightedMean, test_metrics, test_results
+from pipeline.training.metrics import (
+    LabelledAccuracy,
+    LabelledMacroF1,
+    WeightedMean,
+    test_metrics,
+    test_results,
+)
 
 # What checkpoints written before an option existed were trained with: absent keys get these.
 LEGACY_HPARAMS = {**legacy_options(), "lr_schedule": "constant"}
@@ -109,14 +114,11 @@ class SequenceClassifier(pl.LightningModule):
         )  # fmt: skip
         # padding and unlabelled steps of per-step targets are -1: left out of the loss
         self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing, ignore_index=-1)
-        task = {"task": "multiclass", "num_classes": num_classes}
-        # no argument checks and no NaN checks: each would wait for the device at every step
-        quiet = {"validate_args": False}
-        self.val_acc = torchmetrics.Accuracy(**task, **quiet)
-        self.val_f1 = torchmetrics.F1Score(**task, average="macro", **quiet)
-        # means over the labelled samples (or steps) of an epoch, synced over processes at its
-        # end: the same means as one process gets
-        self.train_acc = WeightedMean()
+        # over the labelled samples (or steps) of an epoch, kept on the device and synced over
+        # processes at its end: the same figures as one process gets, and no step waits for them
+        self.train_acc = LabelledAccuracy(num_classes)
+        self.val_acc = LabelledAccuracy(num_classes)
+        self.val_f1 = LabelledMacroF1(num_classes)
         self.train_mean_loss = WeightedMean()
         self.val_mean_loss = WeightedMean()
         self.test_mean_loss = WeightedMean()
@@ -247,8 +249,8 @@ class SequenceClassifier(pl.LightningModule):
 
     def scored(self, batch: Batch, split: str) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Each head's logits `[N, K]` and the targets `[N]` of a `train` or `val` batch: per
-        sample, or per step with target -1 at padding and unlabelled steps (`labelled` drops
-        them; the loss leaves them out, with no wait for the device)."""
+        sample, or per step with target -1 at padding and unlabelled steps (the loss and the
+        metrics leave them out, with no wait for the device)."""
         kernel_features = self._kept_kernel_features(batch, split)
         heads = self.net.head_logits(batch["x"], batch["lengths"], kernel_features=kernel_features)
         return [logits.flatten(0, -2) for logits in heads], batch["y"].flatten()
@@ -286,9 +288,8 @@ class SequenceClassifier(pl.LightningModule):
         first = (self._bad_step < 0) & ~torch.isfinite(loss.detach())  # no wait for the device
         self._bad_step.copy_(torch.where(first, self.global_step, self._bad_step))
         self._bad_loss.copy_(torch.where(first, loss.detach().float(), self._bad_loss))
-        labelled = (y >= 0).float()
-        self.train_acc.update((logits.argmax(-1) == y).float(), labelled)
-        self.train_mean_loss.update(loss.detach(), labelled.sum())
+        self.train_acc.update(logits, y)
+        self.train_mean_loss.update(loss.detach(), (y >= 0).sum())
         size = len(batch["x"])
         self.log("train_loss_step", loss, prog_bar=True, batch_size=size)  # this process's
         self.log(
@@ -315,11 +316,11 @@ class SequenceClassifier(pl.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         heads, y = self.scored(batch, "val")
-        logits, y = self.labelled(self.net.joined(heads), y)
-        size = len(y)
-        self.val_acc(logits, y)
-        self.val_f1(logits, y)
-        self.val_mean_loss.update(self.loss(logits, y), size)
+        logits = self.net.joined(heads)
+        self.val_acc.update(logits, y)
+        self.val_f1.update(logits, y)
+        self.val_mean_loss.update(self.loss(logits, y), (y >= 0).sum())
+        size = len(batch["x"])
         self.log("val_loss", self.val_mean_loss, prog_bar=True, batch_size=size)
         self.log("val_acc", self.val_acc, prog_bar=True, batch_size=size)
         self.log("val_macro_f1", self.val_f1, batch_size=size)

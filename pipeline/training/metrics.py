@@ -32,6 +32,43 @@ class WeightedMean(torchmetrics.Metric):
         return self.total / self.weight
 
 
+class _LabelledConfusion(torchmetrics.Metric):
+    """Counts `[K, K]` of (target, predicted class) over the labelled items (target -1: none),
+    summed over processes; `update` never waits for the device (torchmetrics' `bincount`,
+    and selecting the labelled items, both do on a GPU)."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.add_state("counts", torch.zeros(num_classes, num_classes), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Count the items of `logits [N, K]` with their targets `y [N]`."""
+        pairs = y.clamp_min(0) * self.num_classes + logits.argmax(-1)
+        self.counts.view(-1).index_add_(0, pairs, (y >= 0).to(self.counts.dtype))
+
+
+class LabelledAccuracy(_LabelledConfusion):
+    """The share of labelled items whose predicted class is their target."""
+
+    def compute(self) -> torch.Tensor:
+        return self.counts.trace() / self.counts.sum().clamp_min(1)
+
+
+class LabelledMacroF1(_LabelledConfusion):
+    """The mean F1 of the classes that occur among the targets or the predictions, as
+    torchmetrics' macro-averaged `F1Score` gives it."""
+
+    def compute(self) -> torch.Tensor:
+        tp = self.counts.diagonal()
+        wrong = self.counts.sum(0) + self.counts.sum(1) - 2 * tp  # false positives + negatives
+        f1 = 2 * tp / (2 * tp + wrong).clamp_min(1)
+        seen = (tp + wrong) > 0
+        return (f1 * seen).sum() / seen.sum().clamp_min(1)
+
+
 def test_metrics(num_classes: int) -> torchmetrics.MetricCollection:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
     task = {"task": "multiclass", "num_classes": num_classes}
