@@ -42,19 +42,22 @@ class _LabelledConfusion(torchmetrics.Metric):
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.add_state("counts", torch.zeros(num_classes, num_classes), dist_reduce_fx="sum")
+        # whole numbers: exact at any count (float32 would stop counting at 2^24)
+        self.add_state(
+            "counts", torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum"
+        )
 
     def update(self, logits: torch.Tensor, y: torch.Tensor) -> None:
         """Count the items of `logits [N, K]` with their targets `y [N]`."""
         pairs = y.clamp_min(0) * self.num_classes + logits.argmax(-1)
-        self.counts.view(-1).index_add_(0, pairs, (y >= 0).to(self.counts.dtype))
+        self.counts.view(-1).index_add_(0, pairs, (y >= 0).long())  # deterministic on CUDA too
 
 
 class LabelledAccuracy(_LabelledConfusion):
     """The share of labelled items whose predicted class is their target."""
 
     def compute(self) -> torch.Tensor:
-        return self.counts.trace() / self.counts.sum().clamp_min(1)
+        return self.counts.trace().float() / self.counts.sum().clamp_min(1)
 
 
 class LabelledMacroF1(_LabelledConfusion):
@@ -62,8 +65,9 @@ class LabelledMacroF1(_LabelledConfusion):
     torchmetrics' macro-averaged `F1Score` gives it."""
 
     def compute(self) -> torch.Tensor:
-        tp = self.counts.diagonal()
-        wrong = self.counts.sum(0) + self.counts.sum(1) - 2 * tp  # false positives + negatives
+        counts = self.counts.float()
+        tp = counts.diagonal()
+        wrong = counts.sum(0) + counts.sum(1) - 2 * tp  # false positives + negatives
         f1 = 2 * tp / (2 * tp + wrong).clamp_min(1)
         seen = (tp + wrong) > 0
         return (f1 * seen).sum() / seen.sum().clamp_min(1)
