@@ -97,8 +97,8 @@ bench-gpu: $(INSTALLED)  ## GPU figures: training bf16 vs fp32, extraction, DDP,
 	$(PY) benchmarks/bench_signals.py --only vmd --device cuda
 	$(PY) benchmarks/bench_memory.py --device cuda --sizes 10000 100000
 
-wheels: $(STAMP)  ## .whl/: wheels an offline GPU node's PyTorch image lacks (Python 3.12; see benchmarks/gpu_check.sh)
-	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+wheels:  ## .whl/: wheels an offline GPU node's PyTorch image lacks (Python 3.12; see benchmarks/gpu_check.sh)
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
 		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
 		-d .whl $(OFFLINE_WHEELS)
 
