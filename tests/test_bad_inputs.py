@@ -236,6 +236,15 @@ def test_counts_of_the_data_commands_are_checked_when_parsed(
     assert stop.value.code == 2 and f"argument {message}" in capsys.readouterr().err
 
 
+def test_a_folder_without_the_files_asked_for_names_what_it_holds(tmp_path: Path) -> None:
+    """Videos given to a model of sequence files (say): the error says what the folder holds."""
+    for name in ("a/0.avi", "a/1.avi", "b/2.avi", "notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(UserError, match=r"suffix \.npy under .*; it holds 3 \.avi, 1 \.txt files"):
+        discover_unlabelled(tmp_path, (".npy",))
+
+
 def test_nan_in_a_val_or_test_file_stops_before_any_epoch(tmp_path: Path, capsys) -> None:
     root = tmp_path / "data"
     for split in ("train", "val", "test"):

@@ -15,7 +15,7 @@ import csv
 import os
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -100,9 +100,12 @@ def discover_unlabelled(root: str | Path, suffixes: tuple[str, ...]) -> list[Sam
         return [Sample(root, None, "predict")]
     if not root.is_dir():
         raise UserError(f"{root} does not exist; pass a file or a folder of samples.")
-    files = sorted(p for p in walk(root) if is_sample_file(p, suffixes))
-    if not files:
-        raise UserError(f"no files with suffix {', '.join(suffixes)} under {root}.")
+    found = walk(root)
+    files = sorted(p for p in found if is_sample_file(p, suffixes))
+    if not files:  # name what is there: videos given to a model of sequence files, say
+        held = Counter(p.suffix.lower() for p in found if p.suffix and p.is_file()).most_common(3)
+        there = "; it holds " + ", ".join(f"{n} {s}" for s, n in held) + " files" if held else ""
+        raise UserError(f"no files with suffix {', '.join(suffixes)} under {root}{there}.")
     return [Sample(p, p.parent.name if p.parent != root else None, "predict") for p in files]
 
 
