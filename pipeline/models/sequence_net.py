@@ -73,8 +73,6 @@ class SequenceNet(nn.Module):
         streams = list(streams or [input_size])
         if sum(streams) != input_size:
             raise ValueError(f"streams {streams} do not add up to {input_size} channels")
-        if not 0.0 <= c.stream_dropout < 1.0:
-            raise ValueError(f"stream_dropout must be in [0, 1), got {c.stream_dropout}")
         self.streams, self.stream_dropout = streams, c.stream_dropout
         self.register_buffer("channel_mean", torch.zeros(input_size))
         self.register_buffer("channel_std", torch.ones(input_size))
