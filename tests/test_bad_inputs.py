@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.io import wavfile
 
-from feature_extractors.signal import SignalError, SignalPreprocessing, load_recording
+from feature_extractors.signal import (
+    RECORDING_SUFFIXES,
+    SignalError,
+    SignalPreprocessing,
+    load_recording,
+)
 from pipeline.apply.explain import output_names
 from pipeline.cli import main
 from pipeline.core.errors import UserError
@@ -245,6 +251,26 @@ def test_a_folder_without_the_files_asked_for_names_what_it_holds(tmp_path: Path
         discover_unlabelled(tmp_path, (".npy",))
 
 
+def test_recordings_given_as_sequence_files_get_the_way_to_read_them(
+    tmp_path: Path, capsys
+) -> None:
+    """`fit` on a folder of WAV class folders without a signal chain: one line that names the
+    fix; with a chain, the same folder is found."""
+    root = tmp_path / "recordings"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(4):
+            wavfile.write(root / label / f"{i}.wav", 100, np.zeros((50, 1), "f4"))
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", f"--data.root={root}", f"--trainer.default_root_dir={tmp_path}/runs"])
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and "it holds 4 .wav files. Recordings are read" in error, error
+    assert len(discover(root, RECORDING_SUFFIXES)) == 8  # what `--data.signal '{}'` reads
+    (root / "a" / "clip.avi").write_bytes(b"")
+    with pytest.raises(UserError, match=r"it holds .*Videos become sequence files with `seqc"):
+        discover_unlabelled(root / "a", (".npy",))
+
+
 def test_nan_in_a_val_or_test_file_stops_before_any_epoch(tmp_path: Path, capsys) -> None:
     root = tmp_path / "data"
     for split in ("train", "val", "test"):
@@ -408,8 +434,6 @@ def test_a_decoder_process_that_dies_skips_its_video_alone(
 
 def test_a_zero_byte_first_wav_stops_fit_with_one_line(tmp_path: Path, capsys) -> None:
     """The rate comes from the first readable WAV; the empty one is named like any bad file."""
-    from scipy.io import wavfile
-
     rng = np.random.default_rng(0)
     for label in ("a", "b"):
         for i in range(3):

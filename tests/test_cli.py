@@ -80,10 +80,27 @@ def test_resume_from_last_checkpoint(signal_root: Path, tmp_path: Path) -> None:
     common = [f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}"]
     seqclass("fit", *common, "--trainer.max_epochs=2")
     first = torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)
-    seqclass("fit", *common, "--trainer.max_epochs=4", "--ckpt_path=last")
+    seqclass("fit", *common, "--trainer.max_epochs=6", "--ckpt_path=last")  # train longer
     resumed = torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)
-    assert first["epoch"] == 1 and resumed["epoch"] == 3
-    assert resumed["global_step"] == 2 * first["global_step"]
+    assert first["epoch"] == 1 and resumed["epoch"] == 5
+    steps = resumed["global_step"]
+    assert steps == 3 * first["global_step"] > 20  # past the first run's schedule (20 at least)
+    # the one-cycle schedule is laid over the longer run, from the steps the first one did
+    assert resumed["lr_schedulers"][0]["total_steps"] == steps
+    with (run_dirs(runs)[-1] / "metrics.csv").open() as fh:  # the resumed run's
+        logged = {int(r["step"]): float(r[k]) for r in csv.DictReader(fh) for k in r
+                  if k.endswith("pg1") and r[k]}  # fmt: skip
+    lr = resumed["hyper_parameters"]["lr"]
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    fresh = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
+    expected = []
+    for _ in range(steps):
+        expected.append(fresh.get_last_lr()[0])
+        optimizer.step()
+        fresh.step()
+    assert logged and min(logged) >= first["global_step"], logged
+    for step, rate in logged.items():
+        assert rate == pytest.approx(expected[step], rel=1e-5), step
 
 
 def test_learns_the_sample_data(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from feature_extractors.signal import RECORDING_SUFFIXES
+from feature_extractors.video import VIDEO_SUFFIXES
 from pipeline.core.errors import UserError
 from pipeline.data.sequence_files import sequence_shape
 
@@ -102,11 +104,31 @@ def discover_unlabelled(root: str | Path, suffixes: tuple[str, ...]) -> list[Sam
         raise UserError(f"{root} does not exist; pass a file or a folder of samples.")
     found = walk(root)
     files = sorted(p for p in found if is_sample_file(p, suffixes))
-    if not files:  # name what is there: videos given to a model of sequence files, say
-        held = Counter(p.suffix.lower() for p in found if p.suffix and p.is_file()).most_common(3)
-        there = "; it holds " + ", ".join(f"{n} {s}" for s, n in held) + " files" if held else ""
-        raise UserError(f"no files with suffix {', '.join(suffixes)} under {root}{there}.")
+    if not files:
+        raise UserError(
+            f"no files with suffix {', '.join(suffixes)} under {root}"
+            f"{held_instead(found, suffixes) or '.'}"
+        )
     return [Sample(p, p.parent.name if p.parent != root else None, "predict") for p in files]
+
+
+def held_instead(paths: list[Path], suffixes: tuple[str, ...]) -> str:
+    """The end of an error about a folder without files of `suffixes`: what `paths` (its
+    contents) hold instead, and how videos or recordings given as sequence files are read;
+    empty when they hold no files."""
+    held = Counter(p.suffix.lower() for p in paths if p.suffix and p.is_file()).most_common(3)
+    if not held:
+        return ""
+    there = "; it holds " + ", ".join(f"{n} {s}" for s, n in held) + " files."
+    found = {s for s, _ in held} - set(suffixes)
+    if found & set(VIDEO_SUFFIXES):
+        there += " Videos become sequence files with `seqclass extract VIDEOS --out FEATURES`."
+    elif found & set(RECORDING_SUFFIXES):
+        there += (
+            " Recordings are read through a signal chain: `--data.signal '{}'` takes them as "
+            "they are, `--config configs/signal_vmd.yaml` filters and decomposes them."
+        )
+    return there
 
 
 def walk(root: Path) -> list[Path]:
@@ -272,11 +294,12 @@ def _class_folders(folder: Path, suffixes: tuple[str, ...], split: str) -> list[
     for class_dir in sorted(
         p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
     ):
-        files = sorted(p for p in class_dir.iterdir() if is_sample_file(p, suffixes))
+        contents = list(class_dir.iterdir())
+        files = sorted(p for p in contents if is_sample_file(p, suffixes))
         if not files:
             raise UserError(
-                f"class folder {class_dir} has no sample files ({', '.join(suffixes)}); add "
-                "samples or remove the folder."
+                f"class folder {class_dir} has no sample files ({', '.join(suffixes)})"
+                f"{held_instead(contents, suffixes) or '; add samples or remove the folder.'}"
             )
         samples += [Sample(p, class_dir.name, split) for p in files]
     return samples

@@ -9,6 +9,7 @@ from typing import Literal
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 
 from pipeline.core.distributed import merge_to_all
@@ -90,6 +91,7 @@ class SequenceClassifier(pl.LightningModule):
         self.test_probs: dict[int, torch.Tensor] = {}  # test sample index -> probabilities
         self.fit_log_dir: str | None = None  # the training run's logs, kept in checkpoints
         self._kernel_memo: KernelFeatureMemo | None = None  # while fitting
+        self._resumed_schedule_steps: int | None = None  # the schedule's length in a checkpoint
         if class_names is not None and input_size is not None:
             self._build(class_names, input_size)
 
@@ -223,11 +225,26 @@ class SequenceClassifier(pl.LightningModule):
                 self.net.kernel_head.num_features, self.trainer.default_root_dir
             )
 
+    def on_train_start(self) -> None:
+        """Say so when a resumed fit's learning-rate schedule is not the checkpoint's length."""
+        schedule, resumed = self.lr_schedulers(), self._resumed_schedule_steps
+        if resumed is not None and schedule is not None and schedule.total_steps != resumed:
+            rank_zero_info(
+                f"fit: resumed at step {schedule.last_epoch} of {schedule.total_steps} (the "
+                f"checkpoint's run was {resumed} steps): the one-cycle learning rate follows "
+                f"the {schedule.total_steps}-step schedule from there."
+            )
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["fit_log_dir"] = self.fit_log_dir
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.fit_log_dir = checkpoint.get("fit_log_dir")
+        # A resumed fit may be longer than the one that wrote the checkpoint (more epochs, more
+        # data): the one-cycle schedule keeps this run's length and goes on from the steps done.
+        for state in checkpoint.get("lr_schedulers", []):
+            self._resumed_schedule_steps = state.pop("total_steps", None)
+            state.pop("_schedule_phases", None)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits `[B, K]` for raw (unnormalized) right-padded `x [B, T, D]`."""
