@@ -22,3 +22,18 @@ def parse_device(name: str) -> torch.device:
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"{name!r}: torch finds no Apple GPU (mps) here")
     return device
+
+
+def bf16_emulated(device: torch.device | str) -> str | None:
+    """Why bfloat16 is slow on `device`, or None: a CUDA GPU before Ampere (compute capability
+    below 8.0) has no bfloat16 units, so torch emulates them there, slower than float32."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    if major >= 8:
+        return None
+    return (
+        f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) has no "
+        "bfloat16 units: torch emulates bfloat16 there, slower than float32"
+    )

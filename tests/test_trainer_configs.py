@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from feature_extractors.devices import bf16_emulated
 from pipeline.cli import main
 
 TRAINER_CONFIGS = sorted(Path("configs/trainer").glob("*.yaml"))
@@ -73,3 +74,25 @@ def test_trainer_options_lightning_refuses_stop_in_one_line(tmp_path: Path, caps
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "error: trainer options: The strategy `fsdp` requires a GPU accelerator" in err
+
+
+@pytest.mark.parametrize(("capability", "slow"), [((7, 5), True), ((8, 0), False), ((9, 0), False)])
+def test_a_gpu_without_bf16_units_is_named_for_the_bf16_presets(
+    capability: tuple[int, int], slow: bool, monkeypatch, tmp_path: Path
+) -> None:
+    """Before Ampere torch emulates bfloat16: `fit` with gpu.yaml (and `extract --precision
+    bf16-mixed`) warn there, with the option to pass instead."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    note = bf16_emulated("cuda")
+    assert (note == "Tesla T4 (compute capability 7.5) has no bfloat16 units: torch emulates "
+            "bfloat16 there, slower than float32") if slow else note is None  # fmt: skip
+    assert bf16_emulated("cpu") is None
+    if slow:  # `fit` says so before it starts (here it then stops: no data)
+        with (
+            pytest.warns(UserWarning, match=r"Tesla T4 .*; pass --trainer.precision 16-mixed"),
+            pytest.raises(SystemExit),
+        ):
+            main(["fit", f"--data.root={tmp_path / 'none'}", "--trainer.precision=bf16-mixed",
+                  f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip

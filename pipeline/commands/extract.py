@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
+from feature_extractors.devices import bf16_emulated
 from feature_extractors.video import (
     DEFAULT_BACKBONE,
     Backbone,
@@ -115,6 +117,9 @@ def run(ns: argparse.Namespace) -> None:
             MotionSettings(ns.motion, ns.motion_grid, ns.motion_width)
     except ValueError as err:
         raise UserError(str(err)) from None
+    slow = ns.precision == "bf16-mixed" and bf16_emulated(ns.device)
+    if slow:
+        warnings.warn(f"{slow}; leave --precision at 32-true.", stacklevel=1)
     from pipeline.data.streams import is_stream_layout
 
     if is_stream_layout(ns.root):

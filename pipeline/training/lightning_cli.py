@@ -17,8 +17,10 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_warn
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
+from feature_extractors.devices import bf16_emulated
 from pipeline.core.errors import UserError
 from pipeline.core.plots import plot_training_curves
 from pipeline.core.progress import training_progress
@@ -71,6 +73,12 @@ class SeqClassCLI(LightningCLI):
                 "and ddp.yaml set it): torch finds no GPU here. Run on a machine with a CUDA GPU, "
                 "or pass --trainer.accelerator cpu (bf16-mixed runs on the CPU too)."
             )
+        bf16 = str(config.trainer.precision).startswith("bf16")
+        slow = (
+            bf16 and config.trainer.accelerator in ("gpu", "cuda", "auto") and bf16_emulated("cuda")
+        )
+        if slow:
+            rank_zero_warn(f"{slow}; pass --trainer.precision 16-mixed.")
         if config.trainer.sync_batchnorm and config.trainer.accelerator == "cpu":
             raise UserError(
                 "trainer.sync_batchnorm works on GPUs only (torch's SyncBatchNorm); on the CPU "
