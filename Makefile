@@ -77,7 +77,7 @@ test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
 
 test-gpu: $(INSTALLED)  ## the checks that need a CUDA GPU (skipped without one)
-	$(PY) -m pytest -q -m gpu tests
+	$(PY) -m pytest -q -m gpu --durations=10 tests
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

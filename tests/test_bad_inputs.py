@@ -183,9 +183,22 @@ def test_bad_checkpoints_and_an_empty_test_split_stop_with_one_line(
 def test_extract_options_are_checked_when_parsed(
     tmp_path: Path, capsys, args: list[str], message: str
 ) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "0.avi").write_bytes(b"")
     with pytest.raises(SystemExit) as stop:
         main(["extract", str(tmp_path), "--out", str(tmp_path / "out"), *args])
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_extract_names_a_folder_without_videos_before_it_seeks_the_cnns_weights(
+    tmp_path: Path, capsys
+) -> None:
+    """GoogLeNet's weights are not here: the folder, the user's mistake, is named first."""
+    write_npy(tmp_path / "a" / "0.npy", np.zeros((5, 2), "f4"))
+    with pytest.raises(SystemExit) as stop:
+        main(["extract", str(tmp_path), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and "no files with suffix .mp4" in error and "1 .npy" in error
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -13,6 +13,7 @@ from pathlib import Path
 from feature_extractors.devices import bf16_emulated
 from feature_extractors.video import (
     DEFAULT_BACKBONE,
+    VIDEO_SUFFIXES,
     Backbone,
     FrameSampling,
     MotionSettings,
@@ -163,11 +164,14 @@ def _encoders(
 
 
 def _extract_on_rank(ns: argparse.Namespace) -> None:
+    from pipeline.data.discovery import discover_unlabelled
     from pipeline.prepare.extract import extract_videos
 
+    samples, rejected, manifest = _listed(ns)
+    if samples is None:  # a folder without videos is named before the CNN's weights are sought
+        discover_unlabelled(ns.root, VIDEO_SUFFIXES)
     backbone, sampling, motion = _encoders(ns)
     first_rank = rank_and_world()[0] == 0
-    samples, rejected, manifest = _listed(ns)
     report = extract_videos(
         ns.root,
         ns.out,
