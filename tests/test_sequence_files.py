@@ -25,6 +25,15 @@ def test_every_format_loads_the_same_array(tmp_path: Path, suffix: str) -> None:
     assert sequence_shape(path) == (4, 3)
 
 
+def test_a_csv_time_column_is_not_a_channel(tmp_path: Path) -> None:
+    """Phone and logger exports start with time; it would be a ramp channel (or a date)."""
+    rows = np.column_stack([1.7e9 + np.arange(4) * 0.01, ARRAY])
+    path = tmp_path / "x.csv"
+    np.savetxt(path, rows, delimiter=",", header="timestamp,a,b,c", comments="", fmt="%.4f")
+    np.testing.assert_array_equal(load_sequence(path), ARRAY)
+    assert sequence_shape(path) == (4, 3)
+
+
 def test_one_dimensional_array_is_one_channel(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", np.arange(5.0))
     assert load_sequence(tmp_path / "x.npy").shape == (5, 1)

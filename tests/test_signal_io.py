@@ -49,6 +49,41 @@ def test_array_files_read_time_first(tmp_path: Path, suffix: str):
     assert_allclose(x, DATA.T)
 
 
+def write_timed_csv(path: Path, time_name: str, rate: float) -> Path:
+    """DATA's channels after a time column at `rate` Hz (with a little jitter, as phones log)."""
+    time = np.arange(len(DATA)) / rate + RNG.uniform(0, 0.1 / rate, len(DATA))
+    np.savetxt(path, np.column_stack([time, DATA]), delimiter=",", comments="",
+               header=f"{time_name},x,y,z")  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("name", ["Time (s)", "time_ms", "t", "timestamp"])
+def test_a_csv_time_column_is_the_time_axis_checked_against_fs(tmp_path: Path, name: str):
+    """Never a channel; where the header names its unit, a rate it contradicts is refused."""
+    per_second = 1000.0 if name == "time_ms" else 1.0
+    path = write_timed_csv(tmp_path / "a.csv", name, 100 / per_second)
+    x, fs = load_recording(path, fs=100)
+    assert fs == 100
+    assert_allclose(x, DATA.T)
+    if name in ("Time (s)", "time_ms"):
+        with pytest.raises(
+            SignalError, match=r"a\.csv: its time column steps at (99\.\d+|100) Hz .* 50 Hz"
+        ):
+            load_recording(path, fs=50)
+        with pytest.raises(
+            SignalError, match=r"store a sample rate \(its time column steps at (99\.\d+|100) Hz"
+        ):
+            load_recording(path)
+    else:  # no unit: no rate to check against
+        assert_allclose(load_recording(path, fs=50)[0], DATA.T)
+
+
+def test_a_channel_named_like_time_that_does_not_increase_stays_a_channel(tmp_path: Path):
+    """`t` for temperature: not increasing, so not a time axis."""
+    np.savetxt(tmp_path / "a.csv", DATA, delimiter=",", header="t,h,p", comments="")
+    assert_allclose(load_recording(tmp_path / "a.csv", fs=10)[0], DATA.T)
+
+
 def test_matlab_row_vector_is_one_channel(tmp_path: Path):
     scipy.io.savemat(tmp_path / "a.mat", {"sig": DATA[:, 0][None, :]})
     x, _ = load_recording(tmp_path / "a.mat", fs=10)

@@ -2,11 +2,13 @@
 
 Files hold time along the first axis (`[T]` or `[T, C]`, as sequence files do); a MATLAB row
 vector `[1, T]` is read as one channel. WAV files carry their sample rate; for the others it
-comes from the caller (the config's ``fs``).
+comes from the caller (the config's ``fs``). A CSV's first column named as time
+(`split_time_column`) is its time axis, not a channel; where the header names its unit it is checked against ``fs``.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +21,24 @@ NanPolicy = Literal["raise", "interpolate"]
 
 class SignalError(ValueError):
     """A recording that cannot be used as it is; the message names the file and the fix."""
+
+
+_TIME_NAME = re.compile(
+    r"(time|timestamp|t|seconds|secs?)(?:[\s_]*[(\[]?(s|sec|ms|us|µs|ns)[)\]]?)?"
+)
+_SECONDS_PER_UNIT = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def split_time_column(name: str, rows: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """`rows [T, columns]` of a CSV whose first column is `name`, as its channels and the
+    seconds in a unit of its time column. The first column is time when its name says so
+    (`time`, `t`, `timestamp`, `Time (s)`, `time_ms`, `seconds`), it increases strictly and
+    other columns follow; the unit is known only when the name gives it (else None)."""
+    match = _TIME_NAME.fullmatch(name.strip().strip('"').strip().lower())
+    if match is None or rows.shape[1] < 2 or not np.all(np.diff(rows[:, 0]) > 0):
+        return rows, None
+    unit = match.group(2) or ("s" if match.group(1).startswith("sec") else None)
+    return rows[:, 1:], _SECONDS_PER_UNIT.get(unit)
 
 
 def wav_rate(path: str | Path) -> int:
@@ -68,6 +88,19 @@ def load_recording(
                 "file is brought to one rate."
             )
         fs = float(own_rate)
+    elif suffix == ".csv":
+        data, rate = _read_csv(path)
+        if fs is not None and rate is not None and abs(rate - fs) > 0.01 * fs:
+            raise SignalError(
+                f"{path}: its time column steps at {rate:.5g} Hz but the data's sample rate is "
+                f"{fs:g} Hz. Give the rate the file was recorded at as fs (data.signal.fs)."
+            )
+        if fs is None:
+            timed = f" (its time column steps at {rate:.5g} Hz)" if rate is not None else ""
+            raise SignalError(
+                f"{path}: CSV files do not store a sample rate{timed}; give it as fs "
+                "(data.signal.fs in the config, --fs on the command line)."
+            )
     else:
         data = _read_array(path, suffix, variable)
     if fs is None:
@@ -104,8 +137,6 @@ def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
                 return _pick({k: npz[k] for k in npz.files}, variable, path)
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)
-        if suffix == ".csv":
-            return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     except SignalError:
         raise
     except Exception as err:  # each reader has its own exception types
@@ -115,6 +146,22 @@ def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
     raise SignalError(
         f"{path}: unknown file type {suffix!r}; recordings are {', '.join(RECORDING_SUFFIXES)}."
     )
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, float | None]:
+    """The channels `[T, C]` under a CSV's header, and the rate its time column steps at (None
+    without one, or when the header does not name its unit)."""
+    try:
+        with path.open(newline="") as fh:
+            first = fh.readline().split(",")[0]
+        data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except Exception as err:  # OSError, UnicodeDecodeError, ValueError of a non-number
+        raise SignalError(
+            f"{path}: cannot read it ({type(err).__name__}: {err}). Fix or remove the file."
+        ) from None
+    channels, unit = split_time_column(first, data)
+    span = (data[-1, 0] - data[0, 0]) * unit if unit is not None and len(data) > 1 else 0.0
+    return channels, (len(data) - 1) / span if span > 0 else None
 
 
 def _pick(arrays: dict[str, np.ndarray], variable: str | None, path: Path) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 A sequence file holds one sample as a 2-D float array, time along the first axis:
 ``.npy``, ``.npz`` (array ``features``, or the only array), ``.pt`` (a tensor, or a dict with
-``features``) or ``.csv`` (a header row of channel names, then one row per time step).
+``features``) or ``.csv`` (a header row of channel names, then one row per time step; a
+first column named as time is the time axis, not a channel).
 A folder written by an extractor also holds ``feature_settings.json``: how raw inputs became
 these sequences, so that a trained model can apply the same steps to new raw inputs.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from feature_extractors.signal.io import split_time_column
 from pipeline.core.errors import SequenceDataError, UserError  # noqa: F401 (the old name)
 
 SEQUENCE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
@@ -169,14 +171,23 @@ def _row_vector_as_column(array: np.ndarray) -> np.ndarray:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    """The rows of numbers under the header, read by numpy's C parser; a file it rejects is read
-    again line by line to name the first bad line."""
+    """The channels under the header: a first column named as time (`split_time_column`) is
+    the time axis, not a channel."""
+    with path.open(newline="") as fh:
+        first = fh.readline().split(",")[0]
+    return split_time_column(first, _read_csv_rows(path))[0]
+
+
+def _read_csv_rows(path: Path) -> np.ndarray:
+    """The rows of numbers under the header (float64: a time column of dates keeps its steps),
+    read by numpy's C parser; a file it rejects is read again line by line to name the first
+    bad line."""
     with path.open(newline="") as fh:
         names = fh.readline().strip().split(",")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy's notice about a header-only file
         try:
-            array = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float32)
+            array = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
         except ValueError:
             array = None
     if array is not None and array.shape[0] > 0 and array.shape[1] == len(names):
@@ -200,4 +211,4 @@ def _read_csv(path: Path) -> np.ndarray:
                 f"{path}, line {line_no}: non-numeric value ({err}). The first row is the "
                 "header of channel names; every later row holds numbers only."
             ) from None
-    return np.asarray(values, dtype=np.float32).reshape(len(values), len(names))
+    return np.asarray(values, dtype=np.float64).reshape(len(values), len(names))
