@@ -82,10 +82,11 @@ test-gpu: $(INSTALLED)  ## the checks that need a CUDA GPU (skipped without one)
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## benchmarks: accuracy against the ROCKET family, training, video extraction, VMD and the signal chain, video defaults, clips, fusion, memory
+bench: $(STAMP)  ## benchmarks: accuracy against the ROCKET family, training, kernel features, video extraction, VMD and the signal chain, video defaults, clips, fusion, memory
 	$(BIN)/python benchmarks/bench_accuracy.py
 	$(BIN)/python benchmarks/bench_fusion.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_kernel_features.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_signals.py
 	$(BIN)/python benchmarks/bench_motion.py

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.models import kernel_features
 from pipeline.models.hydra_features import HydraFeatures
 from pipeline.models.kernel_features import (
     KERNEL_POOLINGS,
@@ -186,6 +187,25 @@ def test_every_pooling_is_the_same_alone_or_padded_in_a_batch(difference: bool) 
     for row, x in enumerate(samples):
         alone = head.features(x, torch.tensor([x.shape[1]]))
         torch.testing.assert_close(together[row : row + 1], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("part", [DilatedKernelFeatures, HydraFeatures])
+def test_long_series_pooled_a_few_samples_at_a_time_give_the_same_features(
+    part: type, monkeypatch
+) -> None:
+    """Pooled in chunks of samples whose kernel outputs fit the CPU's caches: as one batch."""
+    torch.manual_seed(0)
+    features = part(3, 200) if part is HydraFeatures else part(3, 2 * NUM_KERNELS * 8, 200)
+    x, lengths = torch.randn(5, 200, 3), torch.tensor([200, 150, 3, 199, 64])
+    features.fit(x, lengths)
+    whole = features.pooled(x, lengths)
+    calls = []
+    pool = features._pooled
+    monkeypatch.setattr(features, "_pooled", lambda x, n: calls.append(len(x)) or pool(x, n))
+    monkeypatch.setitem(kernel_features.CHUNK_VALUES, True, NUM_KERNELS * 200 * 2)
+    chunked = features.pooled(x, lengths)
+    assert calls and max(calls) < 5 and sum(calls) == 5, calls
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
 
 
 def test_an_absent_stream_gets_the_features_of_zeros() -> None:

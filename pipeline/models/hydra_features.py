@@ -20,7 +20,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.models.frontends import padding_mask
-from pipeline.models.kernel_features import difference_lengths, first_difference, in_float32
+from pipeline.models.kernel_features import (
+    difference_lengths,
+    first_difference,
+    in_chunks,
+    in_float32,
+)
 
 KERNEL_LENGTH = 9
 
@@ -95,7 +100,11 @@ class HydraFeatures(nn.Module):
         """The counts `[B, num_features]` (float32) of normalized right-padded `x [B, T, D]`:
         per dilation, over the series then its first difference, the kernels' summed winning
         outputs, then how often each was the smallest."""
-        lengths = lengths.to(x.device)
+        return in_chunks(
+            self._pooled, x, lengths.to(x.device), self.groups * self.kernels_per_group
+        )
+
+    def _pooled(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         inputs = [(x * padding_mask(lengths, x.shape[1]).unsqueeze(-1), lengths)]
         inputs.append(first_difference(x, lengths))
         counts = []

@@ -37,6 +37,8 @@ KERNEL_LENGTH = 9
 _TWOS = torch.tensor(list(itertools.combinations(range(KERNEL_LENGTH), 3)))  # 84 x 3
 NUM_KERNELS = len(_TWOS)
 MAX_DILATIONS = 32
+# kernel output values pooled at once: on a GPU (False), and on the CPU (True)
+CHUNK_VALUES = {False: 2**25, True: 2**21}
 # MultiRocket's pooling operators, each a feature per kernel, dilation and bias
 KernelPooling = Literal["ppv", "mpv", "mipv", "lspv"]
 KERNEL_POOLINGS = KernelPooling.__args__
@@ -77,6 +79,22 @@ def in_float32(method: Callable) -> Callable:
     return wrapper
 
 
+def in_chunks(
+    pool: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor, lengths: torch.Tensor, rows: int,
+) -> torch.Tensor:  # fmt: skip
+    """`pool(x, lengths)` of `x [B, T, D]`, a few samples at a time: those whose kernel outputs
+    (`rows` per sample and step) hold `CHUNK_VALUES` values. The outputs are read again for
+    every bias or kernel group, and long series run several times faster on a CPU when they
+    stay in its caches (and need less memory on a GPU)."""
+    chunk = max(1, CHUNK_VALUES[x.device.type == "cpu"] // (rows * x.shape[1]))
+    if chunk >= len(x):
+        return pool(x, lengths)
+    return torch.cat(
+        [pool(x[i : i + chunk], lengths[i : i + chunk]) for i in range(0, len(x), chunk)]
+    )
+
+
 def _zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """`x [B, T, D]` with zeros past each sample's length: what it would be padded with alone."""
     return x * padding_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
@@ -94,8 +112,9 @@ def _pool(
     distance between consecutive counted steps below the bias, the counted range's ends included
     (MultiRocket's definition)."""
     above = (outputs > bias) & mask
-    count = above.sum(-1)
-    index = torch.arange(outputs.shape[-1], device=outputs.device) - start[..., None]
+    count = torch.count_nonzero(above, -1)
+    if {"mipv", "lspv"} & set(pooling):  # step indices: as large as the outputs
+        index = torch.arange(outputs.shape[-1], device=outputs.device) - start[..., None]
     pooled = {}
     if "ppv" in pooling:
         pooled["ppv"] = count / steps
@@ -331,6 +350,9 @@ class DilatedKernelFeatures(nn.Module):
         can keep them (`KernelFeatureMemo`)."""
         x, lengths = self._read(x, lengths)
         x = _zero_padding(x, lengths)
+        return in_chunks(self._pooled, x, lengths, NUM_KERNELS)
+
+    def _pooled(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         per_dilation = []
         for index, (count, bias) in enumerate(zip(self.counts, self._biases(), strict=True)):
             outputs = self._outputs(x, index)  # B x 84 x T
