@@ -18,6 +18,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # test processes side by side: a core
     torch.set_num_threads(1)  # threads beside another process's spin and slow both down
 
 
+@pytest.fixture(autouse=True)
+def _deterministic_mode_stays_in_its_test():
+    """`--trainer.deterministic true` turns torch's deterministic mode on for the whole process
+    (and it changes what code runs: torchmetrics avoids `bincount` under it); later tests in
+    the same process must not inherit it."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(enabled)
+
+
 @pytest.fixture
 def signal_root(tmp_path: Path) -> Path:
     """The built-in 4-class signal dataset, small: 12 samples per class, 40-80 steps."""
