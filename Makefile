@@ -93,9 +93,10 @@ bench: $(STAMP)  ## benchmarks: accuracy against the ROCKET family, training, ke
 	$(BIN)/python benchmarks/bench_segments.py
 	$(BIN)/python benchmarks/bench_memory.py
 
-bench-gpu: $(INSTALLED)  ## GPU figures: training bf16 vs fp32, extraction, DDP, VMD against vmdpy, memory
+bench-gpu: $(INSTALLED)  ## GPU figures: training bf16 vs fp32, extraction, DDP, VMD against vmdpy, kernel features, memory
 	$(PY) benchmarks/bench_gpu.py --workers 0 4 8
 	$(PY) benchmarks/bench_signals.py --only vmd --device cuda
+	$(PY) benchmarks/bench_kernel_features.py --device cuda
 	$(PY) benchmarks/bench_memory.py --device cuda --sizes 10000 100000
 
 wheels:  ## .whl/: wheels an offline GPU node's PyTorch image lacks (Python 3.12; see benchmarks/gpu_check.sh)

@@ -169,8 +169,12 @@ class SequenceClassifier(pl.LightningModule):
             self.net.channel_mean.copy_(datamodule.channel_mean)
             self.net.channel_std.copy_(datamodule.channel_std)
         if stage == "fit" and self.net.kernel_head is not None:
+            # on the device the run trains on: a GPU fits long series in seconds, not minutes
+            device = self.trainer.strategy.root_device
             draw = datamodule.train_draw(KERNEL_FIT_SAMPLES)
-            self.net.fit_kernel_features(draw["x"], draw["lengths"])
+            self.net.to(device).fit_kernel_features(
+                draw["x"].to(device), draw["lengths"].to(device)
+            )
 
     def _check_data(self, datamodule: SequenceDataModule, stage: str) -> None:
         predicting = stage == "predict"
