@@ -66,3 +66,16 @@ def test_manifest_pointing_at_missing_file(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("path,label\nnope.npy,a\n")
     with pytest.raises(UserError, match="line 2: .*nope.npy does not exist"):
         discover(tmp_path / "m.csv", SEQUENCE_SUFFIXES)
+
+
+def test_samples_in_a_subfolder_of_a_class_folder_are_named_not_left_out(tmp_path: Path) -> None:
+    """`<class>/<subject>/*.npy` beside `<class>/*.npy`: those would be skipped unseen."""
+    random_tree(tmp_path, {"a": 4, "b": 4})
+    random_tree(tmp_path / ".ipynb_checkpoints", {"x": 1})  # hidden folders stay out of it
+    random_tree(tmp_path / "b" / ".ipynb_checkpoints", {"x": 1})
+    assert len(discover(tmp_path, SEQUENCE_SUFFIXES)) == 8
+    random_tree(tmp_path / "b", {"subject_1": 2})
+    with pytest.raises(
+        UserError, match=r"b/subject_1/0\.npy: a sample file in a subfolder .*manifest"
+    ):
+        discover(tmp_path, SEQUENCE_SUFFIXES)

@@ -295,6 +295,7 @@ def _class_folders(folder: Path, suffixes: tuple[str, ...], split: str) -> list[
         p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
     ):
         contents = list(class_dir.iterdir())
+        _refuse_nested(class_dir, contents, suffixes)
         files = sorted(p for p in contents if is_sample_file(p, suffixes))
         if not files:
             raise UserError(
@@ -303,6 +304,20 @@ def _class_folders(folder: Path, suffixes: tuple[str, ...], split: str) -> list[
             )
         samples += [Sample(p, class_dir.name, split) for p in files]
     return samples
+
+
+def _refuse_nested(class_dir: Path, contents: list[Path], suffixes: tuple[str, ...]) -> None:
+    """Refuse sample files in subfolders of a class folder, which would be left out unseen."""
+    folders = [p for p in contents if p.is_dir() and not p.name.startswith(".")]
+    nested = next((p for d in folders for p in walk(d) if is_sample_file(p, suffixes)), None)
+    if nested is not None:
+        raise UserError(
+            f"{nested}: a sample file in a subfolder of the class folder {class_dir}, which "
+            "would not be read. Put each sample directly in its class folder, or list them in a "
+            "manifest CSV (path,label[,group]; a group, such as a subject, stays in one fold). "
+            "Samples of several streams (<class>/<sample>/camera.mp4 beside imu.csv) are "
+            "encoded first: `seqclass extract ROOT --out FEATURES --signal CHAIN.yaml`."
+        )
 
 
 def require_cells(row: dict[str, str | None], columns: tuple[str, ...], where: str) -> None:
