@@ -314,7 +314,7 @@ def _refuse_nested(class_dir: Path, contents: list[Path], suffixes: tuple[str, .
         raise UserError(
             f"{nested}: a sample file in a subfolder of the class folder {class_dir}, which "
             "would not be read. Put each sample directly in its class folder, or list them in a "
-            "manifest CSV (path,label[,group]; a group, such as a subject, stays in one fold). "
+            "manifest CSV (path,label[,group]; a group, such as a subject, stays in one split). "
             "Samples of several streams (<class>/<sample>/camera.mp4 beside imu.csv) are "
             "encoded first: `seqclass extract ROOT --out FEATURES --signal CHAIN.yaml`."
         )
