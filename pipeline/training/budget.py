@@ -50,7 +50,10 @@ class TrainingBudget(Callback):
         if stage != "fit" or data is None or not hasattr(data, "splits"):
             return
         batches = math.ceil(len(data.splits["train"]) / data.device_batch_size)
-        plan = f"fit: {len(data.splits['train'])} training samples, batch {data.batch_size}"
+        plan = (
+            f"fit: {len(data.splits['train'])} training samples of {data.input_size} channels, "
+            f"batch {data.batch_size}"
+        )
         patience = self.patience
         if not data.splits.get("val"):
             patience = self.train_loss_patience
