@@ -51,8 +51,8 @@ class TrainingBudget(Callback):
             return
         batches = math.ceil(len(data.splits["train"]) / data.device_batch_size)
         plan = (
-            f"fit: {len(data.splits['train'])} training samples of {data.input_size} channels, "
-            f"batch {data.batch_size}"
+            f"fit: {len(data.splits['train'])} training samples of {data.input_size} "
+            f"channel{'s' if data.input_size != 1 else ''}, batch {data.batch_size}"
         )
         patience = self.patience
         if not data.splits.get("val"):
