@@ -202,7 +202,7 @@ def test_long_series_pooled_a_few_samples_at_a_time_give_the_same_features(
     calls = []
     pool = features._pooled
     monkeypatch.setattr(features, "_pooled", lambda x, n: calls.append(len(x)) or pool(x, n))
-    monkeypatch.setitem(kernel_features.CHUNK_VALUES, True, NUM_KERNELS * 200 * 2)
+    monkeypatch.setitem(kernel_features.CHUNK_VALUES, "cpu", NUM_KERNELS * 200 * 2)
     chunked = features.pooled(x, lengths)
     assert calls and max(calls) < 5 and sum(calls) == 5, calls
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)

@@ -3,7 +3,8 @@
 Files hold time along the first axis (`[T]` or `[T, C]`, as sequence files do); a MATLAB row
 vector `[1, T]` is read as one channel. WAV files carry their sample rate; for the others it
 comes from the caller (the config's ``fs``). A CSV's first column named as time
-(`split_time_column`) is its time axis, not a channel; where the header names its unit it is checked against ``fs``.
+(`split_time_column`) is its time axis, not a channel; where the header names its unit, it is
+checked against ``fs``.
 """
 
 from __future__ import annotations

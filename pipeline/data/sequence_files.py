@@ -174,16 +174,14 @@ def _read_csv(path: Path) -> np.ndarray:
     """The channels under the header: a first column named as time (`split_time_column`) is
     the time axis, not a channel."""
     with path.open(newline="") as fh:
-        first = fh.readline().split(",")[0]
-    return split_time_column(first, _read_csv_rows(path))[0]
-
-
-def _read_csv_rows(path: Path) -> np.ndarray:
-    """The rows of numbers under the header (float64: a time column of dates keeps its steps),
-    read by numpy's C parser; a file it rejects is read again line by line to name the first
-    bad line."""
-    with path.open(newline="") as fh:
         names = fh.readline().strip().split(",")
+    return split_time_column(names[0], _read_csv_rows(path, names))[0]
+
+
+def _read_csv_rows(path: Path, names: list[str]) -> np.ndarray:
+    """The rows of numbers under the header of column `names` (float64: a time column of dates
+    keeps its steps), read by numpy's C parser; a file it rejects is read again line by line to
+    name the first bad line."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy's notice about a header-only file
         try:

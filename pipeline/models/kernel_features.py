@@ -37,8 +37,8 @@ KERNEL_LENGTH = 9
 _TWOS = torch.tensor(list(itertools.combinations(range(KERNEL_LENGTH), 3)))  # 84 x 3
 NUM_KERNELS = len(_TWOS)
 MAX_DILATIONS = 32
-# kernel output values pooled at once: on a GPU (False), and on the CPU (True)
-CHUNK_VALUES = {False: 2**25, True: 2**21}
+# kernel output values pooled at once, per device type (others: the GPU's)
+CHUNK_VALUES = {"cpu": 2**21, "cuda": 2**25}
 # MultiRocket's pooling operators, each a feature per kernel, dilation and bias
 KernelPooling = Literal["ppv", "mpv", "mipv", "lspv"]
 KERNEL_POOLINGS = KernelPooling.__args__
@@ -87,7 +87,8 @@ def in_chunks(
     (`rows` per sample and step) hold `CHUNK_VALUES` values. The outputs are read again for
     every bias or kernel group, and long series run several times faster on a CPU when they
     stay in its caches (and need less memory on a GPU)."""
-    chunk = max(1, CHUNK_VALUES[x.device.type == "cpu"] // (rows * x.shape[1]))
+    values = CHUNK_VALUES.get(x.device.type, CHUNK_VALUES["cuda"])
+    chunk = max(1, values // (rows * x.shape[1]))
     if chunk >= len(x):
         return pool(x, lengths)
     return torch.cat(
