@@ -79,6 +79,7 @@ def load_recording(
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    rate = None  # the rate a CSV's time column steps at
     if suffix == ".wav":
         own_rate, data = _read_wav(path)
         data = _wav_to_float(data)
@@ -96,18 +97,13 @@ def load_recording(
                 f"{path}: its time column steps at {rate:.5g} Hz but the data's sample rate is "
                 f"{fs:g} Hz. Give the rate the file was recorded at as fs (data.signal.fs)."
             )
-        if fs is None:
-            timed = f" (its time column steps at {rate:.5g} Hz)" if rate is not None else ""
-            raise SignalError(
-                f"{path}: CSV files do not store a sample rate{timed}; give it as fs "
-                "(data.signal.fs in the config, --fs on the command line)."
-            )
     else:
         data = _read_array(path, suffix, variable)
     if fs is None:
+        timed = f" (its time column steps at {rate:.5g} Hz)" if rate is not None else ""
         raise SignalError(
-            f"{path}: {suffix} files do not store a sample rate; give it as fs (data.signal.fs "
-            "in the config, --fs on the command line)."
+            f"{path}: {suffix} files do not store a sample rate{timed}; give it as fs "
+            "(data.signal.fs in the config, --fs on the command line)."
         )
     x = _as_channels_first(np.asarray(data), path)
     return _handle_nan(x, path, nan_policy), float(fs)
