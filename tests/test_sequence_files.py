@@ -25,11 +25,14 @@ def test_every_format_loads_the_same_array(tmp_path: Path, suffix: str) -> None:
     assert sequence_shape(path) == (4, 3)
 
 
-def test_a_csv_time_column_is_not_a_channel(tmp_path: Path) -> None:
-    """Phone and logger exports start with time; it would be a ramp channel (or a date)."""
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_a_csv_time_column_is_not_a_channel(tmp_path: Path, encoding: str) -> None:
+    """Phone and logger exports start with time; it would be a ramp channel (or a date).
+    Excel's "CSV UTF-8" starts with a byte-order mark, which is not part of the name."""
     rows = np.column_stack([1.7e9 + np.arange(4) * 0.01, ARRAY])
     path = tmp_path / "x.csv"
-    np.savetxt(path, rows, delimiter=",", header="timestamp,a,b,c", comments="", fmt="%.4f")
+    np.savetxt(path, rows, delimiter=",", header="timestamp,a,b,c", comments="", fmt="%.4f",
+               encoding=encoding)  # fmt: skip
     np.testing.assert_array_equal(load_sequence(path), ARRAY)
     assert sequence_shape(path) == (4, 3)
 

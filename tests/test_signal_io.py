@@ -84,6 +84,32 @@ def test_a_channel_named_like_time_that_does_not_increase_stays_a_channel(tmp_pa
     assert_allclose(load_recording(tmp_path / "a.csv", fs=10)[0], DATA.T)
 
 
+def test_an_excel_csv_with_a_byte_order_mark_keeps_its_time_axis(tmp_path: Path):
+    """Excel's "CSV UTF-8" starts the header with a byte-order mark: still a time column."""
+    path = write_timed_csv(tmp_path / "a.csv", "Time (s)", 100.0)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert_allclose(load_recording(path, fs=100)[0], DATA.T)
+    with pytest.raises(
+        SignalError, match=r"a\.csv: its time column steps at (99|100)\.?\d* Hz but .* 50 Hz"
+    ):
+        load_recording(path, fs=50)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("x,y\n1,2\n3,oops\n", r"a\.csv, line 3: non-numeric value .*header of column names"),
+        ("x;y\n1;2\n", r"a\.csv, line 2: .*separated by ';': save the file with commas"),
+        ("x,y\n1,2\n3\n", r"a\.csv, line 3: 1 values but the header names 2 columns"),
+        ("x,y\n", r"a\.csv: has no rows of numbers under its header"),
+    ],
+)
+def test_a_bad_csv_recording_names_its_line_and_the_fix(tmp_path: Path, content, message):
+    (tmp_path / "a.csv").write_text(content)
+    with pytest.raises(SignalError, match=message):
+        load_recording(tmp_path / "a.csv", 10)
+
+
 def test_matlab_row_vector_is_one_channel(tmp_path: Path):
     scipy.io.savemat(tmp_path / "a.mat", {"sig": DATA[:, 0][None, :]})
     x, _ = load_recording(tmp_path / "a.mat", fs=10)

@@ -10,6 +10,7 @@ checked against ``fs``.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -145,18 +146,61 @@ def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
     )
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, float | None]:
-    """The channels `[T, C]` under a CSV's header, and the rate its time column steps at (None
-    without one, or when the header does not name its unit)."""
+def read_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """The column names in a CSV file's header and the rows of numbers under it, `[rows,
+    columns]` float64 (a time column of dates keeps its steps). numpy's C parser reads the
+    file; one it rejects is read again line by line, and the SignalError names the first bad
+    line. A UTF-8 byte-order mark (Excel's habit) is not part of the first name."""
+    path = Path(path)
     try:
-        with path.open(newline="") as fh:
-            first = fh.readline().split(",")[0]
-        data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    except Exception as err:  # OSError, UnicodeDecodeError, ValueError of a non-number
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            lines = fh.readlines()
+    except (OSError, UnicodeDecodeError) as err:
         raise SignalError(
             f"{path}: cannot read it ({type(err).__name__}: {err}). Fix or remove the file."
         ) from None
-    channels, unit = split_time_column(first, data)
+    names = lines[0].strip().split(",") if lines else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy's notice about a header-only file
+        try:
+            rows = np.loadtxt(lines[1:], delimiter=",", ndmin=2, dtype=np.float64)
+        except ValueError:
+            rows = None
+    if rows is not None and rows.shape[0] > 0 and rows.shape[1] == len(names):
+        return names, rows
+    values = []
+    for line_no, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = line.strip().split(",")
+        if len(cells) != len(names):
+            raise SignalError(
+                f"{path}, line {line_no}: {len(cells)} values but the header names "
+                f"{len(names)} columns. Every row needs one value per column."
+            )
+        try:
+            values.append([float(c) for c in cells])
+        except ValueError as err:
+            separator = next((s for s in (";", "\t") if s in line), None)
+            fix = (
+                f"the values are separated by {separator!r}: save the file with commas"
+                if separator
+                else "the first row is the header of column names; every later row holds "
+                "numbers only"
+            )
+            raise SignalError(
+                f"{path}, line {line_no}: non-numeric value ({err}); {fix}."
+            ) from None
+    if not values:
+        raise SignalError(f"{path}: has no rows of numbers under its header; add some.")
+    return names, np.asarray(values, dtype=np.float64)
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, float | None]:
+    """The channels `[T, C]` under a CSV's header, and the rate its time column steps at (None
+    without one, or when the header does not name its unit)."""
+    names, data = read_csv(path)
+    channels, unit = split_time_column(names[0], data)
     span = (data[-1, 0] - data[0, 0]) * unit if unit is not None and len(data) > 1 else 0.0
     return channels, (len(data) - 1) / span if span > 0 else None
 

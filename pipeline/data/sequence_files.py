@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from feature_extractors.signal.io import split_time_column
+from feature_extractors.signal.io import SignalError, read_csv, split_time_column
 from pipeline.core.errors import SequenceDataError, UserError  # noqa: F401 (the old name)
 
 SEQUENCE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
@@ -60,6 +59,8 @@ def load_sequence(path: str | Path) -> np.ndarray:
         array = _read_array(path)
     except UserError:
         raise
+    except SignalError as err:  # the CSV reader's message names the file and the line
+        raise UserError(str(err)) from None
     except Exception as err:  # every reader has its own exception types
         raise UserError(
             f"{path}: cannot read it as a sequence ({type(err).__name__}: {err}). "
@@ -173,40 +174,5 @@ def _row_vector_as_column(array: np.ndarray) -> np.ndarray:
 def _read_csv(path: Path) -> np.ndarray:
     """The channels under the header: a first column named as time (`split_time_column`) is
     the time axis, not a channel."""
-    with path.open(newline="") as fh:
-        names = fh.readline().strip().split(",")
-    return split_time_column(names[0], _read_csv_rows(path, names))[0]
-
-
-def _read_csv_rows(path: Path, names: list[str]) -> np.ndarray:
-    """The rows of numbers under the header of column `names` (float64: a time column of dates
-    keeps its steps), read by numpy's C parser; a file it rejects is read again line by line to
-    name the first bad line."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numpy's notice about a header-only file
-        try:
-            array = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
-        except ValueError:
-            array = None
-    if array is not None and array.shape[0] > 0 and array.shape[1] == len(names):
-        return array
-    with path.open(newline="") as fh:
-        rows = fh.readlines()[1:]
-    values = []
-    for line_no, line in enumerate(rows, start=2):
-        if not line.strip():
-            continue
-        cells = line.strip().split(",")
-        if len(cells) != len(names):
-            raise UserError(
-                f"{path}, line {line_no}: {len(cells)} values but the header names "
-                f"{len(names)} channels. Every row needs one value per channel."
-            )
-        try:
-            values.append([float(c) for c in cells])
-        except ValueError as err:
-            raise UserError(
-                f"{path}, line {line_no}: non-numeric value ({err}). The first row is the "
-                "header of channel names; every later row holds numbers only."
-            ) from None
-    return np.asarray(values, dtype=np.float64).reshape(len(values), len(names))
+    names, rows = read_csv(path)
+    return split_time_column(names[0], rows)[0]
