@@ -154,6 +154,7 @@ def test_fit_on_bad_data_exits_with_a_clear_message(tmp_path: Path, capsys, make
     assert (message or named) in err
     if message:
         assert named in err  # the offending file is named
+    assert not run_dirs(tmp_path / "runs")  # no empty run folder to take the next number
 
 
 def test_predict_with_wrong_channel_count(signal_root: Path, tmp_path: Path, capsys) -> None:
@@ -165,6 +166,7 @@ def test_predict_with_wrong_channel_count(signal_root: Path, tmp_path: Path, cap
         seqclass("predict", f"--trainer.default_root_dir={runs}", f"--data.predict_root={other}",
                  f"--ckpt_path={runs / 'checkpoints' / 'last.ckpt'}")  # fmt: skip
     assert "samples have 5 channels but the model was trained on 3" in capsys.readouterr().err
+    assert [p.name for p in run_dirs(runs)] == ["version_0"]  # the fit's; the failed run left none
 
 
 @pytest.mark.parametrize("config", sorted(Path("configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -35,7 +35,7 @@ def logged_epochs(run: Path) -> int:
 
 
 def test_step_budget_sets_the_epochs_and_small_data_trains_without_val(
-    signal_root: Path, tmp_path: Path, caplog
+    signal_root: Path, tmp_path: Path, caplog, recwarn
 ) -> None:
     """48 samples, 12 per class: too few for a val split; 40 train samples (8 test) at the
     automatic batch of 4 make 10 steps per epoch, so a 60-step budget is 6 epochs."""
@@ -43,6 +43,7 @@ def test_step_budget_sets_the_epochs_and_small_data_trains_without_val(
           "--model.hidden_size=16", "--trainer.log_every_n_steps=1",
           f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     assert "no val split" in caplog.text and "60-step budget: 6 epochs of 10 steps" in caplog.text
+    assert not [w for w in recwarn if "Setting it to 1000 epochs" in str(w.message)]  # not the plan
     assert logged_epochs(tmp_path) == 6
     checkpoint = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
     (state,) = [v for k, v in checkpoint["callbacks"].items() if k.startswith("ModelCheckpoint")]

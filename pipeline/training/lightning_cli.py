@@ -6,6 +6,8 @@ commands that drive fit runs (`cv`, `tune`) can use `make_cli` too.
 
 from __future__ import annotations
 
+import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -67,6 +69,8 @@ class SeqClassCLI(LightningCLI):
             config.checkpoint.dirpath = str(Path(root) / "checkpoints")
         if config.trainer.max_epochs is not None or config.trainer.max_steps not in (None, -1):
             config.budget.steps = None  # the user's own epochs or steps win
+        elif config.budget.steps is not None:  # the budget's plan line gives the epochs
+            warnings.filterwarnings("ignore", message="`max_epochs` was not set. Setting it to")
         if config.trainer.accelerator in ("gpu", "cuda") and not _has_gpu():
             raise UserError(
                 f"--trainer.accelerator {config.trainer.accelerator} (as configs/trainer/gpu.yaml "
@@ -118,6 +122,7 @@ class SeqClassCLI(LightningCLI):
         trainer_config = self._get(self.config_init, "trainer", default={})
         if trainer_config.get("logger") in (None, True):
             kwargs["logger"] = run_loggers(trainer_config["default_root_dir"])
+            self._new_run_folder = True
         given = trainer_config.get("callbacks") or []
         given = given if isinstance(given, list) else [given]
         if trainer_config.get("enable_progress_bar") is not False and not any(
@@ -128,6 +133,25 @@ class SeqClassCLI(LightningCLI):
             return super().instantiate_trainer(**kwargs)
         except (MisconfigurationException, ValueError) as err:  # Lightning's option checks
             raise UserError(f"trainer options: {err}") from None
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            self._remove_empty_run_folder()
+            raise
+
+    def _remove_empty_run_folder(self) -> None:
+        """A run that failed before logging a metric leaves no ``version_N`` behind: the
+        folder would hold only an empty event file, and the next try takes its number."""
+        log_dir = self.trainer.log_dir
+        if (
+            getattr(self, "_new_run_folder", False)
+            and self.trainer.is_global_zero
+            and log_dir is not None
+            and not (Path(log_dir) / "metrics.csv").exists()
+        ):
+            shutil.rmtree(log_dir, ignore_errors=True)
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
