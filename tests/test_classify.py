@@ -166,7 +166,18 @@ def test_classify_sequence_checkpoint_and_bad_checkpoint(
     out = tmp_path / "p.csv"
     main(["classify", str(signal_root / "low"), "--checkpoint", str(runs / "checkpoints" / "last.ckpt"),
           "--out", str(out)])  # fmt: skip
-    assert len(read_rows(out)) == len(list((signal_root / "low").glob("*.npy")))
+    rows = read_rows(out)
+    assert len(rows) == len(list((signal_root / "low").glob("*.npy")))
+    # exported, the model gives classify's probabilities on the same sequence files
+    main(["export", "--checkpoint", str(runs / "checkpoints" / "last.ckpt"), "--out",
+          str(tmp_path / "m.ts")])  # fmt: skip
+    sequences = [torch.from_numpy(load_sequence(r["path"])) for r in rows]
+    lengths = torch.tensor([len(s) for s in sequences])
+    padded = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True)
+    with torch.no_grad():
+        probs = torch.jit.load(tmp_path / "m.ts")(padded, lengths).softmax(-1)
+    listed = torch.tensor([[float(v) for k, v in r.items() if k.startswith("prob_")] for r in rows])
+    torch.testing.assert_close(probs, listed, atol=1e-5, rtol=0)
     (tmp_path / "bad.ckpt").write_bytes(b"junk")
     with pytest.raises(SystemExit):
         main(["classify", str(signal_root), "--checkpoint", str(tmp_path / "bad.ckpt")])

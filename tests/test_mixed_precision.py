@@ -6,11 +6,14 @@ tolerance. The CPU runs work on any x86-64 CPU (AVX2 too)."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from feature_extractors.signal import SignalPreprocessing
+from pipeline.apply.classify import load_classifier
 from pipeline.cli import main
 from pipeline.prepare.sample_data import make_fusion_dataset, make_machine_dataset
 
@@ -65,6 +68,39 @@ def train_and_apply(data: list[str], raw: Path, tmp: Path, capsys, device: str) 
     main(["explain", checkpoint, str(raw), "--out", str(tmp / "explain"), "--num-workers", "1",
           "--steps", "4", "--device", device])  # fmt: skip
     assert list((tmp / "explain").glob("*.png"))
+    main(["export", "--checkpoint", checkpoint, "--out", str(tmp / "model.ts"), "--device", device])
+    assert_export_is_the_network(tmp / "model.ts", checkpoint, tmp / "classify.csv", device)
+
+
+def assert_export_is_the_network(path: Path, checkpoint: str, classified: Path, device: str):
+    """The exported module of a model over feature sequences gives its network's logits, at
+    batch sizes and lengths other than the trace's; for a signal chain, on the features that
+    the printed recipe makes of the recordings, `classify`'s probabilities (a video model's
+    export, frames -> logits, is checked against the pipeline in test_classify)."""
+    info = {"seqclass.json": ""}
+    module = torch.jit.load(path, _extra_files=info, map_location=device)
+    info = json.loads(info["seqclass.json"])
+    if info["frame_size"] is not None:
+        return
+    classifier = load_classifier(checkpoint)
+    net, width = classifier.net.to(device), classifier.hparams.input_size
+    assert info["inputs"].startswith(f"features [B, T, {width}]")
+    x = torch.randn(3, 41, width, device=device)
+    lengths = torch.tensor([41, 30, 9], device=device)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x, lengths), net(x, lengths), rtol=0, atol=0)
+    if info["feature_settings"]["kind"] != "signal":
+        return
+    chain = SignalPreprocessing.from_settings(info["feature_settings"])
+    with classified.open() as fh:
+        rows = list(csv.DictReader(fh))
+    sequences = [torch.tensor(chain.process(r["path"]).data.T, dtype=torch.float32) for r in rows]
+    lengths = torch.tensor([len(s) for s in sequences], device=device)
+    x = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True).to(device)
+    with torch.no_grad():
+        probs = module(x, lengths).softmax(-1).cpu()
+    listed = torch.tensor([[float(v) for k, v in r.items() if k.startswith("prob_")] for r in rows])
+    torch.testing.assert_close(probs, listed, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("device", DEVICES)

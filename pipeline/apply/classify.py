@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from feature_extractors.video import Backbone, FrameSampling, MotionSettings
 from pipeline.core.errors import UserError
 from pipeline.data.discovery import Sample, step_times
 from pipeline.data.sequence_files import sequence_shape
@@ -66,61 +65,48 @@ def load_classifier(checkpoint: str | Path) -> SequenceClassifier:
     return model.eval()
 
 
-def video_pipeline(
-    classifier: SequenceClassifier,
-) -> tuple[Backbone | None, FrameSampling, MotionSettings | None]:
-    """The frame encoder, sampling and motion descriptors a video-trained classifier expects."""
-    settings = classifier.hparams.feature_settings
-    if not isinstance(feature_kind(settings), VideoFeatures):
-        raise UserError(
-            "this checkpoint was not trained on video features from `seqclass extract`; it "
-            "classifies sequence files (.npy, .npz, .pt, .csv) as they are."
-        )
-    return video_encoders(settings)
-
-
-def assemble_video_classifier(classifier: SequenceClassifier) -> VideoClassifier:
-    """One module, preprocessed frames (and their motion descriptors) -> logits, with the
-    training run's backbone."""
-    backbone, _, motion = video_pipeline(classifier)
-    if backbone is None:
-        raise UserError(
-            "this model takes motion descriptors alone, with no CNN to export: its input is "
-            "MotionStream's descriptors of the decoded frames. Use `seqclass classify`, or "
-            "extract with a backbone (the default) to export frames -> logits."
-        )
-    size = backbone.preprocess.crop_size[0]
-    motion_dim = 0 if motion is None else motion.dim
-    return VideoClassifier(backbone.model, classifier.net, size, motion_dim).eval()
-
-
-def export_video_classifier(
-    classifier: SequenceClassifier, frames: int = 16, device: str = "cpu"
+def export_classifier(
+    classifier: SequenceClassifier, device: str = "cpu"
 ) -> tuple[torch.jit.ScriptModule, dict]:
-    """TorchScript of the assembled video model (any batch size and frame count) for inputs
-    on `device`, and its info: class names, frame size, motion descriptor settings (None
-    without), feature settings and the device.
+    """TorchScript of a trained model (any batch size and length) for inputs on `device`, and
+    its info: class names, inputs and outputs, frame size and motion descriptor settings (None
+    without), feature settings, device. A video model with a CNN takes preprocessed frames (and their motion descriptors);
+    every other model takes its feature sequences, `[B, T, D]` as `extract`, the signal chain
+    or the user wrote them, with their `lengths [B]`.
 
     TorchScript rather than `torch.export`: `torch.export` fixes the LSTM's time axis to the
     example's length (pytorch/pytorch#115092), tracing does not. A trace keeps the devices it
     saw (the recurrent layers' zero state, each `arange`), so it is traced on `device`.
     """
-    model = assemble_video_classifier(classifier).to(device)
-    size = model.frame_size
-    example = (torch.zeros(1, frames, 3, size, size), torch.tensor([frames]))
-    if model.motion_dim:
-        example += (torch.zeros(1, frames, model.motion_dim),)
-    example = tuple(t.to(device) for t in example)
+    settings = classifier.hparams.feature_settings
+    video = isinstance(feature_kind(settings), VideoFeatures)
+    backbone, _, motion = video_encoders(settings) if video else (None, None, None)
+    steps, width, size = 16, classifier.hparams.input_size, None
+    if backbone is not None:  # one module: frames -> CNN -> the trained network
+        size, motion_dim = backbone.preprocess.crop_size[0], 0 if motion is None else motion.dim
+        model = VideoClassifier(backbone.model, classifier.net, size, motion_dim)
+        example = (torch.zeros(1, steps, 3, size, size), torch.tensor([steps]))
+        inputs = f"frames [B, T, 3, {size}, {size}] float, lengths [B] int64"
+        if motion_dim:
+            example += (torch.zeros(1, steps, motion_dim),)
+            inputs += f", motion [B, T, {motion_dim}] float"
+    else:
+        model = classifier.net
+        example = (torch.zeros(1, steps, width), torch.tensor([steps]))
+        inputs = f"features [B, T, {width}] float, lengths [B] int64"
+    model = model.to(device).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notice, and nn.LSTM's harmless tracer checks
         with torch.no_grad():
-            module = torch.jit.trace(model, example)
-    motion = video_pipeline(classifier)[2]
+            module = torch.jit.trace(model, tuple(t.to(device) for t in example))
+    classes = len(classifier.class_names)
     info = {
         "class_names": classifier.class_names,
+        "inputs": inputs,
         "frame_size": size,
+        "outputs": f"logits [B, T, {classes}]" if classifier.per_step else f"logits [B, {classes}]",
         "motion": None if motion is None else motion.as_dict(),
-        "feature_settings": classifier.hparams.feature_settings,
+        "feature_settings": settings,
         "device": str(device),
     }
     return module, info

@@ -16,7 +16,7 @@ COMMANDS: dict[str, str] = {  # name -> one line for `seqclass --help`
     "cv": "k-fold cross-validation of a fit configuration",
     "decompose": "VMD/EMD modes of recordings: .npz, PNG and a stationarity line per channel",
     "explain": "which time steps made a checkpoint choose its class, per input",
-    "export": "save a video checkpoint as one TorchScript module",
+    "export": "save a checkpoint as one TorchScript module (video: frames -> logits)",
     "extract": "encode videos (and recordings beside them) into [T, D] feature files",
     "report": "redraw a test run's figures and report.md",
     "sample-data": "write a built-in sample dataset",

@@ -1,5 +1,5 @@
-"""Save a video checkpoint as one TorchScript module: preprocessed frames (and their motion
-descriptors) -> logits."""
+"""Save a checkpoint as one TorchScript module: preprocessed frames (and their motion
+descriptors) -> logits for a video model, feature sequences -> logits for any other."""
 
 from __future__ import annotations
 
@@ -18,28 +18,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
-    from feature_extractors.video import MotionSettings
-    from pipeline.apply.classify import export_video_classifier, load_classifier
+    from pipeline.apply.classify import export_classifier, load_classifier
 
-    classifier = load_classifier(ns.checkpoint)
-    module, info = export_video_classifier(classifier, device=ns.device)
+    module, info = export_classifier(load_classifier(ns.checkpoint), device=ns.device)
     ns.out.parent.mkdir(parents=True, exist_ok=True)
     module.save(str(ns.out), _extra_files={"seqclass.json": json.dumps(info)})
-    size, motion = info["frame_size"], info["motion"]
-    inputs = f"frames [B, T, 3, {size}, {size}] float, lengths [B] int64"
-    if motion is not None:
-        inputs += f", motion [B, T, {MotionSettings(**motion).dim}] float"
     print(
-        f"export: {ns.out}: forward({inputs}) -> logits [B, {len(info['class_names'])}] over "
+        f"export: {ns.out}: forward({info['inputs']}) -> {info['outputs']} over "
         f"{info['class_names']}, with every input on {ns.device} (where it was traced: export "
-        "again with --device for another); frames are preprocessed with the backbone weights' "
-        "transforms"
-        + (
-            ", and motion holds MotionStream(MotionSettings(**info['motion'])) of the decoded "
-            "RGB frames (feature_extractors.video)"
-            if motion is not None
-            else ""
-        )
-        + ". Load it with torch.jit.load; seqclass.json inside the file (info) holds the class "
-        "names, the motion settings and the feature settings."
+        f"again with --device for another); {_how_inputs_are_made(info)}. Load it with torch.jit.load; seqclass.json "
+        "inside the file (info) holds the class names, the inputs, the motion settings and the "
+        "feature settings."
     )
+
+
+def _how_inputs_are_made(info: dict) -> str:
+    """How a user makes the exported module's inputs from raw data."""
+    kind = (info["feature_settings"] or {}).get("kind", "sequences")
+    motion = (
+        "MotionStream(MotionSettings(**info['motion'])) of the decoded RGB frames, sampled as "
+        "info['feature_settings']['sampling'] says (feature_extractors.video)"
+    )
+    if kind == "video" and info["frame_size"] is not None:
+        how = "frames are preprocessed with the backbone weights' transforms"
+        return how + (f", and motion holds {motion}" if info["motion"] is not None else "")
+    return {
+        "video": f"features are {motion}",
+        "signal": "features are SignalPreprocessing.from_settings(info['feature_settings'])"
+        ".process(recording).data.T (feature_extractors.signal), or the windows of it the model "
+        "was trained on",
+        "fusion": "features are what `seqclass extract` writes for a sample folder, every stream "
+        "present",
+    }.get(kind, "features are sequence files like those it was trained on")
