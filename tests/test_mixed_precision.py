@@ -87,8 +87,10 @@ def assert_export_is_the_network(path: Path, checkpoint: str, classified: Path, 
     assert info["inputs"].startswith(f"features [B, T, {width}]")
     x = torch.randn(3, 41, width, device=device)
     lengths = torch.tensor([41, 30, 9], device=device)
+    # a GPU may pick other kernels (and TF32 convolutions) for another batch: rounding apart
+    tolerance = {"rtol": 0, "atol": 0 if device == "cpu" else 1e-3}
     with torch.no_grad():
-        torch.testing.assert_close(module(x, lengths), net(x, lengths), rtol=0, atol=0)
+        torch.testing.assert_close(module(x, lengths), net(x, lengths), **tolerance)
     if info["feature_settings"]["kind"] != "signal":
         return
     chain = SignalPreprocessing.from_settings(info["feature_settings"])
@@ -100,7 +102,7 @@ def assert_export_is_the_network(path: Path, checkpoint: str, classified: Path, 
     with torch.no_grad():
         probs = module(x, lengths).softmax(-1).cpu()
     listed = torch.tensor([[float(v) for k, v in r.items() if k.startswith("prob_")] for r in rows])
-    torch.testing.assert_close(probs, listed, atol=1e-5, rtol=0)
+    torch.testing.assert_close(probs, listed, rtol=0, atol=max(tolerance["atol"], 1e-5))
 
 
 @pytest.mark.parametrize("device", DEVICES)
