@@ -8,7 +8,7 @@ import logging
 import sys
 import warnings
 
-from feature_extractors.video import WeightsUnavailableError
+from feature_extractors.errors import WeightsUnavailableError
 from pipeline.commands import COMMANDS, load
 from pipeline.core.errors import UserError
 

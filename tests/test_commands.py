@@ -36,3 +36,20 @@ def test_help_lists_every_command_with_its_line(capsys) -> None:
         assert f"  {name} " in out and line in out
     for name in ("fit", "validate", "test", "predict"):
         assert f"  {name} " in out
+
+
+def test_the_overview_and_the_light_commands_start_without_torch() -> None:
+    """`seqclass --help` is the first thing a new user runs: it must not wait for torch."""
+    light = """
+import sys
+from pipeline.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:  # argparse's, after a command's help
+    pass
+print(sorted(sys.modules))
+"""
+    for args in (["--help"], ["sample-data", "--help"]):
+        done = subprocess.run([sys.executable, "-c", light, *args], capture_output=True, text=True)
+        loaded = done.stdout.splitlines()[-1] if done.returncode == 0 else done.stderr[-2000:]
+        assert "'pipeline.cli'" in loaded and "'torch'" not in loaded, loaded

@@ -17,12 +17,10 @@ from typing import Literal
 import numpy as np
 import scipy.io
 
+from feature_extractors.errors import SignalError
+
 RECORDING_SUFFIXES = (".wav", ".mat", ".csv", ".npy", ".npz")
 NanPolicy = Literal["raise", "interpolate"]
-
-
-class SignalError(ValueError):
-    """A recording that cannot be used as it is; the message names the file and the fix."""
 
 
 _TIME_NAME = re.compile(

@@ -27,6 +27,7 @@ from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 from torchvision.transforms._presets import ImageClassification
 
+from feature_extractors.errors import WeightsUnavailableError
 from feature_extractors.video.efficientnet_lite import EfficientNetLite0
 
 DEFAULT_BACKBONE = "googlenet"
@@ -37,10 +38,6 @@ _POOLED_NODE = {OFFLINE_BACKBONE: "mean"}
 _GLOBAL_POOLS = ("avgpool", "adaptive_avg_pool2d", "mean")
 Precision = Literal["32-true", "bf16-mixed"]
 PRECISIONS: tuple[str, ...] = ("32-true", "bf16-mixed")
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be found; the message says where to put them."""
 
 
 @dataclass

@@ -9,13 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from feature_extractors.errors import VideoReadError
 from feature_extractors.video.sampling import FrameSampling, FrameSelector
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
-
-
-class VideoReadError(RuntimeError):
-    """A video that cannot be decoded; the message says why."""
 
 
 def count_frames(path: str | Path, interval: tuple[float, float] | None = None) -> int:
