@@ -49,8 +49,9 @@ def _quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
     # the model's hook brings the kept kernel features along; the data module has none
     warnings.filterwarnings("ignore", message="You have overridden `on_before_batch_transfer`")
+    hidden = ("litlogger", "to estimate number of stepping batches")  # the schedule's length
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage()
+        lambda record: not any(text in record.getMessage() for text in hidden)
     )
 
 
