@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from pipeline.cli import main
 from pipeline.commands import COMMANDS
@@ -53,3 +56,30 @@ print(sorted(sys.modules))
         done = subprocess.run([sys.executable, "-c", light, *args], capture_output=True, text=True)
         loaded = done.stdout.splitlines()[-1] if done.returncode == 0 else done.stderr[-2000:]
         assert "'pipeline.cli'" in loaded and "'torch'" not in loaded, loaded
+
+
+@pytest.mark.parametrize(
+    ("args", "wanted"),
+    [
+        (["extract", "videos", "--out"], "folder"),
+        (["decompose", "a.wav", "--out"], "folder"),
+        (["explain", "m.ckpt", "a.npy", "--out"], "folder"),
+        (["cv", "--out"], "folder"),
+        (["tune", "--out"], "folder"),
+        (["baseline", "--out"], "folder"),
+        (["sample-data", "signals"], "folder"),
+        (["classify", "a.npy", "--checkpoint", "m.ckpt", "--out"], "file"),
+        (["export", "--checkpoint", "m.ckpt", "--out"], "file"),
+    ],
+)
+def test_an_output_of_the_wrong_kind_is_refused_before_any_work(
+    tmp_path: Path, capsys, args: list[str], wanted: str
+) -> None:
+    """A folder where a file is written, or a file where a folder is, stops with one line."""
+    wrong = tmp_path / "here"
+    wrong.mkdir() if wanted == "file" else wrong.touch()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, str(wrong)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{wrong} is a {'folder' if wanted == 'file' else 'file'}; give a" in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.core.arguments import output_folder
 from pipeline.core.errors import UserError
 
 FIT_OPTIONS = True
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--method", choices=METHODS, default="minirocket")
     parser.add_argument(
-        "--out", type=Path,
+        "--out", type=output_folder,
         help="folder to write (default: RUNS/baseline/METHOD, RUNS being "
         "--trainer.default_root_dir or runs)",
     )  # fmt: skip

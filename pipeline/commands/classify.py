@@ -10,14 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.core.arguments import add_device_argument, count
+from pipeline.core.arguments import add_device_argument, count, output_file
 from pipeline.core.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="files, or folders of them")
     parser.add_argument("--checkpoint", required=True, type=Path, help=".ckpt file from fit")
-    parser.add_argument("--out", type=Path, default=Path("predictions.csv"), help="CSV to write")
+    parser.add_argument("--out", type=output_file, default="predictions.csv", help="CSV to write")
     parser.add_argument(
         "--batch-size", type=count(1), help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
     )

@@ -5,8 +5,8 @@ Other options (--config, --model.*, --data.*, --trainer.*) are those of `seqclas
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from pipeline.core.arguments import output_folder
 from pipeline.core.errors import UserError
 
 FIT_OPTIONS = True
@@ -14,7 +14,7 @@ FIT_OPTIONS = True
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("runs/cv"), help="folder to write")
+    parser.add_argument("--out", type=output_folder, default="runs/cv", help="folder to write")
 
 
 def run(ns: argparse.Namespace) -> None:

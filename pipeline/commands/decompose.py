@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from feature_extractors.signal import SignalPreprocessing
-from pipeline.core.arguments import count
+from pipeline.core.arguments import count, output_folder
 from pipeline.core.distributed import rank_and_world, run_on_ranks
 from pipeline.core.errors import UserError
 
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from pipeline.prepare.decompose import METHODS
 
     parser.add_argument("path", type=Path, help="recording, or folder of them")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write")
+    parser.add_argument("--out", type=output_folder, required=True, help="folder to write")
     parser.add_argument("--config", type=Path, help="YAML with data.signal (fs, steps, ...)")
     parser.add_argument("--method", choices=METHODS, help="default: vmd")
     parser.add_argument("--num-modes", type=count(1), help="K (default 5)")

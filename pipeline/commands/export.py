@@ -7,12 +7,12 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.core.arguments import add_device_argument
+from pipeline.core.arguments import add_device_argument, output_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help=".ckpt file from fit")
-    parser.add_argument("--out", required=True, type=Path, help="TorchScript file to write")
+    parser.add_argument("--out", required=True, type=output_file, help="TorchScript file to write")
     # a traced module keeps the device of its trace in its graph
     add_device_argument(parser, default="cpu")
 

@@ -19,7 +19,7 @@ from feature_extractors.video import (
     MotionSettings,
     WeightsUnavailableError,
 )
-from pipeline.core.arguments import add_device_argument, count
+from pipeline.core.arguments import add_device_argument, count, output_folder
 from pipeline.core.distributed import rank_and_world, run_on_ranks
 from pipeline.core.errors import UserError
 from pipeline.data.cache import ExtractionReport
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "holding one file per stream (or a manifest label,<stream>,...), or a table of clips "
         "of longer videos (path,start,end,label[,split]; Kinetics' CSV)",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, required=True, help="feature folder to write")
+    parser.add_argument("--out", type=output_folder, required=True, help="feature folder to write")
     cnn = parser.add_argument_group("appearance: a pretrained CNN on every sampled frame")
     cnn.add_argument(
         "--backbone",

@@ -7,9 +7,8 @@ benchmark (the class is the scene; test videos film parts of it never seen in tr
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pipeline.core.arguments import count
+from pipeline.core.arguments import count, output_folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "kind",
         choices=["signals", "machines", "activity", "videos", "camera-motion", "scenes", "fusion"],
     )
-    parser.add_argument("out", type=Path, help="folder to create")
+    parser.add_argument("out", type=output_folder, help="folder to create")
     parser.add_argument(
         "--per-class", type=count(1),
         help="samples per class (signals 40, machines 30, videos 24, camera-motion and scenes 24 "

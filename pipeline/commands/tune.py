@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.core.arguments import count
+from pipeline.core.arguments import count, output_folder
 from pipeline.core.errors import UserError
 
 FIT_OPTIONS = True
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trials", type=count(1), default=20, help="finished trials the study holds"
     )
     parser.add_argument("--space", type=Path, default=Path("configs/tune/space.yaml"))
-    parser.add_argument("--out", type=Path, default=Path("runs/tune"), help="folder to write")
+    parser.add_argument("--out", type=output_folder, default="runs/tune", help="folder to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
 
 

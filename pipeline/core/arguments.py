@@ -1,10 +1,11 @@
-"""Option types the data commands share, checked as they are parsed: `--device` and counts.
-Commands that take no device do not load torch for their counts."""
+"""Option types the data commands share, checked as they are parsed: `--device`, counts and
+output paths. Commands that take no device do not load torch for the others."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 
 def add_device_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -43,3 +44,21 @@ def count(at_least: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def output_folder(text: str) -> Path:
+    """An argparse type: a folder to write into, created if missing, so not an existing file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file; give a folder to write into (it is created if missing)"
+        )
+    return path
+
+
+def output_file(text: str) -> Path:
+    """An argparse type: a file to write, so not an existing folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file path inside it")
+    return path
