@@ -4,8 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from skimage import data
 
+from feature_extractors.video import FrameSampling, MotionSettings, MotionStream, iter_frame_chunks
 from pipeline.cli import main
 from pipeline.prepare.sample_data import CAMERA_MOTIONS
 
@@ -194,9 +196,23 @@ def test_camera_motion_is_learnt_from_flow_on_unseen_photos(tmp_path: Path, caps
     hits = sum(Path(r["path"]).parent.name == r["predicted"] for r in rows)
     assert len(rows) == 20 and hits / 20 == pytest.approx(metrics["accuracy"])
 
-    with pytest.raises(SystemExit):
-        main(["export", "--checkpoint", str(best), "--out", str(tmp_path / "m.ts")])
-    assert "motion descriptors alone" in capsys.readouterr().err
+    # exported, the model of motion alone takes the descriptors the printed recipe makes of
+    # the decoded frames, and gives classify's probabilities
+    main(["export", "--checkpoint", str(best), "--out", str(tmp_path / "m.ts")])
+    info = {"seqclass.json": ""}
+    module = torch.jit.load(tmp_path / "m.ts", _extra_files=info)
+    info = json.loads(info["seqclass.json"])
+    assert info["frame_size"] is None and info["inputs"].startswith("features [B, T, 29]")
+    sampling = FrameSampling(**info["feature_settings"]["sampling"])
+    motions = []
+    for row in rows:  # a stream for each video: it keeps the frame before
+        frames = np.concatenate([f for f, _ in iter_frame_chunks(row["path"], sampling, 64)])
+        motions.append(torch.from_numpy(MotionStream(MotionSettings(**info["motion"]))(frames)))
+    lengths = torch.tensor([len(m) for m in motions])
+    with torch.no_grad():
+        probs = module(torch.nn.utils.rnn.pad_sequence(motions, True), lengths).softmax(-1)
+    listed = [[float(v) for k, v in r.items() if k.startswith("prob_")] for r in rows]
+    torch.testing.assert_close(probs, torch.tensor(listed), atol=1e-5, rtol=0)
 
 
 def test_a_class_folder_that_is_a_link_is_followed(tmp_path: Path, capsys) -> None:

@@ -37,7 +37,8 @@ def _how_inputs_are_made(info: dict) -> str:
     kind = (info["feature_settings"] or {}).get("kind", "sequences")
     motion = (
         "MotionStream(MotionSettings(**info['motion'])) of the decoded RGB frames, sampled as "
-        "info['feature_settings']['sampling'] says (feature_extractors.video)"
+        "info['feature_settings']['sampling'] says, a new stream for each video (it keeps the "
+        "frame before; feature_extractors.video)"
     )
     if kind == "video" and info["frame_size"] is not None:
         how = "frames are preprocessed with the backbone weights' transforms"
