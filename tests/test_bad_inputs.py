@@ -107,6 +107,50 @@ def test_classify_skips_and_names_files_with_another_channel_count(tmp_path: Pat
     assert len(rows) == 2 and "good.npy" in rows[1]
 
 
+def write_csv_tree(root: Path, classes: dict[str, list[str]]) -> Path:
+    """A class folder per key, a CSV file of 40 steps per header in its list."""
+    rng = np.random.default_rng(0)
+    for label, headers in classes.items():
+        for i, header in enumerate(headers):
+            (root / label).mkdir(parents=True, exist_ok=True)
+            values = rng.normal(size=(40, 3)) + (label == "b")
+            np.savetxt(root / label / f"{i}.csv", values, delimiter=",", header=header,
+                       comments="")  # fmt: skip
+    return root
+
+
+@pytest.mark.parametrize("signal", [False, True], ids=["sequences", "recordings"])
+def test_csv_files_with_their_columns_in_another_order_are_never_mixed(
+    tmp_path: Path, capsys, signal: bool
+) -> None:
+    """The same names in another order would put one channel where another was trained: fit
+    refuses such a folder, predict such new files, and classify skips them, each naming both
+    headers; as sequence files and as recordings through a chain."""
+    options = ["--data.signal={fs: 10}"] if signal else []
+    run = ["--trainer.max_epochs=1", "--model.hidden_size=8", "--trainer.enable_progress_bar=false",
+           f"--trainer.default_root_dir={tmp_path / 'run'}", *options]  # fmt: skip
+    mixed = write_csv_tree(tmp_path / "mixed", {"a": ["x,y,z"] * 5 + ["z,y,x"], "b": ["x,y,z"] * 6})
+    with pytest.raises(SystemExit):
+        main(["fit", f"--data.root={mixed}", *run])
+    err = capsys.readouterr().err
+    assert "a/5.csv: has the columns z,y,x but" in err and "has x,y,z;" in err
+    root = write_csv_tree(tmp_path / "data", {"a": ["x,y,z"] * 6, "b": ["x,y,z"] * 6})
+    main(["fit", f"--data.root={root}", *run])
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    new = write_csv_tree(tmp_path / "new", {"a": ["x,y,z", "y,x,z"]})
+    main(["classify", str(new), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "p.csv")])
+    assert "a/1.csv: columns y,x,z, but the model was trained on x,y,z" in capsys.readouterr().err
+    assert [r.split(",")[0] for r in (tmp_path / "p.csv").read_text().splitlines()[1:]] == [
+        str(new / "a" / "0.csv")
+    ]
+    swapped = write_csv_tree(tmp_path / "swapped", {"a": ["y,x,z"] * 2})
+    with pytest.raises(SystemExit):
+        main(["predict", f"--data.predict_root={swapped}", f"--ckpt_path={checkpoint}", *run])
+    assert "CSV files have the columns y,x,z but the model was trained on x,y,z" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_chain_step_that_makes_nan_is_named_with_the_recording(tmp_path: Path) -> None:
     """Kurtosis of a flat window is 0/0: found where it happens, not later in the cache."""
     recording = tmp_path / "flat.npy"

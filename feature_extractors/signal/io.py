@@ -144,6 +144,16 @@ def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
     )
 
 
+def csv_columns(path: str | Path) -> list[str] | None:
+    """The column names in a CSV file's header, as `read_csv` reads them (None when the file
+    cannot be read: `read_csv` says why)."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8-sig") as fh:
+            return [name.strip() for name in fh.readline().strip().split(",")]
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def read_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
     """The column names in a CSV file's header and the rows of numbers under it, `[rows,
     columns]` float64 (a time column of dates keeps its steps). numpy's C parser reads the

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.core.errors import UserError
-from pipeline.data.discovery import Sample, step_times
+from pipeline.data.discovery import Sample, columns_of, step_times
 from pipeline.data.sequence_files import sequence_shape
 from pipeline.models.config import NetConfig
 from pipeline.models.video_classifier import VideoClassifier
@@ -163,22 +163,29 @@ def encode_inputs(
 def _with_model_channels(
     classifier: SequenceClassifier, samples: list[Sample], failed: list[tuple[Path, str]]
 ) -> tuple[list[Sample], list[tuple[Path, str]]]:
-    """The samples whose files have the model's channels per step; the others join `failed`."""
-    expected, kept = classifier.hparams.input_size, []
+    """The samples whose files have the model's channels per step (for CSV files, its columns
+    in its order); the others join `failed`."""
+    expected, trained_columns, kept = classifier.hparams.input_size, classifier.hparams.columns, []
     for sample in samples:
         try:
             channels = sequence_shape(sample.path)[1]
         except UserError as err:
             failed.append((sample.source or sample.path, str(err)))
             continue
-        if channels == expected:
-            kept.append(sample)
+        columns = columns_of(sample) if trained_columns is not None else None
+        if channels != expected:
+            why = f"{channels} channels per step, but the model was trained on {expected}"
+        elif columns is not None and columns != trained_columns:
+            why = (
+                f"columns {','.join(columns)}, but the model was trained on "
+                f"{','.join(trained_columns)} (a channel is known by its place)"
+            )
         else:
-            failed.append((
-                sample.source or sample.path,
-                f"{channels} channels per step, but the model was trained on {expected}; "
-                "give inputs made like its training data",
-            ))  # fmt: skip
+            kept.append(sample)
+            continue
+        failed.append(
+            (sample.source or sample.path, f"{why}; give inputs made like its training data")
+        )
     return kept, failed
 
 

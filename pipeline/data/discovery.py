@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from feature_extractors.signal import RECORDING_SUFFIXES
+from feature_extractors.signal.io import csv_columns
 from feature_extractors.video import VIDEO_SUFFIXES
 from pipeline.core.errors import UserError
 from pipeline.data.sequence_files import sequence_shape
@@ -369,6 +370,13 @@ def write_manifest(manifest: Path, samples: list[Sample]) -> None:
         for s in samples:
             relative = Path(os.path.relpath(s.path, manifest.parent)).as_posix()
             writer.writerow([relative, s.label, s.split, s.group or ""])
+
+
+def columns_of(sample: Sample) -> list[str] | None:
+    """The header of the CSV file `sample` comes from (its raw recording's, for preprocessed
+    signals): its channels' names and order. None for other files."""
+    raw = sample.source or sample.path
+    return csv_columns(raw) if raw.suffix.lower() == ".csv" else None
 
 
 def step_times(sample: Sample) -> np.ndarray:

@@ -22,6 +22,7 @@ from pipeline.data.discovery import (
     assign_fold,
     assign_splits,
     class_names_of,
+    columns_of,
     discover,
     discover_unlabelled,
 )
@@ -218,6 +219,7 @@ class SequenceDataModule(pl.LightningDataModule):
         self.root = root
         self.predict_root = predict_root
         self.splits: dict[str, list[Sample]] = {}
+        self.columns: list[str] | None = None  # the CSV header of the samples set up last
         self.channel_mean: torch.Tensor | None = None
         self.channel_std: torch.Tensor | None = None
         self._labelled: list[Sample] | None = None
@@ -496,6 +498,8 @@ class SequenceDataModule(pl.LightningDataModule):
         )
 
     def _check_channels(self, samples: list[Sample]) -> None:
+        """One channel count for every sample and, for CSV files, one header (the same names
+        in another order would mix channels); `columns` becomes that header."""
         expected_path = samples[0].path
         expected = sequence_shape(expected_path)[1]
         for s in samples[1:]:
@@ -504,6 +508,20 @@ class SequenceDataModule(pl.LightningDataModule):
                 raise UserError(
                     f"{s.path}: has {channels} channels but {expected_path} has {expected}; every "
                     "sample needs the same channel count. Re-create or remove the odd file."
+                )
+        self.columns, first = None, None
+        for raw, s in {s.source or s.path: s for s in samples}.items():  # windows share a file
+            columns = columns_of(s)
+            if columns is None or columns == self.columns:
+                continue
+            if self.columns is None:
+                self.columns, first = columns, raw
+            else:
+                raise UserError(
+                    f"{raw}: has the columns {','.join(columns)} but {first} has "
+                    f"{','.join(self.columns)}; a channel is known by its place, so every CSV "
+                    "file needs the same header. Write the columns in one order with one set of "
+                    "names."
                 )
 
     def _drop_long_training_samples(self) -> None:

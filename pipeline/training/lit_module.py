@@ -61,6 +61,8 @@ class SequenceClassifier(pl.LightningModule):
         class_names: set from the data at fit; stored in checkpoints.
         input_size: set from the data at fit; stored in checkpoints.
         feature_settings: set from the data at fit; stored in checkpoints.
+        columns: the CSV header of the training files, set from the data at fit (None when
+            they are not CSV); CSV files to classify need the same.
         **net: the network's options, `NetConfig`'s fields (`--model.hidden_size`, ...).
     """
 
@@ -76,6 +78,7 @@ class SequenceClassifier(pl.LightningModule):
         class_names: list[str] | None = None,
         input_size: int | None = None,
         feature_settings: dict | None = None,
+        columns: list[str] | None = None,
         **net,
     ) -> None:
         config = NetConfig(**net)  # the options given, checked now, and the others' defaults
@@ -159,6 +162,7 @@ class SequenceClassifier(pl.LightningModule):
             if datamodule.per_step:
                 self.hparams.pooling = "none"
             self.hparams.feature_settings = datamodule.feature_settings
+            self.hparams.columns = datamodule.columns
             self._build(
                 datamodule.class_names, datamodule.input_size, datamodule.longest_train_length
             )
@@ -187,6 +191,13 @@ class SequenceClassifier(pl.LightningModule):
                 f"{where}: samples have {channels} channels but the model was trained on "
                 f"{self.hparams.input_size}. Use data prepared like the training data, or the "
                 "checkpoint trained on this data."
+            )
+        trained_columns, columns = self.hparams.columns, datamodule.columns
+        if trained_columns is not None and columns is not None and columns != trained_columns:
+            raise UserError(
+                f"{where}: the CSV files have the columns {','.join(columns)} but the model was "
+                f"trained on {','.join(trained_columns)}; a channel is known by its place. Write "
+                "the columns in the training order, with its names."
             )
         settings = datamodule.settings_of(where)
         trained_on = self.hparams.feature_settings
