@@ -27,7 +27,7 @@ from pipeline.data.sequence_files import load_sequence, save_npz, save_sequence
 from pipeline.prepare.signals import preprocess_recordings, signal_cache_dir
 from pipeline.training.datamodule import length_batches
 
-from conftest import random_tree, write_npy
+from conftest import random_tree, write_npy, write_video
 
 
 def test_macos_resource_fork_files_are_not_samples(tmp_path: Path) -> None:
@@ -149,6 +149,29 @@ def test_csv_files_with_their_columns_in_another_order_are_never_mixed(
     assert "CSV files have the columns y,x,z but the model was trained on x,y,z" in (
         capsys.readouterr().err
     )
+
+
+def test_a_csv_stream_of_multi_stream_samples_with_another_header_stops_extract(
+    tmp_path: Path, capsys
+) -> None:
+    """Camera and IMU per sample: one IMU file with its columns in another order is named
+    before any video is decoded."""
+    root, rng = tmp_path / "samples", np.random.default_rng(0)
+    for folder, header in (
+        ("a/s0", "x,y,z"),
+        ("a/s1", "x,y,z"),
+        ("b/s0", "x,y,z"),
+        ("b/s1", "z,y,x"),
+    ):
+        write_video(root / folder / "camera.avi", frames=4)
+        np.savetxt(root / folder / "imu.csv", rng.normal(size=(40, 3)), delimiter=",",
+                   header=header, comments="")  # fmt: skip
+    (tmp_path / "imu.yaml").write_text("fs: 10\n")
+    with pytest.raises(SystemExit):
+        main(["extract", str(root), "--out", str(tmp_path / "f"), "--backbone", "none",
+              "--signal", f"imu={tmp_path / 'imu.yaml'}", "--num-workers", "1"])  # fmt: skip
+    assert "b/s1/imu.csv: has the columns z,y,x but" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
 
 
 def test_a_chain_step_that_makes_nan_is_named_with_the_recording(tmp_path: Path) -> None:

@@ -241,6 +241,7 @@ def _print_removed(report: ExtractionReport, out: Path) -> None:
 
 
 def _fuse_on_rank(ns: argparse.Namespace) -> None:
+    from pipeline.data.discovery import same_columns
     from pipeline.data.streams import common_streams, discover_stream_samples, stream_kind
     from pipeline.prepare.encodings import signal_encoding, video_encoding
     from pipeline.prepare.fusion import fuse
@@ -266,6 +267,7 @@ def _fuse_on_rank(ns: argparse.Namespace) -> None:
             )  # one backbone for every video stream
             encodings[name] = video
             continue
+        same_columns(files)  # a CSV stream's channels are known by their place
         chain = chains.get(name) or chains.get(None)
         if chain is None:
             raise UserError(

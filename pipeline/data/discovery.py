@@ -16,6 +16,7 @@ import os
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -377,6 +378,25 @@ def columns_of(sample: Sample) -> list[str] | None:
     signals): its channels' names and order. None for other files."""
     raw = sample.source or sample.path
     return csv_columns(raw) if raw.suffix.lower() == ".csv" else None
+
+
+def same_columns(paths: Iterable[Path]) -> list[str] | None:
+    """The one header of the CSV files among `paths` (None without any). A channel is known by
+    its place, so files whose headers differ (the same names in another order, say) would be
+    mixed: a UserError names two of them and both headers."""
+    reference, first = None, None
+    for path in dict.fromkeys(paths):  # windows of a recording share its file
+        columns = csv_columns(path) if path.suffix.lower() == ".csv" else None
+        if columns is None or columns == reference:
+            continue
+        if reference is not None:
+            raise UserError(
+                f"{path}: has the columns {','.join(columns)} but {first} has "
+                f"{','.join(reference)}; a channel is known by its place, so every CSV file "
+                "needs the same header. Write the columns in one order with one set of names."
+            )
+        reference, first = columns, path
+    return reference
 
 
 def step_times(sample: Sample) -> np.ndarray:

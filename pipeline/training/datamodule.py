@@ -22,9 +22,9 @@ from pipeline.data.discovery import (
     assign_fold,
     assign_splits,
     class_names_of,
-    columns_of,
     discover,
     discover_unlabelled,
+    same_columns,
 )
 from pipeline.data.intervals import is_interval_csv, read_intervals, step_labels, window_samples
 from pipeline.data.sequence_files import (
@@ -509,20 +509,7 @@ class SequenceDataModule(pl.LightningDataModule):
                     f"{s.path}: has {channels} channels but {expected_path} has {expected}; every "
                     "sample needs the same channel count. Re-create or remove the odd file."
                 )
-        self.columns, first = None, None
-        for raw, s in {s.source or s.path: s for s in samples}.items():  # windows share a file
-            columns = columns_of(s)
-            if columns is None or columns == self.columns:
-                continue
-            if self.columns is None:
-                self.columns, first = columns, raw
-            else:
-                raise UserError(
-                    f"{raw}: has the columns {','.join(columns)} but {first} has "
-                    f"{','.join(self.columns)}; a channel is known by its place, so every CSV "
-                    "file needs the same header. Write the columns in one order with one set of "
-                    "names."
-                )
+        self.columns = same_columns(s.source or s.path for s in samples)
 
     def _drop_long_training_samples(self) -> None:
         limit = self.hparams.max_train_length
