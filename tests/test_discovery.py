@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.errors import UserError
-from pipeline.data.discovery import assign_splits, class_names_of, discover
+from pipeline.data.discovery import assign_splits, class_names_of, discover, same_columns
 from pipeline.data.sequence_files import SEQUENCE_SUFFIXES
 
 from conftest import random_tree
@@ -79,3 +79,18 @@ def test_samples_in_a_subfolder_of_a_class_folder_are_named_not_left_out(tmp_pat
         UserError, match=r"b/subject_1/0\.npy: a sample file in a subfolder .*manifest"
     ):
         discover(tmp_path, SEQUENCE_SUFFIXES)
+
+
+def test_csv_headers_agree_up_to_a_time_column(tmp_path: Path) -> None:
+    """A time column is the time axis, not a channel: a file with one and a file without have
+    the same channels; the same names in another order do not."""
+    files = {"timed.csv": "Time (s),x,y\n0,1,2\n", "plain.csv": "x,y\n1,2\n",
+             "swapped.csv": "y,x\n1,2\n", "data.npy": ""}  # fmt: skip
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert same_columns([tmp_path / "timed.csv", tmp_path / "plain.csv"]) == ["x", "y"]
+    assert same_columns([tmp_path / "data.npy"]) is None
+    with pytest.raises(
+        UserError, match=r"swapped\.csv: has the columns y,x but .*timed\.csv has x,y"
+    ):
+        same_columns([tmp_path / "timed.csv", tmp_path / "data.npy", tmp_path / "swapped.csv"])

@@ -29,12 +29,16 @@ _TIME_NAME = re.compile(
 _SECONDS_PER_UNIT = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
+def _time_name(name: str) -> re.Match | None:
+    return _TIME_NAME.fullmatch(name.strip().strip('"').strip().lower())
+
+
 def split_time_column(name: str, rows: np.ndarray) -> tuple[np.ndarray, float | None]:
     """`rows [T, columns]` of a CSV whose first column is `name`, as its channels and the
     seconds in a unit of its time column. The first column is time when its name says so
     (`time`, `t`, `timestamp`, `Time (s)`, `time_ms`, `seconds`), it increases strictly and
     other columns follow; the unit is known only when the name gives it (else None)."""
-    match = _TIME_NAME.fullmatch(name.strip().strip('"').strip().lower())
+    match = _time_name(name)
     if match is None or rows.shape[1] < 2 or not np.all(np.diff(rows[:, 0]) > 0):
         return rows, None
     unit = match.group(2) or ("s" if match.group(1).startswith("sec") else None)
@@ -145,13 +149,14 @@ def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
 
 
 def csv_columns(path: str | Path) -> list[str] | None:
-    """The column names in a CSV file's header, as `read_csv` reads them (None when the file
-    cannot be read: `read_csv` says why)."""
+    """The names of a CSV file's channels: its header's, but for a first column named as
+    time (`split_time_column`). None when the file cannot be read (`read_csv` says why)."""
     try:
         with Path(path).open(newline="", encoding="utf-8-sig") as fh:
-            return [name.strip() for name in fh.readline().strip().split(",")]
+            names = [name.strip() for name in fh.readline().strip().split(",")]
     except (OSError, UnicodeDecodeError):
         return None
+    return names[1:] if len(names) > 1 and _time_name(names[0]) else names
 
 
 def read_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
