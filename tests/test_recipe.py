@@ -19,12 +19,14 @@ from pipeline.apply.classify import load_classifier
 from pipeline.cli import main
 from pipeline.data.discovery import discover
 from pipeline.data.sequence_files import load_sequence
-from pipeline.prepare.sample_data import make_signal_dataset
+from pipeline.prepare.sample_data import make_activity_recordings, make_signal_dataset
 from pipeline.training import kernel_memo
 from pipeline.training.baselines import fit_and_predict
 from pipeline.training.budget import TrainingBudget
 from pipeline.training.datamodule import SequenceDataModule
 from pipeline.training.lit_module import LEGACY_HPARAMS
+
+from conftest import random_tree
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 
@@ -293,3 +295,30 @@ def test_patience_is_a_tenth_of_the_epochs_on_the_val_loss_a_quarter_on_the_trai
     TrainingBudget(steps=1000).setup(trainer, None, "fit")
     assert trainer.fit_loop.max_epochs == 100 and stopper.patience == patience
     assert stopper.monitor == ("val_loss" if val else "train_loss_epoch")
+
+
+@pytest.mark.parametrize("per_step", [False, True], ids=["per-sequence", "per-step"])
+def test_balanced_class_weights_give_every_class_the_same_total_weight(
+    tmp_path: Path, caplog, per_step: bool
+) -> None:
+    """scikit-learn's "balanced": a class's weight times its training samples (labelled steps,
+    per step) is the same for every class; the weights go into the checkpoint, which tests."""
+    if per_step:
+        root = make_activity_recordings(tmp_path / "data", recordings=3, seconds=40.0)
+        options = {"per_step": True, "window_length": 4.0, "window_hop": 2.0,
+                   "signal": {"fs": 50, "steps": [{"window_stats": {"nperseg": 10, "hop": 5}}]}}  # fmt: skip
+    else:
+        root, options = random_tree(tmp_path / "data", {"common": 30, "rare": 6}), {}
+    data = [f"--data.{name}={json.dumps(value)}" for name, value in options.items()]
+    run = [*QUIET, f"--data.root={root}", *data, "--trainer.max_epochs=1",
+           "--model.hidden_size=8", f"--trainer.default_root_dir={tmp_path / 'run'}"]  # fmt: skip
+    main(["fit", *run, "--model.class_weights=balanced"])
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    weight = torch.load(checkpoint, weights_only=True)["state_dict"]["loss.weight"]
+    module = SequenceDataModule(str(root), **options)
+    module.setup("fit")
+    counts = torch.from_numpy(module.train_class_counts()).float()
+    assert counts.min() > 0 and counts.max() > 1.5 * counts.min()  # imbalanced
+    torch.testing.assert_close(weight * counts, torch.full_like(counts, counts.sum() / len(counts)))
+    assert "fit: balanced class weights:" in caplog.text
+    main(["test", *run, f"--ckpt_path={checkpoint}"])  # a weighted checkpoint loads

@@ -353,6 +353,18 @@ class SequenceDataModule(pl.LightningDataModule):
             if self.splits.get(split)
         }
 
+    def train_class_counts(self) -> np.ndarray:
+        """Training samples per class `[K]` (per step: labelled steps), after `setup`."""
+        counts = np.zeros(len(self.class_names), dtype=np.int64)
+        index = {name: k for k, name in enumerate(self.class_names)}
+        for s in self.splits["train"]:
+            if self.per_step:
+                labels = self.step_labels[s.path][s.window]
+                counts += np.bincount(labels[labels >= 0], minlength=len(counts))
+            else:
+                counts[index[s.label]] += 1
+        return counts
+
     def split_channels(self, split: str) -> int:
         """Channels per time step of the samples of `split` (after `setup`)."""
         return sequence_shape(self.splits[split][0].path)[1]

@@ -58,6 +58,9 @@ class SequenceClassifier(pl.LightningModule):
             decay to zero) or ``constant``. The learning rate is logged every step.
         weight_decay: AdamW weight decay (0 gives plain Adam).
         label_smoothing: cross-entropy label smoothing.
+        class_weights: ``none``, or ``balanced``: each class's loss is weighted by the training
+            samples (steps, per step) over the class count times its own, as scikit-learn's
+            ``class_weight="balanced"``, so that rare classes count as much as common ones.
         class_names: set from the data at fit; stored in checkpoints.
         input_size: set from the data at fit; stored in checkpoints.
         feature_settings: set from the data at fit; stored in checkpoints.
@@ -75,6 +78,7 @@ class SequenceClassifier(pl.LightningModule):
         lr_schedule: Literal["onecycle", "constant"] = "onecycle",
         weight_decay: float = 1e-2,
         label_smoothing: float = 0.1,
+        class_weights: Literal["none", "balanced"] = "none",
         class_names: list[str] | None = None,
         input_size: int | None = None,
         feature_settings: dict | None = None,
@@ -118,7 +122,11 @@ class SequenceClassifier(pl.LightningModule):
             streams=[width for _, width in self.streams] or None,
         )  # fmt: skip
         # padding and unlabelled steps of per-step targets are -1: left out of the loss
-        self.loss = nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing, ignore_index=-1)
+        # balanced class weights are set from the train split at fit, kept in checkpoints
+        weight = torch.ones(num_classes) if hp.class_weights == "balanced" else None
+        self.loss = nn.CrossEntropyLoss(
+            weight=weight, label_smoothing=hp.label_smoothing, ignore_index=-1
+        )
         # over the labelled samples (or steps) of an epoch, kept on the device and synced over
         # processes at its end: the same figures as one process gets, and no step waits for them
         self.train_acc = LabelledAccuracy(num_classes)
@@ -169,6 +177,12 @@ class SequenceClassifier(pl.LightningModule):
         if stage == "fit":
             self.hparams.feature_settings = datamodule.feature_settings
         self._check_data(datamodule, stage)
+        if stage == "fit" and self.loss.weight is not None:
+            counts = torch.from_numpy(datamodule.train_class_counts()).float()
+            self.loss.weight.copy_(counts.sum() / (len(counts) * counts.clamp(min=1)))
+            weights = zip(self.class_names, self.loss.weight.tolist(), strict=True)
+            listed = ", ".join(f"{name} {weight:.3g}" for name, weight in weights)
+            rank_zero_info(f"fit: balanced class weights: {listed}")
         if stage == "fit" and datamodule.channel_mean is not None:
             self.net.channel_mean.copy_(datamodule.channel_mean)
             self.net.channel_std.copy_(datamodule.channel_std)
