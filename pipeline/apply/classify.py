@@ -70,9 +70,9 @@ def export_classifier(
 ) -> tuple[torch.jit.ScriptModule, dict]:
     """TorchScript of a trained model (any batch size and length) for inputs on `device`, and
     its info: class names, inputs and outputs, frame size and motion descriptor settings (None
-    without), feature settings, device. A video model with a CNN takes preprocessed frames (and their motion descriptors);
-    every other model takes its feature sequences, `[B, T, D]` as `extract`, the signal chain
-    or the user wrote them, with their `lengths [B]`.
+    without), feature settings, device. A video model with a CNN takes preprocessed frames
+    (and their motion descriptors); every other model takes its feature sequences, `[B, T, D]`
+    as `extract`, the signal chain or the user wrote them, with their `lengths [B]`.
 
     TorchScript rather than `torch.export`: `torch.export` fixes the LSTM's time axis to the
     example's length (pytorch/pytorch#115092), tracing does not. A trace keeps the devices it

@@ -26,9 +26,9 @@ def run(ns: argparse.Namespace) -> None:
     print(
         f"export: {ns.out}: forward({info['inputs']}) -> {info['outputs']} over "
         f"{info['class_names']}, with every input on {ns.device} (where it was traced: export "
-        f"again with --device for another); {_how_inputs_are_made(info)}. Load it with torch.jit.load; seqclass.json "
-        "inside the file (info) holds the class names, the inputs, the motion settings and the "
-        "feature settings."
+        f"again with --device for another); {_how_inputs_are_made(info)}. Load it with "
+        "torch.jit.load; seqclass.json inside the file (info) holds the class names, the inputs "
+        "and outputs, the motion settings and the feature settings."
     )
 
 
