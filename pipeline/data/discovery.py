@@ -376,8 +376,11 @@ def write_manifest(manifest: Path, samples: list[Sample]) -> None:
 def columns_of(sample: Sample) -> list[str] | None:
     """The header of the CSV file `sample` comes from (its raw recording's, for preprocessed
     signals): its channels' names and order. None for other files."""
-    raw = sample.source or sample.path
-    return csv_columns(raw) if raw.suffix.lower() == ".csv" else None
+    return _csv_columns(sample.source or sample.path)
+
+
+def _csv_columns(path: Path) -> list[str] | None:
+    return csv_columns(path) if path.suffix.lower() == ".csv" else None
 
 
 def same_columns(paths: Iterable[Path]) -> list[str] | None:
@@ -386,7 +389,7 @@ def same_columns(paths: Iterable[Path]) -> list[str] | None:
     mixed: a UserError names two of them and both headers."""
     reference, first = None, None
     for path in dict.fromkeys(paths):  # windows of a recording share its file
-        columns = csv_columns(path) if path.suffix.lower() == ".csv" else None
+        columns = _csv_columns(path)
         if columns is None or columns == reference:
             continue
         if reference is not None:
