@@ -228,3 +228,19 @@ def test_a_class_folder_that_is_a_link_is_followed(tmp_path: Path, capsys) -> No
     written = sorted(p.relative_to(tmp_path / "features").as_posix()
                      for p in (tmp_path / "features").rglob("*.npz"))  # fmt: skip
     assert written == ["a/0.npz", "b/0.npz", "b/1.npz"]
+
+
+def test_videos_at_other_frame_rates_get_a_note_unless_sampled_by_time(
+    tmp_path: Path, capsys
+) -> None:
+    """At 10 and 30 frames/s a step is a tenth or a thirtieth of a second: said, with the
+    fix; sampling at a rate puts them on one time base, and says nothing."""
+    write_video(tmp_path / "videos" / "a" / "slow.avi", frames=6, fps=10.0)
+    write_video(tmp_path / "videos" / "a" / "fast.avi", frames=6, fps=30.0)
+    for sampling, noted in (
+        (["--sampling", "all"], True),
+        (["--sampling", "fps", "--sampling-value", "5"], False),
+    ):
+        extract(tmp_path / "videos", tmp_path / sampling[1], "--backbone", "none", *sampling)
+        err = capsys.readouterr().err
+        assert ("the videos run at 10 to 30 frames/s (of 2 looked at)" in err) == noted, err

@@ -168,10 +168,12 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
     from pipeline.prepare.extract import extract_videos
 
     samples, rejected, manifest = _listed(ns)
-    if samples is None:  # a folder without videos is named before the CNN's weights are sought
-        discover_unlabelled(ns.root, VIDEO_SUFFIXES)
+    # a folder without videos is named before the CNN's weights are sought
+    found = samples if samples is not None else discover_unlabelled(ns.root, VIDEO_SUFFIXES)
     backbone, sampling, motion = _encoders(ns)
     first_rank = rank_and_world()[0] == 0
+    if first_rank and sampling.mode != "fps":
+        _note_mixed_frame_rates([s.path for s in found])
     report = extract_videos(
         ns.root,
         ns.out,
@@ -199,6 +201,27 @@ def _extract_on_rank(ns: argparse.Namespace) -> None:
             _write_listed(manifest, samples, report, ns)
     if report.failed and not (report.written or report.skipped):
         sys.exit(1)
+
+
+def _note_mixed_frame_rates(videos: list[Path], looked_at: int = 64) -> None:
+    """Say so when the videos (up to `looked_at` of them, spread over the list) run at rates
+    more than 10 % apart: a step is then a frame, whose length in time differs by video."""
+    from feature_extractors.video import VideoReadError, frame_rate
+
+    rates = []
+    for path in videos[:: max(1, len(videos) // looked_at)][:looked_at]:
+        try:
+            rates.append(frame_rate(path))
+        except VideoReadError:
+            continue  # named with the failures once decoding is tried
+    if rates and max(rates) > 1.1 * min(rates):
+        print(
+            f"note: the videos run at {min(rates):.4g} to {max(rates):.4g} frames/s (of "
+            f"{len(rates)} looked at). A step is a sampled frame, so sequence lengths and the "
+            "motion per step follow each video's rate; --sampling fps N samples every video at "
+            "N frames/s, on one time base.",
+            file=sys.stderr,
+        )
 
 
 def _listed(ns: argparse.Namespace) -> tuple[list | None, list, Path | None]:
