@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,34 @@ def test_matlab_row_vector_is_one_channel(tmp_path: Path):
     scipy.io.savemat(tmp_path / "a.mat", {"sig": DATA[:, 0][None, :]})
     x, _ = load_recording(tmp_path / "a.mat", fs=10)
     assert_allclose(x, DATA[:, :1].T)
+
+
+def write_mat73(path: Path, **variables: np.ndarray) -> Path:
+    """A MATLAB v7.3 file as MATLAB writes one: HDF5 after a 512-byte MAT header, each variable
+    a dataset holding the array transposed, with its MATLAB class."""
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(path, "w", userblock_size=512) as mat:
+        for name, value in variables.items():
+            mat.create_dataset(name, data=value.T).attrs["MATLAB_class"] = np.bytes_("double")
+        mat.create_dataset("label", data=np.frombuffer(b"a\0b\0", np.uint16)).attrs[
+            "MATLAB_class"
+        ] = np.bytes_("char")
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by: a test".ljust(116)
+    with path.open("r+b") as fh:
+        fh.write(header + b"\0" * 8 + b"\x00\x02IM")
+    return path
+
+
+def test_a_matlab_v73_file_is_read_through_h5py(tmp_path: Path, monkeypatch):
+    """MATLAB's format for large variables (save -v7.3) is HDF5, which scipy does not read."""
+    path = write_mat73(tmp_path / "a.mat", acc=DATA, gyro=2 * DATA[:, :1].T)  # a [1, T] row too
+    assert_allclose(load_recording(path, 10, variable="acc")[0], DATA.T)
+    assert_allclose(load_recording(path, 10, variable="gyro")[0], 2 * DATA[:, :1].T)
+    with pytest.raises(SignalError, match=r"holds 2 variables \['acc', 'gyro'\]"):  # not 'label'
+        load_recording(path, 10)
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as where it is not installed
+    with pytest.raises(SignalError, match=r"a\.mat: is a MATLAB v7\.3 .*install h5py"):
+        load_recording(path, 10, variable="acc")
 
 
 def test_mat_variable_is_chosen_by_name(tmp_path: Path):

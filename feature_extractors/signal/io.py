@@ -126,11 +126,8 @@ def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
         if suffix == ".mat":
             try:
                 arrays = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-            except NotImplementedError:  # HDF5-based v7.3
-                raise SignalError(
-                    f"{path}: is a MATLAB v7.3 file, which scipy cannot read. Save it with "
-                    "save(..., '-v7') or export the variable to CSV/NPY."
-                ) from None
+            except NotImplementedError:  # HDF5-based v7.3, which scipy does not read
+                arrays = _read_mat73(path)
             return _pick(arrays, variable, path)
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as npz:
@@ -216,6 +213,29 @@ def _read_csv(path: Path) -> tuple[np.ndarray, float | None]:
     channels, unit = split_time_column(names[0], data)
     span = (data[-1, 0] - data[0, 0]) * unit if unit is not None and len(data) > 1 else 0.0
     return channels, (len(data) - 1) / span if span > 0 else None
+
+
+_MATLAB_NUMBERS = {"double", "single", "logical", "int8", "uint8", "int16", "uint16", "int32",
+                   "uint32", "int64", "uint64"}  # fmt: skip
+
+
+def _read_mat73(path: Path) -> dict[str, np.ndarray]:
+    """The numeric variables of a MATLAB v7.3 file (HDF5, read by h5py), shaped as in MATLAB:
+    HDF5 holds them transposed."""
+    try:
+        import h5py
+    except ImportError:
+        raise SignalError(
+            f"{path}: is a MATLAB v7.3 (HDF5) file; install h5py to read it (pip install "
+            "'seqclass[mat]'), or save it with save(..., '-v7')."
+        ) from None
+    with h5py.File(path, "r") as mat:
+        return {
+            name: np.asarray(item).T
+            for name, item in mat.items()
+            if isinstance(item, h5py.Dataset)
+            and item.attrs.get("MATLAB_class", b"").decode() in _MATLAB_NUMBERS
+        }
 
 
 def _pick(arrays: dict[str, np.ndarray], variable: str | None, path: Path) -> np.ndarray:
