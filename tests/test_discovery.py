@@ -94,3 +94,11 @@ def test_csv_headers_agree_up_to_a_time_column(tmp_path: Path) -> None:
         UserError, match=r"swapped\.csv: has the columns y,x but .*timed\.csv has x,y"
     ):
         same_columns([tmp_path / "timed.csv", tmp_path / "data.npy", tmp_path / "swapped.csv"])
+
+
+def test_a_data_root_that_is_one_sample_file_is_named_as_a_file(tmp_path: Path) -> None:
+    sample = random_tree(tmp_path / "data", {"a": 1}) / "a" / "0.npy"
+    with pytest.raises(UserError, match=r"0\.npy is a file; pass the folder .*seqclass classify"):
+        discover(sample, SEQUENCE_SUFFIXES)
+    with pytest.raises(UserError, match=r"nope does not exist"):
+        discover(tmp_path / "nope", SEQUENCE_SUFFIXES)

@@ -62,6 +62,12 @@ def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
     root = Path(root)
     if root.is_file() and root.suffix.lower() == ".csv":
         return _read_manifest(root)
+    if root.is_file():
+        raise UserError(
+            f"data root {root} is a file; pass the folder of <class>/<sample> files, or a "
+            "manifest CSV (path,label[,split][,group]). To label single files with a trained "
+            "model, use `seqclass classify FILE --checkpoint CKPT`."
+        )
     if not root.is_dir():
         raise UserError(f"data root {root} does not exist; pass an existing folder.")
     split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
