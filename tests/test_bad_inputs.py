@@ -230,6 +230,7 @@ def test_bad_checkpoints_and_an_empty_test_split_stop_with_one_line(
          "truncated.ckpt: not a readable checkpoint"),
         (["predict", f"--data.root={root}", "--data.test_fraction=0",
           f"--ckpt_path={small_run[1]}"], "the test split is empty, so predict has nothing"),
+        (["predict", f"--ckpt_path={small_run[1]}"], "--data.predict_root FILES_OR_FOLDER"),
     ]  # fmt: skip
     for args, message in cases:
         with pytest.raises(SystemExit) as stop:

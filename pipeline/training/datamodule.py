@@ -235,7 +235,10 @@ class SequenceDataModule(pl.LightningDataModule):
         """All labelled samples of `root` with their split assigned (discovered once)."""
         if self._labelled is None:
             if self.root is None:
-                raise UserError("no data given: pass --data.root DIR (or a manifest CSV).")
+                raise UserError(
+                    "no data given: pass --data.root DIR (or a manifest CSV); to label new "
+                    "files with predict, --data.predict_root FILES_OR_FOLDER."
+                )
             if is_interval_csv(self.root):
                 self._labelled = self._held_out_fold(self._windows())
                 return self._labelled
