@@ -145,12 +145,21 @@ def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
     )
 
 
+def _header(line: str) -> list[str]:
+    """The column names of a CSV header line."""
+    return [name.strip() for name in line.strip().split(",")]
+
+
 def csv_columns(path: str | Path) -> list[str] | None:
     """The names of a CSV file's channels: its header's, but for a first column named as
-    time (`split_time_column`). None when the file cannot be read (`read_csv` says why)."""
+    time (`split_time_column`). None for a file that is not CSV, or cannot be read
+    (`read_csv` says why)."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        return None
     try:
-        with Path(path).open(newline="", encoding="utf-8-sig") as fh:
-            names = [name.strip() for name in fh.readline().strip().split(",")]
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            names = _header(fh.readline())
     except (OSError, UnicodeDecodeError):
         return None
     return names[1:] if len(names) > 1 and _time_name(names[0]) else names
@@ -169,7 +178,7 @@ def read_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
         raise SignalError(
             f"{path}: cannot read it ({type(err).__name__}: {err}). Fix or remove the file."
         ) from None
-    names = lines[0].strip().split(",") if lines else []
+    names = _header(lines[0]) if lines else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy's notice about a header-only file
         try:

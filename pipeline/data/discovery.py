@@ -60,9 +60,9 @@ def discover(root: str | Path, suffixes: tuple[str, ...]) -> list[Sample]:
     `suffixes` are the accepted file suffixes, e.g. ``(".npy", ".csv")``.
     """
     root = Path(root)
-    if root.is_file() and root.suffix.lower() == ".csv":
-        return _read_manifest(root)
     if root.is_file():
+        if root.suffix.lower() == ".csv":
+            return _read_manifest(root)
         raise UserError(
             f"data root {root} is a file; pass the folder of <class>/<sample> files, or a "
             "manifest CSV (path,label[,split][,group]). To label single files with a trained "
@@ -382,11 +382,7 @@ def write_manifest(manifest: Path, samples: list[Sample]) -> None:
 def columns_of(sample: Sample) -> list[str] | None:
     """The header of the CSV file `sample` comes from (its raw recording's, for preprocessed
     signals): its channels' names and order. None for other files."""
-    return _csv_columns(sample.source or sample.path)
-
-
-def _csv_columns(path: Path) -> list[str] | None:
-    return csv_columns(path) if path.suffix.lower() == ".csv" else None
+    return csv_columns(sample.source or sample.path)
 
 
 def same_columns(paths: Iterable[Path]) -> list[str] | None:
@@ -395,7 +391,7 @@ def same_columns(paths: Iterable[Path]) -> list[str] | None:
     mixed: a UserError names two of them and both headers."""
     reference, first = None, None
     for path in dict.fromkeys(paths):  # windows of a recording share its file
-        columns = _csv_columns(path)
+        columns = csv_columns(path)
         if columns is None or columns == reference:
             continue
         if reference is not None:
