@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from feature_extractors.signal.methods import DECOMPOSITIONS
 from pipeline.cli import main
 from pipeline.commands import COMMANDS
 
@@ -41,21 +43,26 @@ def test_help_lists_every_command_with_its_line(capsys) -> None:
         assert f"  {name} " in out
 
 
-def test_the_overview_and_the_light_commands_start_without_torch() -> None:
-    """`seqclass --help` is the first thing a new user runs: it must not wait for torch."""
-    light = """
+def test_the_overview_and_every_commands_help_answer_without_loading_torch() -> None:
+    """`--help` is the first thing a new user runs: it must not wait seconds for torch,
+    torchvision or Lightning (torch loads once the options are parsed)."""
+    helps = """
 import sys
 from pipeline.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit:  # argparse's, after a command's help
-    pass
+for args in [["--help"], *([name, "--help"] for name in sys.argv[1:])]:
+    try:
+        main(args)
+    except SystemExit:  # argparse's, after a command's help
+        pass
 print(sorted(sys.modules))
 """
-    for args in (["--help"], ["sample-data", "--help"]):
-        done = subprocess.run([sys.executable, "-c", light, *args], capture_output=True, text=True)
-        loaded = done.stdout.splitlines()[-1] if done.returncode == 0 else done.stderr[-2000:]
-        assert "'pipeline.cli'" in loaded and "'torch'" not in loaded, loaded
+    done = subprocess.run([sys.executable, "-c", helps, *COMMANDS], capture_output=True, text=True)
+    loaded = done.stdout.splitlines()[-1] if done.returncode == 0 else done.stderr[-2000:]
+    assert "'pipeline.commands.tune'" in loaded and "'torch'" not in loaded, loaded
+    # decompose's methods are checked once parsed; its help names each of them
+    (method,) = [s for s in done.stdout.splitlines() if s.lstrip().startswith("--method METHOD")]
+    named = set(re.findall(r"\w+", method.split("METHOD")[1])) - {"default", "or"}
+    assert named == set(DECOMPOSITIONS)
 
 
 @pytest.mark.parametrize(

@@ -28,10 +28,9 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 from torchvision.transforms._presets import ImageClassification
 
 from feature_extractors.errors import WeightsUnavailableError
+from feature_extractors.video import DEFAULT_BACKBONE, OFFLINE_BACKBONE
 from feature_extractors.video.efficientnet_lite import EfficientNetLite0
 
-DEFAULT_BACKBONE = "googlenet"
-OFFLINE_BACKBONE = "efficientnet_lite0"
 # Node whose output is the globally pooled feature vector, per backbone family.
 _POOLED_NODE = {OFFLINE_BACKBONE: "mean"}
 # Global pooling nodes of torchvision's CNNs: the node before one is the last feature map.

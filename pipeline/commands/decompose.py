@@ -8,20 +8,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from feature_extractors.signal import SignalPreprocessing
 from pipeline.core.arguments import count, output_folder
-from pipeline.core.distributed import rank_and_world, run_on_ranks
 from pipeline.core.errors import UserError
+
+if TYPE_CHECKING:
+    from feature_extractors.signal import SignalPreprocessing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipeline.prepare.decompose import METHODS
-
     parser.add_argument("path", type=Path, help="recording, or folder of them")
     parser.add_argument("--out", type=output_folder, required=True, help="folder to write")
     parser.add_argument("--config", type=Path, help="YAML with data.signal (fs, steps, ...)")
-    parser.add_argument("--method", choices=METHODS, help="default: vmd")
+    parser.add_argument("--method", type=_method, help="vmd (default), emd, eemd or ceemdan")
     parser.add_argument("--num-modes", type=count(1), help="K (default 5)")
     parser.add_argument("--alpha", type=float, help="VMD bandwidth penalty (default 1000)")
     parser.add_argument("--fs", type=float, help="sample rate of files that store none")
@@ -34,8 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _method(name: str) -> str:
+    from feature_extractors.signal.methods import DECOMPOSITIONS
+
+    if name not in DECOMPOSITIONS:
+        raise argparse.ArgumentTypeError(f"{name!r}: choose {', '.join(DECOMPOSITIONS)}")
+    return name
+
+
 def run(ns: argparse.Namespace) -> None:
     import yaml
+
+    from feature_extractors.signal import SignalPreprocessing
+    from pipeline.core.distributed import run_on_ranks
 
     signal, method, options = {}, "vmd", {}
     if ns.config:
@@ -73,6 +84,7 @@ def _decompose_on_rank(
     num_modes: int,
     options: dict,
 ) -> None:
+    from pipeline.core.distributed import rank_and_world
     from pipeline.prepare.decompose import decompose_recordings
 
     try:

@@ -9,20 +9,15 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from feature_extractors.devices import bf16_emulated
-from feature_extractors.video import (
-    DEFAULT_BACKBONE,
-    VIDEO_SUFFIXES,
-    Backbone,
-    FrameSampling,
-    MotionSettings,
-    WeightsUnavailableError,
-)
+from feature_extractors.video import DEFAULT_BACKBONE
 from pipeline.core.arguments import add_device_argument, count, output_folder
-from pipeline.core.distributed import rank_and_world, run_on_ranks
 from pipeline.core.errors import UserError
-from pipeline.data.cache import ExtractionReport
+
+if TYPE_CHECKING:
+    from feature_extractors.video import Backbone, FrameSampling, MotionSettings
+    from pipeline.data.cache import ExtractionReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +98,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
+    from feature_extractors.devices import bf16_emulated
+    from feature_extractors.video import FrameSampling, MotionSettings
+    from pipeline.core.distributed import run_on_ranks
+    from pipeline.data.streams import is_stream_layout
+
     if ns.backbone == "none" and ns.motion == "none":
         raise UserError(
             "--backbone none --motion none leaves nothing to extract; keep --motion dis"
@@ -121,8 +121,6 @@ def run(ns: argparse.Namespace) -> None:
     slow = ns.precision == "bf16-mixed" and bf16_emulated(ns.device)
     if slow:
         warnings.warn(f"{slow}; leave --precision at 32-true.", stacklevel=1)
-    from pipeline.data.streams import is_stream_layout
-
     if is_stream_layout(ns.root):
         run_on_ranks(_fuse_on_rank, ns.devices, ns)
         return
@@ -137,7 +135,12 @@ def _encoders(
     ns: argparse.Namespace,
 ) -> tuple[Backbone | None, FrameSampling, MotionSettings | None]:
     """The backbone, frame sampling and motion descriptors the options ask for."""
-    from feature_extractors.video import build_backbone
+    from feature_extractors.video import (
+        FrameSampling,
+        MotionSettings,
+        WeightsUnavailableError,
+        build_backbone,
+    )
 
     sampling = FrameSampling(ns.sampling, ns.sampling_value, ns.max_frames)
     motion = (
@@ -164,6 +167,8 @@ def _encoders(
 
 
 def _extract_on_rank(ns: argparse.Namespace) -> None:
+    from feature_extractors.video import VIDEO_SUFFIXES
+    from pipeline.core.distributed import rank_and_world
     from pipeline.data.discovery import discover_unlabelled
     from pipeline.prepare.extract import extract_videos
 
@@ -264,6 +269,7 @@ def _print_removed(report: ExtractionReport, out: Path) -> None:
 
 
 def _fuse_on_rank(ns: argparse.Namespace) -> None:
+    from pipeline.core.distributed import rank_and_world
     from pipeline.data.discovery import same_columns
     from pipeline.data.streams import common_streams, discover_stream_samples, stream_kind
     from pipeline.prepare.encodings import signal_encoding, video_encoding

@@ -1,5 +1,5 @@
 """Option types the data commands share, checked as they are parsed: `--device`, counts and
-output paths. Commands that take no device do not load torch for the others."""
+output paths. None loads torch before the options are parsed, so `--help` answers at once."""
 
 from __future__ import annotations
 
@@ -8,20 +8,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def add_device_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    """`--device`, checked as it is parsed; by default the GPU when torch finds one."""
-    import torch
-
+def add_device_argument(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """`--device`, checked as it is parsed; `auto`, as Lightning's accelerator, is the GPU when
+    torch finds one (torch loads when the options are parsed, not for `--help`)."""
     parser.add_argument(
-        "--device", type=_checked_device,
-        default=default or ("cuda" if torch.cuda.is_available() else "cpu"),
-        help="cpu, cuda (each process's own GPU) or cuda:N (default: %(default)s)",
+        "--device", type=_checked_device, default=default,
+        help="cpu, cuda (each process's own GPU), cuda:N, or auto: cuda where torch finds a "
+        "GPU, else cpu (default: %(default)s)",
     )  # fmt: skip
 
 
 def _checked_device(name: str) -> str:
+    import torch
+
     from feature_extractors.devices import parse_device
 
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         parse_device(name)
     except ValueError as err:

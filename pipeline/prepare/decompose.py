@@ -22,7 +22,7 @@ from feature_extractors.signal import (
     Signal,
     SignalPreprocessing,
 )
-from feature_extractors.signal.methods import DECOMPOSITIONS, decompose
+from feature_extractors.signal.methods import decompose
 from pipeline.core.distributed import rank_and_world
 from pipeline.data.cache import (
     ExtractionReport,
@@ -36,7 +36,6 @@ from pipeline.data.cache import (
 from pipeline.data.discovery import discover_unlabelled
 from pipeline.data.sequence_files import save_npz
 
-METHODS = tuple(DECOMPOSITIONS)
 MAX_PLOTTED_CHANNELS = 4
 
 
