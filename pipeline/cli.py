@@ -49,6 +49,10 @@ def _quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
     # the model's hook brings the kept kernel features along; the data module has none
     warnings.filterwarnings("ignore", message="You have overridden `on_before_batch_transfer`")
+    # a run without a val split (said in fit's plan line), and a second run beside an earlier
+    # one in the same folder (its checkpoints' -vN names are noted after fit)
+    warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
     hidden = ("litlogger", "to estimate number of stepping batches")  # the schedule's length
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: not any(text in record.getMessage() for text in hidden)

@@ -75,6 +75,27 @@ def test_fit_test_predict(signal_root: Path, tmp_path: Path, capsys) -> None:
         assert row["label"] == Path(row["path"]).parent.name
 
 
+def test_a_second_run_in_the_same_folder_is_named_apart(
+    signal_root: Path, tmp_path: Path, capsys
+) -> None:
+    """The earlier run's best.ckpt stays; the new run's -v1 names are said, not left to find."""
+    common = [f"--data.root={signal_root}", f"--trainer.default_root_dir={tmp_path / 'runs'}",
+              "--trainer.max_epochs=1"]  # fmt: skip
+    seqclass("fit", *common)
+    first = capsys.readouterr().out
+    assert "note:" not in first and "fit: 1 epoch," in first
+    checkpoints = tmp_path / "runs" / "checkpoints"
+    earlier = torch.load(checkpoints / "best.ckpt", weights_only=True)["state_dict"]
+    seqclass("fit", *common, "--seed_everything=1")
+    out = capsys.readouterr().out
+    assert f"best checkpoint: {checkpoints / 'best-v1.ckpt'}" in out
+    assert "this run's are best-v1.ckpt and last-v1.ckpt" in out
+    kept = torch.load(checkpoints / "best.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(kept[k], earlier[k]) for k in earlier)
+    newer = torch.load(checkpoints / "best-v1.ckpt", weights_only=True)["state_dict"]
+    assert not torch.equal(newer["net.head.weight"], earlier["net.head.weight"])
+
+
 def test_resume_from_last_checkpoint(signal_root: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     common = [f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}"]

@@ -6,6 +6,7 @@ commands that drive fit runs (`cv`, `tune`) can use `make_cli` too.
 
 from __future__ import annotations
 
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -42,6 +43,19 @@ def run_loggers(root: str | Path) -> list[Logger]:
 def _has_gpu() -> bool:
     """Whether Lightning's ``gpu`` accelerator finds a device: CUDA, or Apple's MPS."""
     return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def _note_versioned_names(checkpoint: ModelCheckpoint) -> None:
+    """Say so when the checkpoint folder held an earlier run's files, so that this run's got
+    Lightning's ``-vN`` names: RUN/checkpoints/best.ckpt is then still the earlier model."""
+    paths = [Path(p) for p in (checkpoint.best_model_path, checkpoint.last_model_path) if p]
+    versioned = [p.name for p in paths if re.search(r"-v\d+$", p.stem)]
+    if versioned:
+        print(
+            f"note: {paths[0].parent} held an earlier run's checkpoints, so this run's are "
+            f"{' and '.join(versioned)}: give those to test, predict or classify. "
+            "--trainer.default_root_dir runs/NAME keeps runs apart."
+        )
 
 
 class SeqClassCLI(LightningCLI):
@@ -163,12 +177,14 @@ class SeqClassCLI(LightningCLI):
         if self.trainer.is_global_zero and checkpoint is not None:
             score = checkpoint.best_model_score
             best = f"{score.item():.4f}" if score is not None else "n/a"
+            epochs = self.trainer.current_epoch
             print(
-                f"fit: {self.trainer.current_epoch} epochs, best {checkpoint.monitor}={best}\n"
+                f"fit: {epochs} epoch{'s' * (epochs != 1)}, best {checkpoint.monitor}={best}\n"
                 f"  best checkpoint: {checkpoint.best_model_path}\n"
                 f"  last checkpoint: {checkpoint.last_model_path}\n"
                 f"  logs and config: {log_dir}"
             )
+            _note_versioned_names(checkpoint)
 
     def after_validate(self) -> None:
         if self.trainer.is_global_zero:
