@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test test-gpu lint bench bench-gpu wheels clean
+.PHONY: help install demo test test-oldest test-gpu lint bench bench-gpu wheels clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,11 @@ demo: $(STAMP)  ## built-in signals, vibration, activity, videos, video + vibrat
 
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
+
+test-oldest:  ## the tests with the oldest supported versions (.ci/oldest.txt), in .venv-oldest
+	test -x .venv-oldest/bin/python || $(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/python -m pip install --quiet -e ".[dev]" -c .ci/oldest.txt
+	.venv-oldest/bin/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
 
 test-gpu: $(INSTALLED)  ## the checks that need a CUDA GPU (skipped without one)
 	$(PY) -m pytest -q -m gpu --durations=10 tests

@@ -78,6 +78,9 @@ def _join_and_call(fn: Callable, args: tuple) -> None:
     dist.init_process_group("gloo")  # only Python objects are exchanged: gloo suits CPU and GPU
     try:
         fn(*args)
+        # every rank done with its messages before any tears the group down: a gloo group torn
+        # down while a peer still sends can hang in its destructor (seen with torch 2.4)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -97,7 +97,10 @@ class SequenceNet(nn.Module):
                 pooling=tuple(c.kernel_pooling), difference=c.kernel_difference,
                 hydra=c.kernel_hydra,
             )  # fmt: skip
-        self.register_load_state_dict_pre_hook(_rename_old_keys)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        _rename_old_keys(state_dict, prefix)  # before the submodules load theirs
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def normalize(self, x: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
         """Raw `x` in units of the train split's per-channel statistics; the streams that
@@ -204,7 +207,7 @@ class SequenceNet(nn.Module):
         return (recurrent.float().log_softmax(-1) + kernel.float().log_softmax(-1)) / 2
 
 
-def _rename_old_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+def _rename_old_keys(state_dict: dict, prefix: str) -> None:
     """Load a state dict of the earlier layout (keys such as `stem.`, `branches.0.`,
     `kernels.`) into this one: each old key is renamed in place."""
     for key in [k for k in state_dict if k.startswith(prefix)]:
