@@ -102,7 +102,7 @@ bench-gpu: $(INSTALLED)  ## GPU figures: training bf16 vs fp32, extraction, DDP,
 	$(PY) benchmarks/bench_gpu.py --workers 0 4 8
 	$(PY) benchmarks/bench_signals.py --only vmd --device cuda
 	$(PY) benchmarks/bench_kernel_features.py --device cuda
-	$(PY) benchmarks/bench_memory.py --device cuda --sizes 10000 100000
+	$(PY) benchmarks/bench_memory.py --device cuda --sizes 10000  # 100000: 5 minutes more
 
 wheels:  ## .whl/: wheels an offline GPU node's PyTorch image lacks (Python 3.12; see benchmarks/gpu_check.sh)
 	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \

@@ -92,7 +92,7 @@ def extraction(args: argparse.Namespace) -> None:
         )
         rates = {
             "decode + preprocess, 1 process": decode_fps(videos, backbone.preprocess),
-            f"GoogLeNet alone, batch {batch}": cnn_fps(model, frames, batch, args.device),
+            f"GoogLeNet alone, batch {batch}": cnn_fps(backbone, model, frames, batch, args.device),
         }
         for workers in args.workers:
             start = time.perf_counter()

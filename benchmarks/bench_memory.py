@@ -43,9 +43,8 @@ def fit_once(root: str, out: str, device: str) -> None:
     """One default epoch (the child's side): prints its peak memory as JSON."""
     from pipeline.cli import main
 
-    trainer = (
-        ["--trainer.accelerator=gpu", "--trainer.precision=bf16-mixed"] if device != "cpu" else []
-    )
+    preset = Path(__file__).resolve().parents[1] / "configs" / "trainer" / "gpu.yaml"
+    trainer = [f"--trainer={preset}"] if device != "cpu" else []
     main(["fit", f"--data.root={root}", "--trainer.max_epochs=1", *trainer,
           "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={out}"])  # fmt: skip
     peak_gpu = torch.cuda.max_memory_allocated() if device != "cpu" else 0

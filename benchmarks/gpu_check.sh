@@ -30,11 +30,16 @@ export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
 } 2>&1 | tee "$out/machine.txt"
 started=$SECONDS
 budget=${GPU_CHECK_SECONDS:-540}
+# each command make echoes gets the seconds since the start, so the log shows what took how long
+stamped() { while IFS= read -r line; do
+    [[ $line == python3\ * ]] && echo "[$((SECONDS - started)) s]"
+    printf '%s\n' "$line"
+done; }
 tests=0
 bench=0
 if [ "$part" != bench ]; then
     share=$([ "$part" = tests ] && echo "$budget" || echo $((budget * 55 / 100)))
-    timeout -k 10 "$share" make --no-print-directory test-gpu PY=python3 2>&1 |
+    timeout -k 10 "$share" make --no-print-directory test-gpu PY=python3 2>&1 | stamped |
         tee "$out/test-gpu.log"
     tests=${PIPESTATUS[0]}
     echo "test-gpu: exit $tests after $((SECONDS - started)) s" | tee -a "$out/machine.txt"
@@ -42,7 +47,7 @@ fi
 if [ "$part" != tests ]; then
     left=$((budget - (SECONDS - started)))
     timeout -k 10 $((left > 60 ? left : 60)) \
-        make --no-print-directory bench-gpu PY=python3 2>&1 | tee "$out/bench-gpu.log"
+        make --no-print-directory bench-gpu PY=python3 2>&1 | stamped | tee "$out/bench-gpu.log"
     bench=${PIPESTATUS[0]}
     echo "bench-gpu: exit $bench, $((SECONDS - started)) s in all" | tee -a "$out/machine.txt"
 fi

@@ -87,6 +87,9 @@ def _exported_and_pipeline_logits(videos: Path, features: Path, ckpt: Path, out:
     assert info["class_names"] == ["left", "right"] and info["frame_size"] == 224
     assert info["device"] == "cpu"  # the default: traced for inputs on the CPU
     assert info["feature_settings"] == ckpt_settings
+    # a trace keeps each convolution's TF32 switch: off, so a GPU export computes in float32
+    convolutions = [n for n in exported.inlined_graph.nodes() if n.kind() == "aten::_convolution"]
+    assert convolutions and not any(list(n.inputs())[-1].toIValue() for n in convolutions)
     backbone = build_backbone(**ckpt_settings["backbone"])
     sampling = FrameSampling("every", 2)
     clips, motions, expected = [], [], []

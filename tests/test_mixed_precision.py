@@ -1,4 +1,4 @@
-"""The GPU preset's bf16-mixed precision, on the CPU (CPU autocast has CUDA's dtype rules) and,
+"""bf16-mixed precision with the GPU preset, on the CPU (CPU autocast has CUDA's dtype rules) and,
 under the `gpu` marker, on a CUDA GPU: the default model trains, tests, predicts, classifies and
 explains on every kind of data, and its predictions match float32's within bfloat16's
 tolerance. The CPU runs work on any x86-64 CPU (AVX2 too)."""
@@ -43,7 +43,7 @@ def train_and_apply(data: list[str], raw: Path, tmp: Path, capsys, device: str) 
     """fit, test and predict under bf16-mixed with the default model on `device`, predict again
     in float32, then classify and explain raw inputs there with the bf16-trained checkpoint."""
     accelerator = "gpu" if device == "cuda" else "cpu"
-    bf16 = [GPU_PRESET, f"--trainer.accelerator={accelerator}"]
+    bf16 = [GPU_PRESET, "--trainer.precision=bf16-mixed", f"--trainer.accelerator={accelerator}"]
     common = [*data, *QUIET, "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp / 'run'}"]
     main(["fit", *common, *bf16])
     best = f"--ckpt_path={tmp / 'run' / 'checkpoints' / 'last.ckpt'}"

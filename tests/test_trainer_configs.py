@@ -77,11 +77,11 @@ def test_trainer_options_lightning_refuses_stop_in_one_line(tmp_path: Path, caps
 
 
 @pytest.mark.parametrize(("capability", "slow"), [((7, 5), True), ((8, 0), False), ((9, 0), False)])
-def test_a_gpu_without_bf16_units_is_named_for_the_bf16_presets(
+def test_a_gpu_without_bf16_units_is_named_for_bf16_mixed(
     capability: tuple[int, int], slow: bool, monkeypatch, tmp_path: Path
 ) -> None:
-    """Before Ampere torch emulates bfloat16: `fit` with gpu.yaml (and `extract --precision
-    bf16-mixed`) warn there, with the option to pass instead."""
+    """Before Ampere torch emulates bfloat16: `fit --trainer.precision bf16-mixed` (and
+    `extract --precision bf16-mixed`) warn there, with the option to pass instead."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")

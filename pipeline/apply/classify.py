@@ -76,7 +76,9 @@ def export_classifier(
 
     TorchScript rather than `torch.export`: `torch.export` fixes the LSTM's time axis to the
     example's length (pytorch/pytorch#115092), tracing does not. A trace keeps the devices it
-    saw (the recurrent layers' zero state, each `arange`), so it is traced on `device`.
+    saw (the recurrent layers' zero state, each `arange`), so it is traced on `device`; it also
+    keeps each convolution's TF32 switch, so it is traced with TF32 off: float32 on any GPU, as
+    `extract` computes the features.
     """
     settings = classifier.hparams.feature_settings
     video = isinstance(feature_kind(settings), VideoFeatures)
@@ -97,7 +99,7 @@ def export_classifier(
     model = model.to(device).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notice, and nn.LSTM's harmless tracer checks
-        with torch.no_grad():
+        with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
             module = torch.jit.trace(model, tuple(t.to(device) for t in example))
     classes = len(classifier.class_names)
     info = {

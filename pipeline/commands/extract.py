@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cnn.add_argument(
         "--precision", default="32-true", choices=["32-true", "bf16-mixed"],
         help="what the CNN runs in: float32 (the same features on a CPU and a GPU) or bfloat16 "
-        "autocast (faster on a GPU; features 2-4%% apart). Recorded with the features",
+        "autocast (for speed on a GPU's bfloat16 units; features 2-4%% apart). Recorded with "
+        "the features",
     )  # fmt: skip
     flow = parser.add_argument_group("motion: optical flow between consecutive sampled frames")
     flow.add_argument(

@@ -89,7 +89,7 @@ class SeqClassCLI(LightningCLI):
             raise UserError(
                 f"--trainer.accelerator {config.trainer.accelerator} (as configs/trainer/gpu.yaml "
                 "and ddp.yaml set it): torch finds no GPU here. Run on a machine with a CUDA GPU, "
-                "or pass --trainer.accelerator cpu (bf16-mixed runs on the CPU too)."
+                "or pass --trainer.accelerator cpu."
             )
         bf16 = str(config.trainer.precision).startswith("bf16")
         slow = (
