@@ -1,6 +1,9 @@
-"""Device names, checked before any work starts: a device this machine lacks is named."""
+"""Devices: names checked before any work starts (a device this machine lacks is named), and
+what a device computes in."""
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -36,4 +39,17 @@ def bf16_emulated(device: torch.device | str) -> str | None:
     return (
         f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) has no "
         "bfloat16 units: torch emulates bfloat16 there, slower than float32"
+    )
+
+
+def float32_convolutions() -> contextlib.AbstractContextManager:
+    """Inside, cuDNN convolutions run in float32 (its default on Ampere and later GPUs is TF32,
+    about 10 bits of mantissa); cuDNN's other settings stay as they are. A trace made inside
+    keeps float32 too, as a trace records this switch in each convolution."""
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(
+        enabled=cudnn.enabled,
+        benchmark=cudnn.benchmark,
+        deterministic=cudnn.deterministic,
+        allow_tf32=False,
     )

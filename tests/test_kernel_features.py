@@ -121,6 +121,26 @@ def test_features_are_bitwise_the_same_under_bf16_autocast() -> None:
     assert torch.equal(mixed_features, plain(x, lengths))
 
 
+def test_kernel_outputs_are_float32_on_a_gpu_too(monkeypatch) -> None:
+    """cuDNN's TF32 (its default on Ampere and later) is off while the kernels run, so a GPU
+    compares their outputs with the biases at float32 precision, as the CPU does."""
+    tf32_at_each_convolution = []
+    convolve = torch.nn.functional.conv1d
+
+    def conv1d(*args, **kwargs):
+        tf32_at_each_convolution.append(torch.backends.cudnn.allow_tf32)
+        return convolve(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "conv1d", conv1d)
+    x, lengths = torch.randn(4, 50, 3), torch.tensor([50, 40, 20, 9])
+    _fitted(channels=3, max_length=50)(x, lengths)
+    hydra = HydraFeatures(3, 50)
+    hydra.fit(x, lengths)
+    hydra(x, lengths)
+    assert torch.backends.cudnn.allow_tf32  # the process's setting, as it was
+    assert tf32_at_each_convolution and not any(tf32_at_each_convolution)
+
+
 def test_standardized_pooled_outputs_are_the_features() -> None:
     features = _fitted(channels=2, max_length=60)
     x, lengths = torch.randn(5, 60, 2), torch.tensor([60, 45, 30, 9, 2])

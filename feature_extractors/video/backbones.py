@@ -27,6 +27,7 @@ from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 from torchvision.transforms._presets import ImageClassification
 
+from feature_extractors.devices import float32_convolutions
 from feature_extractors.errors import WeightsUnavailableError
 from feature_extractors.video import DEFAULT_BACKBONE, OFFLINE_BACKBONE
 from feature_extractors.video.efficientnet_lite import EfficientNetLite0
@@ -74,7 +75,7 @@ class Backbone:
             return torch.autocast(device_type, torch.bfloat16)
         stack = contextlib.ExitStack()
         stack.enter_context(torch.autocast(device_type, enabled=False))
-        stack.enter_context(torch.backends.cudnn.flags(enabled=True, allow_tf32=False))
+        stack.enter_context(float32_convolutions())
         return stack
 
 

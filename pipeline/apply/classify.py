@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from feature_extractors.devices import float32_convolutions
 from pipeline.core.errors import UserError
 from pipeline.data.discovery import Sample, columns_of, step_times
 from pipeline.data.sequence_files import sequence_shape
@@ -99,7 +100,7 @@ def export_classifier(
     model = model.to(device).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notice, and nn.LSTM's harmless tracer checks
-        with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        with torch.no_grad(), float32_convolutions():
             module = torch.jit.trace(model, tuple(t.to(device) for t in example))
     classes = len(classifier.class_names)
     info = {

@@ -15,8 +15,9 @@ of the features however few channels it has.
 Half the kernels count every step (zero padding at the ends), half only the steps whose window
 lies wholly inside the sequence, as MiniRocket does; padding beyond a sample's length is never
 counted, so a sample gets the same features alone or padded in a batch.
-Everything here runs in float32 with autocast off: the features are comparisons with fixed
-biases, and a model must see the same ones in bf16-mixed training as in float32 inference.
+Everything here runs in float32 with autocast and TF32 convolutions off: the features are
+comparisons with fixed biases, and a model must see the same ones in bf16-mixed or GPU training
+as in float32 inference on a CPU.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from feature_extractors.devices import float32_convolutions
 from pipeline.models.frontends import padding_mask
 
 KERNEL_LENGTH = 9
@@ -69,11 +71,12 @@ def _quantiles(n: int) -> torch.Tensor:
 
 
 def in_float32(method: Callable) -> Callable:
-    """Run `method(self, x, lengths, ...)` with autocast off and `x` in float32."""
+    """Run `method(self, x, lengths, ...)` with autocast and TF32 convolutions off and `x` in
+    float32."""
 
     @functools.wraps(method)
     def wrapper(self, x: torch.Tensor, *args, **kwargs):
-        with torch.autocast(x.device.type, enabled=False):
+        with torch.autocast(x.device.type, enabled=False), float32_convolutions():
             return method(self, x.float(), *args, **kwargs)
 
     return wrapper
