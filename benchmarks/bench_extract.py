@@ -1,6 +1,7 @@
 """Video feature extraction throughput and memory, measured side by side in one run.
 
-1. decode: OpenCV decoding + the backbone's preprocessing, no CNN (frames/s).
+1. decode: OpenCV decoding + the backbone's preprocessing, no CNN (frames/s); then each alone
+   on one thread, as a decode worker runs them.
 2. CNN: the backbone alone on frames decoded beforehand (frames/s): the ceiling.
 3. naive: read every frame of a video into memory, then run the CNN in batches.
 4. pipeline: `extract_videos` (decode workers in parallel with the CNN, batches across videos).
@@ -65,6 +66,25 @@ def decode_fps(videos: list[Path], preprocess) -> float:
             preprocess(torch.from_numpy(frames).permute(0, 3, 1, 2))
             count += len(frames)
     return count / (time.perf_counter() - start)
+
+
+def one_thread_fps(videos: list[Path], preprocess) -> tuple[float, float]:
+    """Decoding alone and preprocessing alone, on one torch thread as a decode worker runs them
+    (frames/s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.perf_counter()
+        chunks = [f for v in videos for f, _ in iter_frame_chunks(v, FrameSampling(), 64)]
+        decoding = time.perf_counter() - start
+        start = time.perf_counter()
+        for frames in chunks:
+            preprocess(torch.from_numpy(frames).permute(0, 3, 1, 2))
+        preprocessing = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    count = sum(len(frames) for frames in chunks)
+    return count / decoding, count / preprocessing
 
 
 def cnn_fps(backbone: Backbone, model, frames: torch.Tensor, batch: int, device: str) -> float:
@@ -152,8 +172,11 @@ def main() -> None:
         videos = [write_clip(Path(tmp) / f"v/{i}.avi", args.frames, i) for i in range(args.videos)]
         rgb = np.concatenate([f for f, _ in iter_frame_chunks(videos[0], FrameSampling(), 64)])
         decoded = backbone.preprocess(torch.from_numpy(rgb).permute(0, 3, 1, 2))
+        alone = one_thread_fps(videos, backbone.preprocess)
         rates = {
             "decode": decode_fps(videos, backbone.preprocess),
+            "decoding alone, 1 thread": alone[0],
+            "preprocessing alone, 1 thread": alone[1],
             "CNN": cnn_fps(backbone, model, decoded, batch, args.device),
             "naive": naive_fps(videos, backbone, model, batch, args.device),
         }

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from skimage import data
 
 from feature_extractors.video import FrameSampling, MotionSettings, MotionStream, iter_frame_chunks
 from pipeline.cli import main
+from pipeline.prepare import extract as extraction
 from pipeline.prepare.sample_data import CAMERA_MOTIONS
 
 from conftest import write_video
@@ -244,3 +246,19 @@ def test_videos_at_other_frame_rates_get_a_note_unless_sampled_by_time(
         extract(tmp_path / "videos", tmp_path / sampling[1], "--backbone", "none", *sampling)
         err = capsys.readouterr().err
         assert ("the videos run at 10 to 30 frames/s (of 2 looked at)" in err) == noted, err
+
+
+def test_decoding_processes_by_default_take_the_cores_a_gpu_leaves(monkeypatch) -> None:
+    """Each worker preprocesses on one thread: beside a GPU, one per free core (up to 8, one
+    core kept for the main process); beside a CNN on the CPU, 2, as the CNN needs the cores."""
+    cores = set(range(16))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cores)
+    assert extraction.decode_workers("cpu") == 2
+    assert extraction.decode_workers("cuda") == extraction.decode_workers("cuda:1") == 8
+    cores = {0, 1, 2, 3}
+    assert extraction.decode_workers("cuda") == 3
+    cores = {0}
+    assert extraction.decode_workers("cuda") == 1
+    cores = set(range(16))
+    monkeypatch.setattr(extraction, "rank_and_world", lambda: (1, 4))  # 4 ranks share them
+    assert extraction.decode_workers("cuda") == 3

@@ -120,7 +120,7 @@ def classify(
     checkpoint: str | Path,
     *,
     batch_size: int | None = None,
-    num_workers: int = 2,
+    num_workers: int | None = None,
     device: str = "cpu",
 ) -> Classification:
     """Class probabilities for raw videos or recordings (or sequence files), files or folders.
@@ -142,7 +142,7 @@ def encode_inputs(
     out: Path,
     *,
     batch_size: int | None = None,
-    num_workers: int = 2,
+    num_workers: int | None = None,
     device: str = "cpu",
 ) -> tuple[list[Sample], list[tuple[Path, str]]]:
     """Feature files, under `out`, of raw inputs made as for the checkpoint's training data

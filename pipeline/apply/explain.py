@@ -79,7 +79,7 @@ def explain(
     *,
     target: str | None = None,
     steps: int = 32,
-    num_workers: int = 2,
+    num_workers: int | None = None,
     device: str = "cpu",
 ) -> tuple[list[Explanation], list[tuple[Path, str]]]:
     """Explain the checkpoint's decision on each input (raw videos, recordings or sequence

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.core.arguments import add_device_argument, count, output_file
+from pipeline.core.arguments import add_device_argument, add_workers_argument, count, output_file
 from pipeline.core.errors import UserError
 
 
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=count(1), help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
     )
-    parser.add_argument("--num-workers", type=count(0), default=2, help="decoding processes")
+    add_workers_argument(parser)
     add_device_argument(parser)
 
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.core.arguments import add_device_argument, count, output_folder
+from pipeline.core.arguments import add_device_argument, add_workers_argument, count, output_folder
 from pipeline.core.errors import UserError
 
 
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=output_folder, default="explain", help="folder to write")
     parser.add_argument("--target", help="class to explain (default: the predicted one)")
     parser.add_argument("--steps", type=count(1), default=32, help="integrated-gradient path steps")
-    parser.add_argument("--num-workers", type=count(0), default=2, help="video decoding processes")
+    add_workers_argument(parser)
     add_device_argument(parser)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from feature_extractors.video import DEFAULT_BACKBONE
-from pipeline.core.arguments import add_device_argument, count, output_folder
+from pipeline.core.arguments import add_device_argument, add_workers_argument, count, output_folder
 from pipeline.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=count(1), help="frames per CNN batch (default: 64 on CUDA, 8 on CPU)"
     )
-    parser.add_argument("--num-workers", type=count(0), default=2, help="decoding processes")
+    add_workers_argument(parser)
     add_device_argument(parser)
     parser.add_argument(
         "--devices", type=count(1), default=1,

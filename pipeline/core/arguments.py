@@ -18,6 +18,16 @@ def add_device_argument(parser: argparse.ArgumentParser, default: str = "auto") 
     )  # fmt: skip
 
 
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """`--num-workers`: video decoding processes (`pipeline.prepare.extract.decode_workers`
+    when not given)."""
+    parser.add_argument(
+        "--num-workers", type=count(0),
+        help="video decoding processes (default: 2 on a CPU; on a GPU one per core but one, up "
+        "to 8)",
+    )  # fmt: skip
+
+
 def _checked_device(name: str) -> str:
     import torch
 

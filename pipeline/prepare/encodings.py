@@ -43,7 +43,7 @@ def video_encoding(
     motion: MotionSettings | None,
     *,
     batch_size: int | None = None,
-    num_workers: int = 2,
+    num_workers: int | None = None,
     device: str = "cpu",
     dim: int | None = None,
 ) -> StreamEncoding:
