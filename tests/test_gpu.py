@@ -1,10 +1,11 @@
-"""Checks that need a CUDA GPU (`make test-gpu`; skipped without one): extraction on the GPU
-against the CPU, two DDP processes sharing one GPU, a model exported for the GPU, and the kept
-kernel features in page-locked memory. The bf16-mixed runs of every data kind on the GPU are in
+"""Checks that need a CUDA GPU (`make test-gpu`; skipped without one): extraction and the kernel
+features on the GPU against the CPU, two DDP processes sharing one GPU, a model exported for the
+GPU, and the kept kernel features in page-locked memory. The bf16-mixed runs of every data kind on the GPU are in
 `test_mixed_precision.py`, the signal chain on the GPU in `test_signal_batching.py`."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -18,6 +19,8 @@ import torch
 from skimage import data
 
 from pipeline.cli import main
+from pipeline.models.hydra_features import HydraFeatures
+from pipeline.models.kernel_features import DilatedKernelFeatures
 from pipeline.prepare.sample_data import make_signal_dataset
 from pipeline.training.kernel_memo import KernelFeatureMemo
 
@@ -52,6 +55,23 @@ def test_extraction_on_the_gpu_gives_the_cpus_features(tmp_path: Path) -> None:
         for got, tolerance in ((cuda[name], 1e-4), (bf16[name], 0.06)):
             error = np.linalg.norm(got - expected, axis=1) / np.linalg.norm(expected, axis=1)
             assert error.max() < tolerance, (name, error.max())
+
+
+def test_kernel_features_on_the_gpu_are_the_cpus() -> None:
+    """Fitted on the CPU, applied on both in float32 (TF32 off): the dilated kernels' outputs
+    are proportions of steps above fixed biases and Hydra's are counts of winning kernels, so
+    only outputs within rounding of a bias or of a rival may count apart: one entry in a
+    thousand at most. (On the CPU, inputs 5e-4 apart, TF32's rounding, move 1-20 % of the
+    entries; 1e-6 apart, under 1e-5 of them.)"""
+    torch.manual_seed(0)
+    train, x = torch.randn(16, 200, 3), torch.randn(16, 200, 3)
+    train_lengths, lengths = torch.full((16,), 200), torch.randint(20, 201, (16,))
+    for module in (DilatedKernelFeatures(3, 10_000, 200), HydraFeatures(3, 200)):
+        module.fit(train, train_lengths)
+        cpu = module.pooled(x, lengths)
+        gpu = copy.deepcopy(module).to("cuda").pooled(x.cuda(), lengths.cuda()).cpu()
+        apart = ~torch.isclose(gpu, cpu, rtol=1e-4, atol=1e-5)
+        assert apart.float().mean() < 1e-3, (type(module).__name__, apart.float().mean())
 
 
 def two_ranks_on_one_gpu(*args: str) -> None:
