@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pipeline.cli import main
+from pipeline.training.datamodule import SequenceDataModule
 
 from conftest import random_tree, write_npy
 
@@ -73,6 +74,43 @@ def test_fit_test_predict(signal_root: Path, tmp_path: Path, capsys) -> None:
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
         assert row["predicted"] == hparams["class_names"][int(np.argmax(probs))]
         assert row["label"] == Path(row["path"]).parent.name
+
+
+def test_test_and_predict_split_the_data_as_the_fit_did(
+    signal_root: Path, tmp_path: Path, caplog
+) -> None:
+    """Without the fit's split options, `test` would score samples the model trained on."""
+    runs = tmp_path / "runs"
+    split = {"seed": 3, "test_fraction": 0.3}
+    options = [f"--data.{name}={value}" for name, value in split.items()]
+    seqclass("fit", f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}",
+             "--trainer.max_epochs=1", *options)  # fmt: skip
+    held_out = {
+        str(s.path)
+        for s in SequenceDataModule(str(signal_root), **split).labelled_samples
+        if s.split == "test"
+    }
+    default = {
+        str(s.path) for s in SequenceDataModule(str(signal_root)).labelled_samples
+        if s.split == "test"
+    }  # fmt: skip
+    assert default - held_out  # the default split would score training samples
+
+    common = [f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}",
+              f"--ckpt_path={runs / 'checkpoints' / 'last.ckpt'}"]  # fmt: skip
+    seqclass("test", *common)
+    assert (
+        "test: the data is split and read as the checkpoint's fit did: test_fraction=0.3, seed=3"
+        in caplog.text
+    )
+    with (run_dirs(runs)[-1] / "test_predictions.csv").open() as fh:
+        assert {row["path"] for row in csv.DictReader(fh)} == held_out
+    seqclass("predict", *common)  # the test split, as the fit held it out
+    with (run_dirs(runs)[-1] / "predictions.csv").open() as fh:
+        assert {row["path"] for row in csv.DictReader(fh)} == held_out
+
+    with pytest.warns(UserWarning, match="seed=5, but the checkpoint's fit had seed=3"):
+        seqclass("test", *common, "--data.seed=5")
 
 
 def test_a_second_run_in_the_same_folder_is_named_apart(

@@ -126,7 +126,7 @@ def test_windowed_sequence_to_label_from_the_cli(activity: Path, tmp_path: Path)
         dm.labelled_samples  # noqa: B018
 
 
-def test_per_step_labels_every_step(activity: Path, tmp_path: Path, capsys):
+def test_per_step_labels_every_step(activity: Path, tmp_path: Path, capsys, caplog):
     runs = tmp_path / "runs"
     main(["fit", *fit_args(activity, runs, "--data.per_step=true")])
     ckpt = runs / "checkpoints" / "last.ckpt"
@@ -149,9 +149,10 @@ def test_per_step_labels_every_step(activity: Path, tmp_path: Path, capsys):
     assert times[0] == pytest.approx(1.5 / 20) and np.all(np.diff(times) > 0)
     assert {r["predicted"] for r in rows} <= {"idle", "run", "walk"}
 
-    with pytest.raises(SystemExit):
-        main(["test", *fit_args(activity, runs), f"--ckpt_path={ckpt}"])
-    assert "set data.per_step as in training" in capsys.readouterr().err
+    main(["test", *fit_args(activity, runs), f"--ckpt_path={ckpt}"])  # per_step from the fit's
+    assert "as the checkpoint's fit did: per_step=True" in caplog.text
+    last = max(runs.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    assert json.loads((last / "metrics.json").read_text())["num_samples"] == expected
 
 
 def test_per_step_evaluation_windows_do_not_overlap():

@@ -106,6 +106,28 @@ def test_classify_raw_recordings_matches_predict(machine_run: dict, tmp_path: Pa
         np.testing.assert_allclose(*probs, atol=1e-5)
 
 
+def test_test_needs_only_the_recordings_and_the_checkpoint(
+    machine_run: dict, tmp_path: Path, caplog, recwarn
+):
+    """The fit's chain and split come from the checkpoint: the same scores as with its config."""
+    common = [f"--ckpt_path={machine_run['ckpt']}", "--trainer.enable_progress_bar=false"]
+    main(["test", f"--config={machine_run['config']}", *common,
+          f"--trainer.default_root_dir={tmp_path / 'with-config'}"])  # fmt: skip
+    main(["test", f"--data.root={machine_run['root']}", *common,
+          f"--trainer.default_root_dir={tmp_path / 'without'}"])  # fmt: skip
+    assert (
+        "val_fraction=0.25, test_fraction=0.25, the signal chain (detrend -> notch -> vmd -> "
+        "window_stats)" in caplog.text
+    )
+    with_config, without = (
+        read_rows(tmp_path / name / "version_0" / "test_predictions.csv")
+        for name in ("with-config", "without")
+    )
+    assert len(with_config) == 4 and without == with_config
+    # the fit's checkpoint folder is not this one's, which only a resumed fit would care about
+    assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]
+
+
 def test_other_preprocessing_is_refused_at_test(machine_run: dict, tmp_path: Path, capsys):
     steps = [*STEPS[:3], {"window_stats": {"nperseg": 25, "hop": 25, "stats": ["rms", "peak"]}}]
     config = write_config(tmp_path / "c.yaml", machine_run["root"], tmp_path / "runs", steps)

@@ -37,6 +37,12 @@ from pipeline.prepare.signals import preprocess_recordings, raise_failures, sign
 
 Batch = dict[str, torch.Tensor]
 VAL_FRACTION = 0.15  # the val share when `val_fraction` is None and the data allows one
+# The options that decide which samples each split holds and how recordings are cut into them:
+# test, predict and a resumed fit must use the fit's (the checkpoint keeps them).
+SPLIT_OPTIONS = (
+    "val_fraction", "test_fraction", "seed", "fold", "folds", "group_pattern",
+    "window_length", "window_hop", "per_step",
+)  # fmt: skip
 
 
 class SequenceDataset(Dataset):

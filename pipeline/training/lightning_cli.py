@@ -6,9 +6,11 @@ commands that drive fit runs (`cv`, `tune`) can use `make_cli` too.
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -20,15 +22,17 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from feature_extractors.devices import bf16_emulated
+from feature_extractors.signal import SignalPreprocessing
 from pipeline.core.errors import UserError
 from pipeline.core.plots import plot_training_curves
 from pipeline.core.progress import training_progress
+from pipeline.data.sequence_files import read_feature_settings
 from pipeline.training.budget import TrainingBudget
-from pipeline.training.datamodule import SequenceDataModule
+from pipeline.training.datamodule import SPLIT_OPTIONS, SequenceDataModule
 from pipeline.training.lit_module import LEGACY_HPARAMS, SequenceClassifier
 from pipeline.training.prediction_writer import PredictionWriter
 from pipeline.training.reports import write_indexed_predictions, write_metrics, write_report
@@ -85,6 +89,8 @@ class SeqClassCLI(LightningCLI):
             config.budget.steps = None  # the user's own epochs or steps win
         elif config.budget.steps is not None:  # the budget's plan line gives the epochs
             warnings.filterwarnings("ignore", message="`max_epochs` was not set. Setting it to")
+        if self.subcommand != "fit":  # the checkpoint callback's state matters to fit alone
+            warnings.filterwarnings("ignore", message="The dirpath has changed from")
         if config.trainer.accelerator in ("gpu", "cuda") and not _has_gpu():
             raise UserError(
                 f"--trainer.accelerator {config.trainer.accelerator} (as configs/trainer/gpu.yaml "
@@ -131,6 +137,46 @@ class SeqClassCLI(LightningCLI):
         for key, value in LEGACY_HPARAMS.items():
             if hparams and key not in hparams:
                 model[key] = value
+        self._read_data_as_fit(checkpoint)
+
+    def _read_data_as_fit(self, checkpoint: dict) -> None:
+        """Split and read the data as the checkpoint's fit did: a split option left at its
+        default takes the fit's value, and raw recordings go through the fit's signal chain.
+        Otherwise the test split of the fit's data would hold samples the model trained on."""
+        subcommand = self.config.subcommand
+        data = self.config[subcommand].data
+        fit_options = checkpoint.get("datamodule_hyper_parameters") or {}
+        defaults = inspect.signature(SequenceDataModule).parameters
+        update = {}
+        for name in SPLIT_OPTIONS:
+            if name not in fit_options or data[name] == fit_options[name]:
+                continue
+            if data[name] == defaults[name].default:
+                update[name] = fit_options[name]
+            elif subcommand != "predict" or data.predict_root is None:  # the split is used
+                rank_zero_warn(
+                    f"{subcommand}: data.{name}={data[name]}, but the checkpoint's fit had "
+                    f"{name}={fit_options[name]}: on the fit's data, this split may hold "
+                    "samples the model trained on, and score too high."
+                )
+        taken = [f"{name}={value}" for name, value in update.items()]
+        settings = checkpoint.get("hyper_parameters", {}).get("feature_settings") or {}
+        where = data.predict_root if subcommand == "predict" and data.predict_root else data.root
+        if (
+            data.signal is None
+            and settings.get("kind") == "signal"
+            and where is not None
+            and read_feature_settings(where) is None  # raw recordings, not prepared sequences
+        ):
+            update["signal"] = asdict(SignalPreprocessing.from_settings(settings))
+            steps = " -> ".join(next(iter(step)) for step in update["signal"]["steps"])
+            taken.append(f"the signal chain ({steps or 'no steps'})")
+        if update:
+            self.config = self.parser.parse_object({subcommand: {"data": update}}, self.config)
+            rank_zero_info(
+                f"{subcommand}: the data is split and read as the checkpoint's fit did: "
+                + ", ".join(taken)
+            )
 
     def instantiate_trainer(self, **kwargs):
         trainer_config = self._get(self.config_init, "trainer", default={})
