@@ -134,12 +134,13 @@ def test_a_second_run_in_the_same_folder_is_named_apart(
     assert not torch.equal(newer["net.head.weight"], earlier["net.head.weight"])
 
 
-def test_resume_from_last_checkpoint(signal_root: Path, tmp_path: Path) -> None:
+def test_resume_from_last_checkpoint(signal_root: Path, tmp_path: Path, caplog) -> None:
     runs = tmp_path / "runs"
     common = [f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}"]
-    seqclass("fit", *common, "--trainer.max_epochs=2")
+    seqclass("fit", *common, "--trainer.max_epochs=2", "--data.seed=3")
     first = torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)
     seqclass("fit", *common, "--trainer.max_epochs=6", "--ckpt_path=last")  # train longer
+    assert "fit: the data is split and read as the checkpoint's fit did: seed=3" in caplog.text
     resumed = torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)
     assert first["epoch"] == 1 and resumed["epoch"] == 5
     steps = resumed["global_step"]

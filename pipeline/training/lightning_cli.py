@@ -80,8 +80,7 @@ class SeqClassCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        root = config.trainer.default_root_dir or "runs"
-        config.trainer.default_root_dir = root
+        root = config.trainer.default_root_dir = str(self._root(config))
         # Checkpoints live beside the run folders so that `--ckpt_path last` finds them.
         if config.checkpoint.dirpath is None:
             config.checkpoint.dirpath = str(Path(root) / "checkpoints")
@@ -110,12 +109,23 @@ class SeqClassCLI(LightningCLI):
                 "share of the batch."
             )
 
+    @staticmethod
+    def _root(config) -> Path:
+        """The run's folder: ``--trainer.default_root_dir``, by default ``runs``."""
+        return Path(config.trainer.default_root_dir or "runs")
+
     def _parse_ckpt_path(self) -> None:
         """Check the checkpoint file, then give the options it predates the values it was
-        trained with."""
-        ckpt_path = self.config.get("subcommand") and self.config[self.config.subcommand].get(
-            "ckpt_path"
-        )
+        trained with. ``last`` is the newest ``last*.ckpt`` of the checkpoint folder, as
+        Lightning finds it, so that a resumed fit also reads the data as the first part did."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = subcommand and self.config[subcommand].get("ckpt_path")
+        if ckpt_path == "last":
+            config = self.config[subcommand]
+            folder = Path(config.checkpoint.dirpath or self._root(config) / "checkpoints")
+            found = sorted(folder.glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+            if found:
+                ckpt_path = config.ckpt_path = str(found[-1])
         if ckpt_path in (None, "best", "last", "hpc", "registry"):  # Lightning's own names
             super()._parse_ckpt_path()
             return
