@@ -35,10 +35,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from feature_extractors.video import FrameSampling, build_backbone, iter_frame_chunks
+from pipeline.data.batching import pad_collate
 from pipeline.models.config import NetConfig
 from pipeline.models.sequence_net import SequenceNet
 from pipeline.prepare.extract import extract_videos
-from pipeline.training.datamodule import pad_collate
 
 from common import machine
 

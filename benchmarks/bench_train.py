@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.data import DataLoader
 
-from pipeline.training.datamodule import pad_collate
+from pipeline.data.batching import pad_collate
 from pipeline.training.lit_module import SequenceClassifier
 
 from common import sync

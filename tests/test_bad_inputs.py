@@ -21,11 +21,11 @@ from feature_extractors.signal import (
 from pipeline.apply.explain import output_names
 from pipeline.cli import main
 from pipeline.core.errors import UserError
+from pipeline.data.batching import length_batches
 from pipeline.data.cache import feature_path, write_failures
 from pipeline.data.discovery import assign_splits, discover, discover_unlabelled
 from pipeline.data.sequence_files import load_sequence, save_npz, save_sequence
 from pipeline.prepare.signals import preprocess_recordings, signal_cache_dir
-from pipeline.training.datamodule import length_batches
 
 from conftest import random_tree, write_npy, write_video
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pipeline.core.errors import UserError
-from pipeline.training.datamodule import SequenceDataModule, pad_collate
+from pipeline.data.batching import pad_collate
+from pipeline.training.datamodule import SequenceDataModule
 
 from conftest import random_tree, write_npy
 

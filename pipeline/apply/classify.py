@@ -22,13 +22,13 @@ from torch.utils.data import DataLoader
 
 from feature_extractors.devices import float32_convolutions
 from pipeline.core.errors import UserError
+from pipeline.data.batching import SequenceDataset, length_batches, pad_collate
 from pipeline.data.discovery import Sample, columns_of, step_times
 from pipeline.data.sequence_files import sequence_shape
 from pipeline.models.config import NetConfig
 from pipeline.models.video_classifier import VideoClassifier
 from pipeline.prepare.extract import video_encoders
 from pipeline.prepare.kinds import VideoFeatures, feature_kind
-from pipeline.training.datamodule import SequenceDataset, length_batches, pad_collate
 from pipeline.training.lit_module import SequenceClassifier, with_legacy_defaults
 
 

@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ns: argparse.Namespace) -> None:
     import torch
 
+    from pipeline.data.batching import SequenceDataset
     from pipeline.training.baselines import fit_and_predict
-    from pipeline.training.datamodule import SequenceDataset
     from pipeline.training.lightning_cli import make_cli
     from pipeline.training.metrics import test_metrics, test_results
     from pipeline.training.reports import write_indexed_predictions, write_metrics, write_report

@@ -1,9 +1,9 @@
-"""Datasets, padding collate, train-split normalization statistics and the LightningDataModule."""
+"""The LightningDataModule: samples found and split, train-split normalization statistics, loaders."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,10 +12,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities import rank_zero_info
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, SequentialSampler
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
 from pipeline.core.errors import UserError, check_ranges
+from pipeline.data.batching import Batch, LengthBatchSampler, SequenceDataset, pad_collate
 from pipeline.data.cache import feature_path
 from pipeline.data.discovery import (
     Sample,
@@ -35,7 +36,6 @@ from pipeline.data.sequence_files import (
 )
 from pipeline.prepare.signals import preprocess_recordings, raise_failures, signal_cache_dir
 
-Batch = dict[str, torch.Tensor]
 VAL_FRACTION = 0.15  # the val share when `val_fraction` is None and the data allows one
 # The options that decide which samples each split holds and how recordings are cut into them:
 # test, predict and a resumed fit must use the fit's (the checkpoint keeps them).
@@ -43,98 +43,6 @@ SPLIT_OPTIONS = (
     "val_fraction", "test_fraction", "seed", "fold", "folds", "group_pattern",
     "window_length", "window_hop", "per_step",
 )  # fmt: skip
-
-
-class SequenceDataset(Dataset):
-    """Samples as `{"x": [T, D] float32, "y": class index (-1 if unknown), "index": i}`.
-
-    A windowed sample is its slice of the file (files of windows are read once and kept). With
-    `step_labels` (file -> class index per step), `y` is the window's labels `[T]` instead.
-    """
-
-    def __init__(
-        self,
-        samples: Sequence[Sample],
-        class_names: Sequence[str],
-        step_labels: dict[Path, np.ndarray] | None = None,
-    ) -> None:
-        self.samples = list(samples)
-        self.class_index = {name: i for i, name in enumerate(class_names)}
-        self.step_labels = step_labels
-        self._recordings: dict[Path, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int) -> dict:
-        sample = self.samples[i]
-        if sample.steps is None:
-            x = load_sequence(sample.path)
-        else:
-            if sample.path not in self._recordings:
-                self._recordings[sample.path] = load_sequence(sample.path)
-            x = self._recordings[sample.path][sample.window]
-        if self.step_labels is not None:
-            y = torch.from_numpy(self.step_labels[sample.path][sample.window])
-        else:
-            y = self.class_index.get(sample.label, -1)
-        return {"x": torch.from_numpy(x), "y": y, "index": i}
-
-
-def pad_collate(items: list[dict]) -> Batch:
-    """Right-pad `[T_i, D]` samples: `x [B, T_max, D]`, `lengths [B]`, `y [B]`, `index [B]`.
-
-    Per-step labels are padded with -1 to `y [B, T_max]`.
-    """
-    lengths = torch.tensor([item["x"].shape[0] for item in items])
-    x = torch.nn.utils.rnn.pad_sequence([item["x"] for item in items], batch_first=True)
-    labels = [item["y"] for item in items]
-    if isinstance(labels[0], torch.Tensor):
-        y = torch.nn.utils.rnn.pad_sequence(labels, batch_first=True, padding_value=-1)
-    else:
-        y = torch.tensor(labels)
-    return {"x": x, "lengths": lengths, "y": y, "index": torch.tensor([i["index"] for i in items])}
-
-
-def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Evaluation batches of similar lengths: indices sorted by length, at most `batch_size` per
-    batch and at most `batch_size` x the median length in padded steps, so a few very long
-    sequences never pad a whole batch to their length (the longest may form batches alone)."""
-    budget = batch_size * max(1, int(np.median(lengths)))
-    batches: list[list[int]] = []
-    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
-        last = batches[-1] if batches else None
-        if last is None or len(last) >= batch_size or (len(last) + 1) * lengths[i] > budget:
-            batches.append([i])
-        else:
-            last.append(i)
-    return batches
-
-
-class LengthBatchSampler(BatchSampler):
-    """`length_batches` over the indices of `sampler`, as a `BatchSampler` that Lightning can
-    rebuild (it swaps the sampler, and keeps `lengths`, when it predicts)."""
-
-    def __init__(
-        self,
-        sampler: Sampler,
-        batch_size: int,
-        drop_last: bool = False,
-        lengths: Sequence[int] = (),
-    ) -> None:
-        super().__init__(sampler, batch_size, drop_last)
-        self.lengths = list(lengths)
-
-    def _batches(self) -> list[list[int]]:
-        indices = list(self.sampler)
-        batches = length_batches([self.lengths[i] for i in indices], self.batch_size)
-        return [[indices[j] for j in batch] for batch in batches]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
-
-    def __len__(self) -> int:
-        return len(self._batches())
 
 
 def channel_stats(sequences: Iterable[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,10 +14,11 @@ from torch import nn
 
 from pipeline.core.distributed import merge_to_all
 from pipeline.core.errors import UserError, check_ranges
+from pipeline.data.batching import Batch
 from pipeline.models.config import NetConfig, legacy_options, net_config
 from pipeline.models.sequence_net import SequenceNet
 from pipeline.prepare.kinds import feature_kind
-from pipeline.training.datamodule import Batch, SequenceDataModule
+from pipeline.training.datamodule import SequenceDataModule
 from pipeline.training.kernel_memo import KernelFeatureMemo
 from pipeline.training.metrics import (
     LabelledAccuracy,
