@@ -7,7 +7,9 @@
 4. pipeline: `extract_videos` (decode workers in parallel with the CNN, batches across videos).
 5. motion: optical-flow descriptors alone (DIS, Farnebäck; decoded frames, one process), and the
    pipeline with DIS motion descriptors computed in the decode workers beside the CNN.
-6. Peak RSS of `extract_videos` on a short and a long video, each in a fresh process.
+6. Frames resized as uint8 (the default) against the float resize of features made before:
+   the preprocessing alone on one thread at 320x240 and 1280x720, and the pipeline on 1280x720.
+7. Peak RSS of `extract_videos` on a short and a long video, each in a fresh process.
 
     python benchmarks/bench_extract.py [--backbone efficientnet_lite0] [--device cpu]
         [--videos 8] [--frames 150] [--long-frames 10000]
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -29,6 +32,7 @@ import torch
 
 from feature_extractors.video import (
     Backbone,
+    FramePreprocessing,
     FrameSampling,
     MotionSettings,
     MotionStream,
@@ -40,6 +44,7 @@ from pipeline.prepare.extract import extract_videos
 from common import sync
 
 SIZE = (320, 240)
+HD = (1280, 720)
 
 
 def write_clip(path: Path, frames: int, seed: int = 0) -> Path:
@@ -85,6 +90,51 @@ def one_thread_fps(videos: list[Path], preprocess) -> tuple[float, float]:
         torch.set_num_threads(threads)
     count = sum(len(frames) for frames in chunks)
     return count / decoding, count / preprocessing
+
+
+def upscaled(video: Path, out: Path, size: tuple[int, int] = HD) -> Path:
+    """`video` re-encoded at `size` (MJPG)."""
+    capture = cv2.VideoCapture(str(video))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, size)
+    while (frame := capture.read())[0]:
+        writer.write(cv2.resize(frame[1], size))
+    writer.release()
+    return out
+
+
+def resize_rates(
+    videos: list[Path], tmp: Path, backbone: Backbone, args: argparse.Namespace, batch: int
+) -> dict[str, float]:
+    """Frames/s with frames resized as uint8 and in float: the preprocessing alone on one
+    thread at 320x240 and at 1280x720, then `extract_videos` on the videos at 1280x720."""
+    hd = [upscaled(v, tmp / "hd" / v.name) for v in videos[:4]]
+    frames = {
+        size: np.concatenate([f for f, _ in iter_frame_chunks(v, FrameSampling(), 64)])[:64]
+        for size, v in (("320x240", videos[0]), ("1280x720", hd[0]))
+    }
+    rates, threads = {}, torch.get_num_threads()
+    for uint8 in (True, False):
+        resize = "uint8" if uint8 else "float"
+        step = FramePreprocessing(backbone.preprocess.preset, uint8_resize=uint8)
+        torch.set_num_threads(1)
+        for size, rgb in frames.items():
+            start = time.perf_counter()
+            step(torch.from_numpy(rgb).permute(0, 3, 1, 2))
+            rates[f"preprocessing alone, 1 thread, {size}, {resize} resize"] = len(rgb) / (
+                time.perf_counter() - start
+            )
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        report = extract_videos(
+            tmp / "hd", tmp / f"hd-{resize}", backbone=replace(backbone, preprocess=step),
+            sampling=FrameSampling(), batch_size=batch, num_workers=args.workers,
+            device=args.device,
+        )  # fmt: skip
+        rates[f"pipeline, 1280x720, {resize} resize"] = report.frames / (
+            time.perf_counter() - start
+        )
+    return dict(sorted(rates.items()))
 
 
 def cnn_fps(backbone: Backbone, model, frames: torch.Tensor, batch: int, device: str) -> float:
@@ -203,6 +253,10 @@ def main() -> None:
         print("\n| stage | frames/s | × CNN-only |\n| --- | ---: | ---: |")
         for name, rate in rates.items():
             print(f"| {name} | {rate:.1f} | {rate / rates['CNN']:.2f} |")
+        resizes = resize_rates(videos, Path(tmp), backbone, args, batch)
+        print("\n| frames resized | frames/s | × float resize |\n| --- | ---: | ---: |")
+        for name, rate in resizes.items():
+            print(f"| {name} | {rate:.1f} | {rate / resizes[name.replace('uint8', 'float')]:.2f} |")
         if args.skip_rss:
             return
         short = write_clip(Path(tmp) / "short.avi", args.short_frames)

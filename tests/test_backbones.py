@@ -1,10 +1,14 @@
 import urllib.error
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import torchvision
+import torchvision.transforms.functional as TF
+from PIL import Image
 
-from feature_extractors.video import WeightsUnavailableError, build_backbone
+from feature_extractors.video import WeightsUnavailableError, backbone_from_spec, build_backbone
 
 
 def test_lite0_weights_are_real_imagenet_weights_and_preprocessing_is_right() -> None:
@@ -97,3 +101,44 @@ def test_grid_pooling_needs_a_feature_map() -> None:
         build_backbone("vit_b_16", weights="random", grid=2)
     with pytest.raises(ValueError, match="between 1 and 1280"):
         build_backbone("efficientnet_lite0", projection=2000)
+
+
+def _pil_preprocessed(frame: np.ndarray, preset) -> torch.Tensor:
+    """`frame [H, W, 3]` as torchvision's presets preprocess a PIL image: the images the
+    weights were trained and evaluated on."""
+    image = TF.resize(
+        Image.fromarray(frame), preset.resize_size, interpolation=preset.interpolation
+    )
+    x = TF.pil_to_tensor(TF.center_crop(image, preset.crop_size))[None]
+    return TF.normalize(TF.convert_image_dtype(x, torch.float32), preset.mean, preset.std)
+
+
+@pytest.mark.parametrize("size", [(320, 240), (1280, 720)])  # upscaled and downscaled to 256
+def test_frames_are_resized_as_pil_resizes_the_images_the_weights_know(size) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    backbone = build_backbone("efficientnet_lite0")
+    frame = cv2.resize(skimage_data.chelsea(), size, interpolation=cv2.INTER_AREA)
+    x = backbone.preprocess(torch.from_numpy(frame).permute(2, 0, 1)[None])
+    reference = _pil_preprocessed(frame, backbone.preprocess.preset)
+    assert x.shape == reference.shape == (1, 3, 224, 224)
+    # a pixel here and there one uint8 level apart, where rounding ties break otherwise
+    level = 1 / 255 / min(backbone.preprocess.preset.std)
+    apart = (x - reference).abs()
+    assert apart.max() <= level + 1e-6 and (apart > level / 2).float().mean() < 0.01
+    with torch.no_grad():
+        features, expected = backbone.model(x), backbone.model(reference)
+    assert (features - expected).norm() / expected.norm() < 3e-3
+
+
+def test_features_made_before_the_uint8_resize_keep_their_preprocessing() -> None:
+    backbone = build_backbone("resnet18", weights="random")
+    assert backbone.spec()["uint8_resize"] is True
+    earlier = {k: v for k, v in backbone.spec().items() if k != "uint8_resize"}
+    rebuilt = backbone_from_spec(earlier)
+    assert (
+        rebuilt.spec() == earlier and backbone_from_spec(backbone.spec()).spec() == backbone.spec()
+    )
+    frames = torch.randint(0, 256, (2, 3, 240, 320), dtype=torch.uint8)
+    torch.testing.assert_close(
+        rebuilt.preprocess(frames), rebuilt.preprocess.preset(frames), rtol=0, atol=0
+    )

@@ -11,7 +11,7 @@ from feature_extractors.video import (
     FrameSampling,
     MotionSettings,
     MotionStream,
-    build_backbone,
+    backbone_from_spec,
     iter_frame_chunks,
 )
 from pipeline.cli import main
@@ -90,7 +90,7 @@ def _exported_and_pipeline_logits(videos: Path, features: Path, ckpt: Path, out:
     # a trace keeps each convolution's TF32 switch: off, so a GPU export computes in float32
     convolutions = [n for n in exported.inlined_graph.nodes() if n.kind() == "aten::_convolution"]
     assert convolutions and not any(list(n.inputs())[-1].toIValue() for n in convolutions)
-    backbone = build_backbone(**ckpt_settings["backbone"])
+    backbone = backbone_from_spec(ckpt_settings["backbone"])
     sampling = FrameSampling("every", 2)
     clips, motions, expected = [], [], []
     for name in ("left/3.avi", "right/0.avi"):  # 6 and 4 sampled frames: padded batch of two

@@ -8,7 +8,13 @@ import pytest
 import torch
 from skimage import data
 
-from feature_extractors.video import FrameSampling, MotionSettings, MotionStream, iter_frame_chunks
+from feature_extractors.video import (
+    FrameSampling,
+    MotionSettings,
+    MotionStream,
+    build_backbone,
+    iter_frame_chunks,
+)
 from pipeline.cli import main
 from pipeline.prepare import extract as extraction
 from pipeline.prepare.sample_data import CAMERA_MOTIONS
@@ -137,6 +143,31 @@ def test_the_cnn_precision_is_recorded_and_keys_the_cache(tmp_path: Path, capsys
     capsys.readouterr()
     extract(root, tmp_path / "fp32", "--precision", "bf16-mixed")  # another precision: redone
     assert "2 written, 0 up to date" in capsys.readouterr().out
+
+
+def test_features_of_the_float_resize_of_before_are_made_again_not_mixed(
+    tmp_path: Path, capsys
+) -> None:
+    """A folder extracted before frames were resized as uint8 (its settings do not name the
+    resize) is extracted again whole, and its settings still rebuild the float resize."""
+    root, out = tmp_path / "videos", tmp_path / "features"
+    for label, photo in (("a", data.coffee()), ("b", data.chelsea())):
+        write_video(root / label / "0.avi", frames=4, image=photo)
+    before = build_backbone("efficientnet_lite0", uint8_resize=False)
+    extraction.extract_videos(root, out, backbone=before, sampling=FrameSampling(), num_workers=0)
+    old_settings = json.loads((out / "feature_settings.json").read_text())
+    assert "uint8_resize" not in old_settings["backbone"]  # as settings made before it
+    assert not extraction.video_encoders(old_settings)[0].preprocess.uint8_resize
+    old = features_of(out)
+    capsys.readouterr()
+    extract(root, out, "--motion", "none")  # appearance alone, as extracted before
+    assert "2 written, 0 up to date" in capsys.readouterr().out
+    settings = json.loads((out / "feature_settings.json").read_text())
+    assert settings["backbone"] == {**old_settings["backbone"], "uint8_resize": True}
+    for name, features in features_of(out).items():
+        assert not np.array_equal(features, old[name])
+        relative = np.linalg.norm(features - old[name], axis=1) / np.linalg.norm(old[name], axis=1)
+        assert relative.max() < 0.1  # docs/videos.md: 3 % on photos, 7 % at most
 
 
 def test_motion_descriptors_alone_and_beside_the_cnn(tmp_path: Path, capsys) -> None:

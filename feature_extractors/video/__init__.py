@@ -13,7 +13,13 @@ DEFAULT_BACKBONE = "googlenet"  # as in MATLAB's video recipe
 OFFLINE_BACKBONE = "efficientnet_lite0"  # its ImageNet weights are installed with the package
 
 _NAMES = {  # module -> the names it gives
-    "backbones": ["Backbone", "build_backbone", "list_backbones"],
+    "backbones": [
+        "Backbone",
+        "FramePreprocessing",
+        "backbone_from_spec",
+        "build_backbone",
+        "list_backbones",
+    ],
     "io": ["VIDEO_SUFFIXES", "count_frames", "frame_rate", "iter_frame_chunks"],
     "motion": ["MotionSettings", "MotionStream", "flow_descriptor", "optical_flow"],
     "sampling": ["FrameSampling", "uniform_indices"],

