@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 import torchvision
-import torchvision.transforms.v2.functional as F
+import torchvision.transforms.functional as F
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 from torchvision.transforms._presets import ImageClassification
@@ -109,9 +109,24 @@ class FramePreprocessing(nn.Module):
         if not self.uint8_resize:
             return self.preset(frames)
         p = self.preset
-        x = F.resize(frames, p.resize_size, interpolation=p.interpolation, antialias=p.antialias)
-        x = F.to_dtype(F.center_crop(x, p.crop_size), torch.float32, scale=True)
+        size = _resized_size(*frames.shape[-2:], p.resize_size)
+        # torch's uint8 kernel, which rounds as PIL does; torchvision's resize casts to float
+        # (v1's always, v2's in older releases)
+        x = nn.functional.interpolate(
+            frames, size, mode=p.interpolation.value, antialias=p.antialias, align_corners=False
+        )
+        x = F.convert_image_dtype(F.center_crop(x, p.crop_size), torch.float32)
         return F.normalize(x, mean=p.mean, std=p.std)
+
+
+def _resized_size(height: int, width: int, size: list[int]) -> list[int]:
+    """torchvision's output size of a resize to `size`: ``[h, w]``, or ``[short side]`` keeping
+    the aspect ratio (the long side truncated)."""
+    if len(size) == 2:
+        return list(size)
+    short, long = sorted((height, width))
+    scaled = int(size[0] * long / short)
+    return [size[0], scaled] if height <= width else [scaled, size[0]]
 
 
 def backbone_from_spec(spec: dict) -> Backbone:
