@@ -71,18 +71,24 @@ def _spawned_rank(rank: int, world: int, port: int, fn: Callable, args: tuple) -
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     # N processes share the cores: without this each would start one thread per core
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    _join_and_call(fn, args)
+    _join_and_call(fn, args, spawned=True)
 
 
-def _join_and_call(fn: Callable, args: tuple) -> None:
+def _join_and_call(fn: Callable, args: tuple, spawned: bool = False) -> None:
     dist.init_process_group("gloo")  # only Python objects are exchanged: gloo suits CPU and GPU
     try:
         fn(*args)
         # every rank done with its messages before any tears the group down: a gloo group torn
         # down while a peer still sends can hang in its destructor (seen with torch 2.4)
         dist.barrier()
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    if spawned:  # the process ends here: skip the teardown, which torch 2.4 can still hang in
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    dist.destroy_process_group()
 
 
 def _free_port() -> int:
