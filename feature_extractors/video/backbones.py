@@ -96,7 +96,7 @@ class FramePreprocessing(nn.Module):
     preset (torchvision's `ImageClassification`) describes: its resize, centre crop, mean and std.
 
     With `uint8_resize`, frames are resized as uint8, which gives PIL's pixels (the images the
-    weights were trained on) and runs 5-12x faster on the CPU; without, the preset's own float
+    weights were trained on) and runs 4-12x faster on the CPU; without, the preset's own float
     resize, for features made before (3% apart).
     """
 
