@@ -80,10 +80,8 @@ class SeqClassCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        root = config.trainer.default_root_dir = str(self._root(config))
-        # Checkpoints live beside the run folders so that `--ckpt_path last` finds them.
-        if config.checkpoint.dirpath is None:
-            config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+        config.trainer.default_root_dir = config.trainer.default_root_dir or "runs"
+        config.checkpoint.dirpath = str(self._checkpoint_dir(config))
         if config.trainer.max_epochs is not None or config.trainer.max_steps not in (None, -1):
             config.budget.steps = None  # the user's own epochs or steps win
         elif config.budget.steps is not None:  # the budget's plan line gives the epochs
@@ -110,9 +108,11 @@ class SeqClassCLI(LightningCLI):
             )
 
     @staticmethod
-    def _root(config) -> Path:
-        """The run's folder: ``--trainer.default_root_dir``, by default ``runs``."""
-        return Path(config.trainer.default_root_dir or "runs")
+    def _checkpoint_dir(config) -> Path:
+        """``--checkpoint.dirpath``, by default beside the run folders (``runs/checkpoints``),
+        so that `--ckpt_path last` finds the checkpoints."""
+        root = config.trainer.default_root_dir or "runs"
+        return Path(config.checkpoint.dirpath or Path(root) / "checkpoints")
 
     def _parse_ckpt_path(self) -> None:
         """Check the checkpoint file, then give the options it predates the values it was
@@ -122,8 +122,8 @@ class SeqClassCLI(LightningCLI):
         ckpt_path = subcommand and self.config[subcommand].get("ckpt_path")
         if ckpt_path == "last":
             config = self.config[subcommand]
-            folder = Path(config.checkpoint.dirpath or self._root(config) / "checkpoints")
-            found = sorted(folder.glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+            last = self._checkpoint_dir(config).glob("last*.ckpt")
+            found = sorted(last, key=lambda p: p.stat().st_mtime)
             if found:
                 ckpt_path = config.ckpt_path = str(found[-1])
         if ckpt_path in (None, "best", "last", "hpc", "registry"):  # Lightning's own names
