@@ -12,7 +12,7 @@ import scipy.io.wavfile
 from numpy.testing import assert_allclose
 
 from feature_extractors.signal import SignalError, load_recording
-from feature_extractors.signal.io import wav_rate
+from feature_extractors.signal.io import recorded_rate
 
 RNG = np.random.default_rng(0)
 DATA = RNG.normal(size=(50, 3))  # [T, C] as stored
@@ -22,16 +22,17 @@ def test_int16_wav_is_scaled_and_keeps_its_rate(tmp_path: Path):
     pcm = (np.clip(DATA / 4, -1, 1) * 32767).astype(np.int16)
     scipy.io.wavfile.write(tmp_path / "a.wav", 8000, pcm)
     x, fs = load_recording(tmp_path / "a.wav")
-    assert fs == 8000 and wav_rate(tmp_path / "a.wav") == 8000
+    assert fs == 8000 and recorded_rate(tmp_path / "a.wav") == 8000
     assert x.shape == (3, 50)
     assert_allclose(x, pcm.T / 32768)
 
 
 def test_wav_rate_must_match_the_data_rate(tmp_path: Path):
     scipy.io.wavfile.write(tmp_path / "a.wav", 8000, DATA.astype(np.float32))
-    assert wav_rate(tmp_path / "a.wav") == 8000  # float WAV header too
+    assert recorded_rate(tmp_path / "a.wav") == 8000  # float WAV header too
     with pytest.raises(SignalError, match=r"a\.wav: recorded at 8000 Hz .* 16000 Hz.*resample"):
         load_recording(tmp_path / "a.wav", fs=16000)
+    assert load_recording(tmp_path / "a.wav", fs=16000, own_rate=True)[1] == 8000
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".npy", ".npz", ".mat"])
@@ -66,17 +67,20 @@ def test_a_csv_time_column_is_the_time_axis_checked_against_fs(tmp_path: Path, n
     x, fs = load_recording(path, fs=100)
     assert fs == 100
     assert_allclose(x, DATA.T)
-    if name in ("Time (s)", "time_ms"):
+    if name in ("Time (s)", "time_ms"):  # the file stores its rate, as a WAV does
         with pytest.raises(
             SignalError, match=r"a\.csv: its time column steps at (99\.\d+|100) Hz .* 50 Hz"
         ):
             load_recording(path, fs=50)
-        with pytest.raises(
-            SignalError, match=r"store a sample rate \(its time column steps at (99\.\d+|100) Hz"
-        ):
-            load_recording(path)
-    else:  # no unit: no rate to check against
+        own = recorded_rate(path)
+        assert abs(own - 100) < 0.5  # the mean step over the jitter
+        assert load_recording(path)[1] == own
+        assert load_recording(path, fs=50, own_rate=True)[1] == own
+    else:  # no unit: no rate to check against, and none to read
         assert_allclose(load_recording(path, fs=50)[0], DATA.T)
+        assert recorded_rate(path) is None
+        with pytest.raises(SignalError, match=r"a\.csv: \.csv files do not store .*time_ms"):
+            load_recording(path)
 
 
 def test_a_channel_named_like_time_that_does_not_increase_stays_a_channel(tmp_path: Path):

@@ -110,3 +110,23 @@ def test_rates_across_wav_files(tmp_path: Path):
     resampling = SignalPreprocessing(steps=[{"resample": {"fs": 100}}]).for_files(paths)
     assert resampling.fs is None
     assert [resampling.process(p).data.shape for p in paths] == [(1, 200), (1, 200)]
+
+
+def test_rates_across_csv_files_with_a_timed_column(tmp_path: Path):
+    """A CSV whose time column names its unit stores its rate as a WAV does: the first such
+    file fixes fs, a file without a rate is read at it, and a file at another rate is refused
+    unless the chain resamples first."""
+    for name, rate in (("a.csv", 200), ("b.csv", 400)):
+        time_ms = np.arange(rate * 2) * 1000 / rate
+        x = np.sin(2 * np.pi * 5 * time_ms / 1000)
+        np.savetxt(tmp_path / name, np.column_stack([time_ms, x]), delimiter=",",
+                   header="time_ms,x", comments="")  # fmt: skip
+    np.save(tmp_path / "c.npy", np.zeros(400))
+    paths = [tmp_path / "c.npy", tmp_path / "a.csv", tmp_path / "b.csv"]
+    fixed = SignalPreprocessing(steps=[{"detrend": {}}]).for_files(paths)
+    assert fixed.fs == 200
+    assert fixed.process(paths[0]).fs == fixed.process(paths[1]).fs == 200
+    with pytest.raises(SignalError, match=r"b\.csv: its time column steps at 400 Hz .* 200 Hz"):
+        fixed.process(paths[2])
+    resampling = SignalPreprocessing(steps=[{"resample": {"fs": 100}}]).for_files(paths[1:])
+    assert [resampling.process(p).data.shape for p in paths[1:]] == [(1, 200), (1, 200)]

@@ -1,10 +1,10 @@
 """Read one multichannel recording: WAV, MAT, CSV, NPY or NPZ -> `[C, T]` float64 and its rate.
 
 Files hold time along the first axis (`[T]` or `[T, C]`, as sequence files do); a MATLAB row
-vector `[1, T]` is read as one channel. WAV files carry their sample rate; for the others it
-comes from the caller (the config's ``fs``). A CSV's first column named as time
-(`split_time_column`) is its time axis, not a channel; where the header names its unit, it is
-checked against ``fs``.
+vector `[1, T]` is read as one channel. WAV files carry their sample rate, and so does a CSV
+whose first column is named as time with its unit (`split_time_column`: `time_ms`, `Time (s)`);
+for the others it comes from the caller (the config's ``fs``). A CSV's time column is its time
+axis, not a channel.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def _time_name(name: str) -> re.Match | None:
     return _TIME_NAME.fullmatch(name.strip().strip('"').strip().lower())
 
 
+def _seconds_per_unit(match: re.Match) -> float | None:
+    """Seconds in a unit of the time column `match` names (None when the name gives none)."""
+    unit = match.group(2) or ("s" if match.group(1).startswith("sec") else None)
+    return _SECONDS_PER_UNIT.get(unit)
+
+
 def split_time_column(name: str, rows: np.ndarray) -> tuple[np.ndarray, float | None]:
     """`rows [T, columns]` of a CSV whose first column is `name`, as its channels and the
     seconds in a unit of its time column. The first column is time when its name says so
@@ -41,19 +47,29 @@ def split_time_column(name: str, rows: np.ndarray) -> tuple[np.ndarray, float | 
     match = _time_name(name)
     if match is None or rows.shape[1] < 2 or not np.all(np.diff(rows[:, 0]) > 0):
         return rows, None
-    unit = match.group(2) or ("s" if match.group(1).startswith("sec") else None)
-    return rows[:, 1:], _SECONDS_PER_UNIT.get(unit)
+    return rows[:, 1:], _seconds_per_unit(match)
 
 
-def wav_rate(path: str | Path) -> int:
-    """Sample rate stored in a WAV file's header."""
+def recorded_rate(path: str | Path) -> float | None:
+    """Sample rate the file at `path` stores: a WAV header's, or the rate a CSV's time column
+    steps at where its name gives the unit; None for other files. An unreadable file raises
+    SignalError."""
     import wave
 
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        names = _csv_header(path)
+        match = _time_name(names[0]) if names else None
+        timed = match is not None and _seconds_per_unit(match) is not None
+        return _read_csv(path)[1] if timed else None  # parsed only when the header gives a unit
+    if suffix != ".wav":
+        return None
     try:
         with wave.open(str(path), "rb") as fh:
-            return fh.getframerate()
+            return float(fh.getframerate())
     except (wave.Error, EOFError):  # float WAVs: the stdlib reader refuses them, scipy reads them
-        return _read_wav(Path(path))[0]
+        return float(_read_wav(path)[0])
 
 
 def _read_wav(path: Path) -> tuple[int, np.ndarray]:
@@ -71,41 +87,53 @@ def load_recording(
     *,
     variable: str | None = None,
     nan_policy: NanPolicy = "raise",
+    own_rate: bool = False,
 ) -> tuple[np.ndarray, float]:
     """`(x [C, T] float64, fs)` of the recording at `path`.
 
     Args:
         path: a .wav, .mat, .csv (header row, one column per channel), .npy or .npz file.
-        fs: sample rate of files that do not store one; a WAV file's own rate must equal it.
+        fs: sample rate of files that do not store one; the rate a file stores (`recorded_rate`)
+            must equal it (a CSV's time column within 1 %).
         variable: MAT/NPZ array to read (default: the only one in the file).
         nan_policy: ``raise`` on NaN/Inf, or ``interpolate`` them linearly along time.
+        own_rate: a file that stores its rate is read at that rate whatever `fs` (for a chain
+            that resamples every file first).
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    rate = None  # the rate a CSV's time column steps at
+    stored = None  # the rate the file stores
     if suffix == ".wav":
-        own_rate, data = _read_wav(path)
+        stored, data = _read_wav(path)
         data = _wav_to_float(data)
-        if fs is not None and own_rate != fs:
+        if fs is not None and stored != fs and not own_rate:
             raise SignalError(
-                f"{path}: recorded at {own_rate} Hz but the data's sample rate is {fs:g} Hz. "
+                f"{path}: recorded at {stored} Hz but the data's sample rate is {fs:g} Hz. "
                 "Resample the file, or start the steps with `resample: {fs: ...}` so that every "
                 "file is brought to one rate."
             )
-        fs = float(own_rate)
     elif suffix == ".csv":
-        data, rate = _read_csv(path)
-        if fs is not None and rate is not None and abs(rate - fs) > 0.01 * fs:
+        data, stored = _read_csv(path)
+        if fs is not None and stored is not None and abs(stored - fs) > 0.01 * fs and not own_rate:
             raise SignalError(
-                f"{path}: its time column steps at {rate:.5g} Hz but the data's sample rate is "
-                f"{fs:g} Hz. Give the rate the file was recorded at as fs (data.signal.fs)."
+                f"{path}: its time column steps at {stored:.6g} Hz but the data's sample rate is "
+                f"{fs:g} Hz. Give the rate the file was recorded at as fs (data.signal.fs), or "
+                "start the steps with `resample: {fs: ...}` so that every file is brought to "
+                "one rate."
             )
     else:
         data = _read_array(path, suffix, variable)
+    if stored is not None and (fs is None or own_rate):
+        fs = float(stored)
     if fs is None:
-        timed = f" (its time column steps at {rate:.5g} Hz)" if rate is not None else ""
+        named = (
+            "; a first column named as time with its unit, such as `time_ms` or `Time (s)`, "
+            "gives it"
+            if suffix == ".csv"
+            else ""
+        )
         raise SignalError(
-            f"{path}: {suffix} files do not store a sample rate{timed}; give it as fs "
+            f"{path}: {suffix} files do not store a sample rate{named}. Give it as fs "
             "(data.signal.fs in the config, --fs on the command line)."
         )
     x = _as_channels_first(np.asarray(data), path)
@@ -155,14 +183,19 @@ def csv_columns(path: str | Path) -> list[str] | None:
     time (`split_time_column`). None for a file that is not CSV, or cannot be read
     (`read_csv` says why)."""
     path = Path(path)
-    if path.suffix.lower() != ".csv":
-        return None
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            names = _header(fh.readline())
-    except (OSError, UnicodeDecodeError):
+    names = _csv_header(path) if path.suffix.lower() == ".csv" else None
+    if names is None:
         return None
     return names[1:] if len(names) > 1 and _time_name(names[0]) else names
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    """The column names in a CSV file's header row; None when it cannot be read."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return _header(fh.readline())
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def read_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -221,7 +254,8 @@ def _read_csv(path: Path) -> tuple[np.ndarray, float | None]:
     names, data = read_csv(path)
     channels, unit = split_time_column(names[0], data)
     span = (data[-1, 0] - data[0, 0]) * unit if unit is not None and len(data) > 1 else 0.0
-    return channels, (len(data) - 1) / span if span > 0 else None
+    # the mean step's rate, to 6 digits: timestamps printed in ms give 50, not 50.00000000001
+    return channels, float(f"{(len(data) - 1) / span:.6g}") if span > 0 else None
 
 
 _MATLAB_NUMBERS = {"double", "single", "logical", "int8", "uint8", "int16", "uint16", "int32",

@@ -30,7 +30,7 @@ import torch
 from feature_extractors.devices import parse_device
 from feature_extractors.signal import filters
 from feature_extractors.signal.emd import Method, emd
-from feature_extractors.signal.io import NanPolicy, SignalError, load_recording, wav_rate
+from feature_extractors.signal.io import NanPolicy, SignalError, load_recording, recorded_rate
 from feature_extractors.signal.vmd import vmd
 
 
@@ -301,18 +301,21 @@ class SignalPreprocessing:
         }
 
     def for_files(self, paths: list[Path]) -> SignalPreprocessing:
-        """These settings with `fs` fixed: unless given (or resampled first), the first readable
-        WAV's rate (an unreadable one fails on its own, named, when it is preprocessed).
+        """These settings with `fs` fixed: unless given (or resampled first), the rate the first
+        readable file that stores one holds (a WAV's, a CSV time column's: `recorded_rate`); an
+        unreadable one fails on its own, named, when it is preprocessed.
 
-        Every later WAV file must then match it, so files of different rates are never mixed.
+        Every later file must then match it, so files of different rates are never mixed.
         """
         if self.fs is not None or self.resamples_first:
             return self
-        for path in (p for p in paths if Path(p).suffix.lower() == ".wav"):
+        for path in paths:
             try:
-                return replace(self, fs=float(wav_rate(path)))
+                rate = recorded_rate(path)
             except SignalError:
                 continue
+            if rate is not None:
+                return replace(self, fs=rate)
         return self
 
     def apply(self, signal: Signal, start: int = 0, stop: int | None = None) -> Signal:
@@ -360,10 +363,12 @@ class SignalPreprocessing:
 
     def head(self, path: str | Path) -> Signal:
         """Load the recording at `path` and run the steps before `batch_from`."""
-        path = Path(path)
-        own_rate = self.resamples_first and path.suffix.lower() == ".wav"
         data, fs = load_recording(
-            path, None if own_rate else self.fs, variable=self.variable, nan_policy=self.nan_policy
+            path,
+            self.fs,
+            variable=self.variable,
+            nan_policy=self.nan_policy,
+            own_rate=self.resamples_first,
         )
         names = [f"ch{c}" for c in range(len(data))]
         try:
