@@ -29,11 +29,16 @@ def overview() -> str:
     return "\n".join(lines)
 
 
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """Command `name`'s own parser."""
+    parser = argparse.ArgumentParser(prog=f"seqclass {name}", description=load(name).__doc__)
+    load(name).add_arguments(parser)
+    return parser
+
+
 def run_command(name: str, args: list[str]) -> None:
     """Parse `args` with command `name`'s own parser and run it."""
-    module = load(name)
-    parser = argparse.ArgumentParser(prog=f"seqclass {name}", description=module.__doc__)
-    module.add_arguments(parser)
+    module, parser = load(name), command_parser(name)
     if getattr(module, "FIT_OPTIONS", False):
         ns, ns.fit_args = parser.parse_known_args(args)
     else:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from feature_extractors.signal.methods import DECOMPOSITIONS
-from pipeline.cli import main
+from pipeline.cli import command_parser, main
 from pipeline.commands import COMMANDS
 
 IMPORT_EACH_ALONE = """
@@ -48,7 +48,7 @@ def test_the_overview_and_every_commands_help_answer_without_loading_torch() -> 
     torchvision or Lightning (torch loads once the options are parsed)."""
     helps = """
 import sys
-from pipeline.cli import main
+from pipeline.cli import command_parser, main
 for args in [["--help"], *([name, "--help"] for name in sys.argv[1:])]:
     try:
         main(args)
@@ -63,6 +63,12 @@ print(sorted(sys.modules))
     (method,) = [s for s in done.stdout.splitlines() if s.lstrip().startswith("--method METHOD")]
     named = set(re.findall(r"\w+", method.split("METHOD")[1])) - {"default", "or"}
     assert named == set(DECOMPOSITIONS)
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_option_of_every_command_says_what_it_is(name: str) -> None:
+    options = [a for a in command_parser(name)._actions if a.dest != "help"]
+    assert options and all(a.help for a in options), [a.dest for a in options if not a.help]
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,12 @@ FIT_OPTIONS = True
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from pipeline.training.baselines import METHODS
 
-    parser.add_argument("--method", choices=METHODS, default="minirocket")
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="minirocket",
+        help="the classifier (default minirocket)",
+    )
     parser.add_argument(
         "--out", type=output_folder,
         help="folder to write (default: RUNS/baseline/METHOD, RUNS being "

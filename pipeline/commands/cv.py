@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.core.arguments import output_folder
+from pipeline.core.arguments import count, output_folder
 from pipeline.core.errors import UserError
 
 FIT_OPTIONS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--folds", type=count(2), default=5, help="folds, each held out once (default 5)"
+    )
     parser.add_argument("--out", type=output_folder, default="runs/cv", help="folder to write")
 
 

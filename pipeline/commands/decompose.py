@@ -26,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, help="VMD bandwidth penalty (default 1000)")
     parser.add_argument("--fs", type=float, help="sample rate of files that store none")
     parser.add_argument("--variable", help="array to read from MAT/NPZ files")
-    parser.add_argument("--nan-policy", choices=["raise", "interpolate"])
+    parser.add_argument(
+        "--nan-policy", choices=["raise", "interpolate"],
+        help="NaN or Inf in a recording: stop on it (default) or interpolate along time",
+    )  # fmt: skip
     parser.add_argument("--no-plot", action="store_true", help="skip the PNGs")
     parser.add_argument(
         "--devices", type=count(1), default=1,

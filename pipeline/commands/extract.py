@@ -68,7 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--motion-width", type=int, default=160, help="frame width the flow is computed at"
     )
     frames = parser.add_argument_group("frame sampling")
-    frames.add_argument("--sampling", default="all", choices=["all", "every", "uniform", "fps"])
+    frames.add_argument(
+        "--sampling", default="all", choices=["all", "every", "uniform", "fps"],
+        help="which frames: all (default), every k-th, N spread uniformly, or a frame rate",
+    )  # fmt: skip
     frames.add_argument(
         "--sampling-value", type=float, help="k (every), N (uniform) or frames/s (fps)"
     )

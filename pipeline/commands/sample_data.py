@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "kind",
         choices=["signals", "machines", "activity", "videos", "camera-motion", "scenes", "fusion"],
+        help="which data set (above)",
     )
     parser.add_argument("out", type=output_folder, help="folder to create")
     parser.add_argument(
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="samples per class (signals 40, machines 30, videos 24, camera-motion and scenes 24 "
         "train + a third as many test, fusion 24); recordings for activity (4)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
 
 
 def run(ns: argparse.Namespace) -> None:

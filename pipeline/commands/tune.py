@@ -18,7 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trials", type=count(1), default=20, help="finished trials the study holds"
     )
-    parser.add_argument("--space", type=Path, default=Path("configs/tune/space.yaml"))
+    parser.add_argument(
+        "--space", type=Path, default=Path("configs/tune/space.yaml"),
+        help="YAML search space: options and their ranges (default configs/tune/space.yaml)",
+    )  # fmt: skip
     parser.add_argument("--out", type=output_folder, default="runs/tune", help="folder to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
 
