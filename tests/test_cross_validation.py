@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+import torch
 
 from pipeline.cli import main
 from pipeline.core.errors import UserError
@@ -88,6 +89,19 @@ def test_cv_trains_a_model_per_fold_and_summarizes_them(signal_root: Path, tmp_p
         values = [f[metric] for f in folds]
         assert summary["mean"][metric] == pytest.approx(np.mean(values))
         assert summary["std"][metric] == pytest.approx(np.std(values, ddof=1))
-    assert all(Path(f["checkpoint"]).is_file() for f in folds)
+    for f in folds:  # chosen by the training loss: the held-out fold only scores it
+        state = torch.load(f["checkpoint"], weights_only=True)
+        (checkpointing,) = [v for k, v in state["callbacks"].items() if "ModelCheckpoint" in k]
+        assert checkpointing["monitor"] == "train_loss_epoch"
     image = matplotlib.image.imread(out / "cv.png")
     assert image.shape[1] > 300 and image[..., :3].std() > 0.05
+
+
+def test_cv_refuses_to_choose_checkpoints_on_the_fold_it_scores(
+    signal_root: Path, tmp_path: Path, capsys
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["cv", "--folds", "2", "--out", str(tmp_path / "cv"), f"--data.root={signal_root}",
+              "--checkpoint.monitor=val_acc", "--checkpoint.mode=max",
+              "--trainer.enable_progress_bar=false"])  # fmt: skip
+    assert "val_acc would choose the checkpoint on the held-out fold" in capsys.readouterr().err

@@ -37,7 +37,8 @@ def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
     main([*args, "--trials", "2"])
     main([*args, "--trials", "3"])  # one more: the first two come from study.db
     study = optuna.load_study(study_name="seqclass", storage=f"sqlite:///{out / 'study.db'}")
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    states = [t.state.name for t in study.trials]  # the third may lag the two and be pruned
+    assert states[:2] == ["COMPLETE"] * 2 and states[2] in ("COMPLETE", "PRUNED")
     assert len({t.params["model.hidden_size"] for t in study.trials}) > 1
     for t in study.trials:
         assert 8 <= t.params["model.hidden_size"] <= 32 and 1e-3 <= t.params["model.lr"] <= 1e-2
@@ -46,7 +47,10 @@ def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
         assert [int(r["trial"]) for r in csv.DictReader(fh)] == [0, 1, 2]
     best = yaml.safe_load((out / "best.yaml").read_text())
     assert best["model"]["hidden_size"] == study.best_trial.params["model.hidden_size"]
-    assert "ready to run" in capsys.readouterr().out
+    # 10 training samples a class: fit would train without a val split, tune scores on one
+    assert best["data"]["val_fraction"] == 0.15
+    assert (out / "best.yaml").read_text().startswith("# Best of 3 trials: val_loss=")
+    assert "best trial" in capsys.readouterr().out
     main(["fit", f"--config={out / 'best.yaml'}", "--trainer.max_epochs=1",
           "--trainer.enable_progress_bar=false"])  # fmt: skip
     state = torch.load(out / "best" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -58,6 +62,43 @@ def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
     with pytest.raises(SystemExit):  # another space in the same study: not comparable
         main([*args, "--trials", "4"])
     assert "holds a search of other options or another space" in capsys.readouterr().err
+    space.write_text(yaml.safe_dump(SPACE))
+    with pytest.raises(SystemExit):  # another score
+        main([*args, "--trials", "4", "--checkpoint.monitor=val_acc", "--checkpoint.mode=max"])
+    assert "scored its trials on val_loss, not val_acc" in capsys.readouterr().err
+
+
+def test_a_search_that_varies_the_losss_scale_must_score_on_a_metric(
+    signal_root: Path, tmp_path: Path, capsys
+) -> None:
+    """Less label smoothing lowers the loss whatever the model learns: ranking such trials by
+    val_loss would pick the least smoothing. Refused, naming the metric to score on instead."""
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(
+        {**SPACE, "model.label_smoothing": {"type": "float", "low": 0.0, "high": 0.2}}
+    ))  # fmt: skip
+    args = ["tune", "--space", str(space), "--out", str(tmp_path / "tune"), "--trials", "1",
+            f"--data.root={signal_root}", "--trainer.max_epochs=1",
+            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "varies model.label_smoothing, which changes how val_loss" in capsys.readouterr().err
+    assert not (tmp_path / "tune").exists()
+    main([*args, "--checkpoint.monitor=val_macro_f1", "--checkpoint.mode=max"])
+    assert "best trial 0: val_macro_f1=" in capsys.readouterr().out
+
+
+def test_a_search_without_any_val_split_is_refused(
+    signal_root: Path, tmp_path: Path, capsys
+) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    with pytest.raises(SystemExit):
+        main(["tune", "--space", str(space), "--out", str(tmp_path / "tune"),
+              f"--data.root={signal_root}", "--data.val_fraction=0"])  # fmt: skip
+    assert "scores each trial on the val split, and these options leave none" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_search_whose_trials_all_fail_says_so(

@@ -37,5 +37,6 @@ def run(ns: argparse.Namespace) -> None:
     best = study.best_trial
     print(
         f"tune: {len(study.trials)} trials in {ns.out / 'study.db'}; best trial {best.number}: "
-        f"{best.value:.4f} with {best.params}\n  ready to run: seqclass fit --config {best_yaml}"
+        f"{study.user_attrs['monitor']}={best.value:.4f} with {best.params}\n"
+        f"  ready to run: seqclass fit --config {best_yaml}"
     )

@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_info
 
+from pipeline.core.errors import UserError
+
 
 class TrainingBudget(Callback):
     """Train for about `steps` optimizer steps, whatever the size of the train split.
@@ -18,7 +20,8 @@ class TrainingBudget(Callback):
     patience becomes `patience` of those epochs (`train_loss_patience` without a val split; never
     less than configured), and a summary of the plan is printed. An explicit
     ``trainer.max_epochs`` or ``trainer.max_steps`` turns it off.
-    Without a val split, checkpoints and early stopping follow the training loss instead.
+    Without a val split, checkpoints and early stopping follow the training loss instead; so
+    they do in a cross-validation fold, whose val split is the held-out fold it is scored on.
 
     Args:
         steps: optimizer steps to train for; None keeps the trainer's epochs.
@@ -55,12 +58,26 @@ class TrainingBudget(Callback):
             f"channel{'s' if data.input_size != 1 else ''}, batch {data.batch_size}"
         )
         patience = self.patience
-        if not data.splits.get("val"):
+        fold = getattr(data.hparams, "fold", None)
+        if not data.splits.get("val") or fold is not None:
             patience = self.train_loss_patience
             for callback in (trainer.checkpoint_callback, *trainer.early_stopping_callbacks):
                 if callback is not None and callback.monitor == "val_loss":
                     callback.monitor = "train_loss_epoch"
-            plan += ", no val split (the training loss picks the checkpoint)"
+                elif (
+                    callback is not None and fold is not None and callback.monitor.startswith("val")
+                ):
+                    raise UserError(
+                        f"{callback.monitor} would choose the checkpoint on the held-out fold it "
+                        "is scored on, which flatters the score; cross-validation chooses it "
+                        "by the training loss. Drop the monitor option for cv."
+                    )
+            plan += (
+                ", no val split (the training loss picks the checkpoint)"
+                if fold is None
+                else f", fold {fold} of {data.hparams.folds} held out to score: the training "
+                "loss picks the checkpoint"
+            )
         if self.steps is not None:
             epochs = min(self.max_epochs, max(self.min_epochs, math.ceil(self.steps / batches)))
             trainer.fit_loop.max_epochs = epochs

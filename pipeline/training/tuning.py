@@ -2,9 +2,10 @@
 
 Each trial trains a model from the base arguments plus its sampled options into
 ``OUT/trial_N``; its score is the best value of the checkpoint's monitor (``val_loss`` unless
-``--checkpoint.monitor`` says otherwise). TPE proposes the options, a median pruner stops
-trials whose validation score lags after each epoch, and the study lives in
-``OUT/study.db`` (SQLite), so an interrupted search resumes where it stopped.
+``--checkpoint.monitor`` says otherwise) on the val split, which tune always has: where the fit
+options would train without one (small data), it draws `VAL_FRACTION` of train. TPE proposes
+the options, a median pruner stops trials whose validation score lags after each epoch, and the
+study lives in ``OUT/study.db`` (SQLite), so an interrupted search resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 
 from pipeline.core.errors import UserError
 from pipeline.core.plots import plot_trials
+from pipeline.training.datamodule import VAL_FRACTION
 
 KINDS = ("int", "float", "categorical")
 
@@ -80,10 +82,20 @@ def tune(fit_args: list[str], space: dict[str, dict], *, trials: int, out: Path,
             f"{base.trainer.world_size} (DDP); pass --trainer.devices 1 --trainer.num_nodes 1 "
             "(a trainer config of one device), then train the best config on every GPU."
         )
-    out.mkdir(parents=True, exist_ok=True)
     monitor, direction = _objective_of(base)
-    study = _open_study(out, searched={"fit_args": list(fit_args), "space": space},
-                        direction=direction, seed=seed)  # fmt: skip
+    _check_comparable(space, monitor)
+    searched = {"fit_args": list(fit_args), "space": space}
+    if base.datamodule.hparams.val_fraction is None:  # a val split even where fit would skip it
+        fit_args = [*fit_args, f"--data.val_fraction={VAL_FRACTION}"]
+        base = make_cli([*fit_args, "--trainer.logger=false"], run=False)
+    base.datamodule.setup("fit")
+    if not base.datamodule.splits.get("val"):
+        raise UserError(
+            "tune scores each trial on the val split, and these options leave none; give val/ "
+            f"folders, or a --data.val_fraction above 0 (the default for tune is {VAL_FRACTION})."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    study = _open_study(out, searched=searched, monitor=monitor, direction=direction, seed=seed)
 
     def objective(trial: optuna.Trial) -> float:
         chosen = [f"--{key}={suggest(trial, key, spec)}" for key, spec in space.items()]
@@ -107,9 +119,12 @@ def tune(fit_args: list[str], space: dict[str, dict], *, trials: int, out: Path,
     return study, best_yaml
 
 
-def _open_study(out: Path, *, searched: dict, direction: str, seed: int) -> optuna.Study:
+def _open_study(
+    out: Path, *, searched: dict, monitor: str, direction: str, seed: int
+) -> optuna.Study:
     """The study stored in ``OUT/study.db`` (made if new); refused if it searched other
-    options or another space. Trials left running by a killed run are marked failed."""
+    options or another space, or scored on another monitor. Trials left running by a killed
+    run are marked failed."""
     study = optuna.create_study(
         study_name="seqclass", storage=f"sqlite:///{out / 'study.db'}", load_if_exists=True,
         direction=direction, sampler=optuna.samplers.TPESampler(seed=seed),
@@ -117,12 +132,19 @@ def _open_study(out: Path, *, searched: dict, direction: str, seed: int) -> optu
     )  # fmt: skip
     for stale in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # left by a killed run
+    scored_on = study.user_attrs.get("monitor", monitor)
+    if scored_on != monitor:
+        raise UserError(
+            f"{out / 'study.db'} scored its trials on {scored_on}, not {monitor}; give another "
+            f"--out, or --checkpoint.monitor {scored_on} to resume it."
+        )
     if study.user_attrs.get("searched", searched) != searched:
         raise UserError(
             f"{out / 'study.db'} holds a search of other options or another space; its trials "
             "cannot be compared with these. Give another --out, or the same options to resume it."
         )
     study.set_user_attr("searched", searched)
+    study.set_user_attr("monitor", monitor)
     return study
 
 
@@ -155,6 +177,23 @@ def _score(trial: optuna.trial.FrozenTrial) -> float:
     if trial.value is not None:
         return trial.value
     return trial.intermediate_values[max(trial.intermediate_values)]
+
+
+# options that change what the loss measures: trials that differ in them score on other scales
+_LOSS_SCALES = ("model.label_smoothing", "model.class_weights")
+
+
+def _check_comparable(space: dict[str, dict], monitor: str) -> None:
+    """Refuse a search whose trials' scores would not be comparable: a loss monitored while
+    the space varies how that loss is computed (less smoothing scores lower, whatever it learns)."""
+    varied = [key for key in _LOSS_SCALES if key in space]
+    if varied and "loss" in monitor:
+        raise UserError(
+            f"the search space varies {', '.join(varied)}, which changes how {monitor} is "
+            f"computed, so trials would be ranked by their loss's scale rather than by what "
+            "they learn. Score them on a metric: --checkpoint.monitor val_macro_f1 "
+            "--checkpoint.mode max (or val_acc), or leave those options out of the space."
+        )
 
 
 def _objective_of(cli) -> tuple[str, str]:
