@@ -287,7 +287,8 @@ def test_patience_is_a_tenth_of_the_epochs_on_the_val_loss_a_quarter_on_the_trai
     """1,000 steps of 10 batches are 100 epochs: early stopping waits 10 of them on the val
     loss, 25 where only the training loss is there to watch."""
     data = SimpleNamespace(splits={"train": list(range(80)), "val": list(range(val))},
-                           device_batch_size=8, batch_size=8, input_size=3)  # fmt: skip
+                           device_batch_size=8, batch_size=8, input_size=3,
+                           hparams=SimpleNamespace(fold=None))  # fmt: skip
     stopper = EarlyStopping(monitor="val_loss", patience=1)
     trainer = SimpleNamespace(datamodule=data, checkpoint_callback=None,
                               early_stopping_callbacks=[stopper],

@@ -1,7 +1,8 @@
 """Hyper-parameter search with Optuna (TPE, median pruning) over the options of a YAML
-search space; the study is kept in OUT/study.db and resumes. Writes OUT/best.yaml (run it
-with `seqclass fit --config OUT/best.yaml`), OUT/trials.csv and OUT/tune.png. Other options
-(--config, --model.*, --data.*, --trainer.*) are those of `seqclass fit`."""
+search space, each trial scored on the val split (15 % of train where fit would draw none);
+the study is kept in OUT/study.db and resumes. Writes OUT/best.yaml (run it with `seqclass fit
+--config OUT/best.yaml`), OUT/trials.csv and OUT/tune.png. Other options (--config, --model.*,
+--data.*, --trainer.*) are those of `seqclass fit`."""
 
 from __future__ import annotations
 
