@@ -9,11 +9,14 @@ from __future__ import annotations
 import importlib
 
 _HOMES = {
+    "Classification": "pipeline.apply.classify",
     "SequenceClassifier": "pipeline.training.lit_module",
     "SequenceDataError": "pipeline.core.errors",
     "SequenceDataModule": "pipeline.training.datamodule",
     "SequenceNet": "pipeline.models.sequence_net",
     "UserError": "pipeline.core.errors",
+    "classify": "pipeline.apply.classify",
+    "load_classifier": "pipeline.apply.classify",
     "load_sequence": "pipeline.data.sequence_files",
     "save_sequence": "pipeline.data.sequence_files",
 }

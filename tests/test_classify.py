@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import pipeline
 from feature_extractors.video import (
     FrameSampling,
     MotionSettings,
@@ -171,6 +172,11 @@ def test_classify_sequence_checkpoint_and_bad_checkpoint(
           "--out", str(out)])  # fmt: skip
     rows = read_rows(out)
     assert len(rows) == len(list((signal_root / "low").glob("*.npy")))
+    # from Python: the same inputs, classes and probabilities
+    result = pipeline.classify([signal_root / "low"], runs / "checkpoints" / "last.ckpt")
+    assert [p.name for p in result.inputs] == [Path(r["path"]).name for r in rows]
+    assert result.predicted == [r["predicted"] for r in rows]
+    assert result.class_names == [k.removeprefix("prob_") for k in rows[0] if k.startswith("prob_")]
     # exported, the model gives classify's probabilities on the same sequence files
     main(["export", "--checkpoint", str(runs / "checkpoints" / "last.ckpt"), "--out",
           str(tmp_path / "m.ts")])  # fmt: skip

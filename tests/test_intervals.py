@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pipeline
 from pipeline.cli import main
 from pipeline.core.errors import UserError
 from pipeline.data.intervals import (
@@ -148,6 +149,8 @@ def test_per_step_labels_every_step(activity: Path, tmp_path: Path, capsys, capl
     assert len(rows) == (60 * 20 - 4) // 2 + 1  # window_stats frames of the whole recording
     assert times[0] == pytest.approx(1.5 / 20) and np.all(np.diff(times) > 0)
     assert {r["predicted"] for r in rows} <= {"idle", "run", "walk"}
+    (predicted,) = pipeline.classify([activity.parent / "subject_1.csv"], ckpt).predicted
+    assert predicted == [r["predicted"] for r in rows]  # from Python: a class per step
 
     main(["test", *fit_args(activity, runs), f"--ckpt_path={ckpt}"])  # per_step from the fit's
     assert "as the checkpoint's fit did: per_step=True" in caplog.text

@@ -44,6 +44,18 @@ class Classification:
     times: list[np.ndarray] | None = None  # per-step models: seconds of each step
     streams: list[str] | None = None  # fused models: the streams of each sample, joined by +
 
+    @property
+    def inputs(self) -> list[Path]:
+        """The raw input of each sample (its file; for fused samples, their folder)."""
+        return [s.source or s.path for s in self.samples]
+
+    @property
+    def predicted(self) -> list[str] | list[list[str]]:
+        """The most probable class of each sample (per-step models: of each of its steps)."""
+        if isinstance(self.probs, list):
+            return [[self.class_names[k] for k in p.argmax(-1).tolist()] for p in self.probs]
+        return [self.class_names[k] for k in self.probs.argmax(-1).tolist()]
+
 
 def load_classifier(checkpoint: str | Path) -> SequenceClassifier:
     """The trained model of a `fit` checkpoint, loaded with `weights_only=True`, in eval mode.

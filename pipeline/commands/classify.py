@@ -54,9 +54,8 @@ def run(ns: argparse.Namespace) -> None:
     write_predictions(
         ns.out, result.samples, result.probs, class_names=result.class_names, streams=result.streams
     )
-    predicted = [result.class_names[k] for k in result.probs.argmax(1).tolist()]
     labels = [s.label for s in result.samples]
     if all(label in result.class_names for label in labels):
-        hits = sum(p == t for p, t in zip(predicted, labels, strict=True))
+        hits = sum(p == t for p, t in zip(result.predicted, labels, strict=True))
         summary += f" (accuracy {hits / len(labels):.4f} against the class folders)"
     print(summary)
