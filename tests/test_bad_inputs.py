@@ -98,11 +98,13 @@ def test_classify_skips_and_names_files_with_another_channel_count(tmp_path: Pat
     new = tmp_path / "new"
     write_npy(new / "good.npy", np.zeros((9, 2), dtype="f4"))
     write_npy(new / "one_channel.npy", np.zeros((9, 1), dtype="f4"))
+    write_npy(new / "one_step.npy", np.zeros((1, 2), dtype="f4"))  # a row vector: 2 steps
     main(["classify", str(new), "--checkpoint", str(tmp_path / "run/checkpoints/last.ckpt"),
           "--out", str(tmp_path / "p.csv")])  # fmt: skip
-    assert "one_channel.npy: 1 channels per step, but the model was trained on 2" in (
-        capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "one_channel.npy: 1 channels per step, but the model was trained on 2" in err
+    assert "one_step.npy holds a [1, 2] array, read as a row vector" in err
+    assert "one_channel.npy holds" not in err
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert len(rows) == 2 and "good.npy" in rows[1]
 

@@ -41,6 +41,16 @@ def test_inconsistent_channel_count_names_the_file(tmp_path: Path) -> None:
         dm.setup("fit")
 
 
+def test_a_one_step_sample_read_as_a_row_vector_is_explained(tmp_path: Path) -> None:
+    """A `[1, 2]` .npy is 2 steps of one channel (MATLAB's row vector): the channel error
+    says so and how to store one step of 2 channels."""
+    random_tree(tmp_path, {"a": 5, "b": 5}, channels=2)
+    write_npy(tmp_path / "b" / "one_step.npy", np.zeros((1, 2), dtype="f4"))
+    dm = SequenceDataModule(str(tmp_path), val_fraction=0.2, test_fraction=0.2)
+    with pytest.raises(UserError, match=r"has 1 channel but .*read as a row vector.*features"):
+        dm.setup("fit")
+
+
 def test_max_train_length_drops_long_training_sequences(tmp_path: Path) -> None:
     random_tree(tmp_path, {"a": 8, "b": 8})  # 5-15 steps each
     dm = SequenceDataModule(str(tmp_path), max_train_length=10)

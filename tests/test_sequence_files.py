@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from pipeline.core.errors import UserError
-from pipeline.data.sequence_files import load_sequence, save_sequence, sequence_shape
+from pipeline.data.sequence_files import (
+    load_sequence,
+    row_vector_note,
+    save_sequence,
+    sequence_shape,
+)
 
 ARRAY = np.arange(12, dtype=np.float32).reshape(4, 3)
 
@@ -54,6 +59,10 @@ def test_a_row_vector_is_one_channel_in_every_reader(tmp_path: Path, suffix: str
     else:
         torch.save(torch.from_numpy(row), path)
     assert load_sequence(path).shape == sequence_shape(path) == (30, 1)
+    assert "holds a [1, 30] array, read as a row vector" in row_vector_note(path)
+    np.savez(tmp_path / "step.npz", features=row)  # the way to one step of 30 channels
+    assert load_sequence(tmp_path / "step.npz").shape == (1, 30)
+    assert row_vector_note(tmp_path / "step.npz") == ""
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -24,7 +24,7 @@ from feature_extractors.devices import float32_convolutions
 from pipeline.core.errors import UserError
 from pipeline.data.batching import SequenceDataset, length_batches, pad_collate
 from pipeline.data.discovery import Sample, columns_of, step_times
-from pipeline.data.sequence_files import sequence_shape
+from pipeline.data.sequence_files import row_vector_note, sequence_shape
 from pipeline.models.config import NetConfig
 from pipeline.models.video_classifier import VideoClassifier
 from pipeline.prepare.extract import video_encoders
@@ -198,9 +198,8 @@ def _with_model_channels(
         else:
             kept.append(sample)
             continue
-        failed.append(
-            (sample.source or sample.path, f"{why}; give inputs made like its training data")
-        )
+        fix = f"give inputs made like its training data. {row_vector_note(sample.path)}"
+        failed.append((sample.source or sample.path, f"{why}; {fix.strip()}"))
     return kept, failed
 
 

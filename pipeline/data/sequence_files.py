@@ -106,6 +106,33 @@ def sequence_shape(path: str | Path) -> tuple[int, int]:
     return load_sequence(path).shape
 
 
+def row_vector_note(path: str | Path) -> str:
+    """For a file whose bare `[1, N]` array is read as a row vector (N steps of one channel),
+    a note that says so and how to store one step of N channels instead; else ""."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as npz:
+                bare = "features" not in npz.files and len(npz.files) == 1
+                shape = npz[npz.files[0]].shape if bare else ()
+        elif path.suffix == ".pt":
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            shape = tuple(obj.shape) if isinstance(obj, torch.Tensor) else ()
+        else:
+            shape = ()
+    except Exception:
+        return ""
+    if len(shape) != 2 or shape[0] != 1 or shape[1] < 2:
+        return ""
+    return (
+        f"{path.name} holds a [1, {shape[1]}] array, read as a row vector ({shape[1]} steps of "
+        f"one channel): store one step of {shape[1]} channels as an .npz's `features` array or "
+        "a CSV row."
+    )
+
+
 def save_sequence(
     path: str | Path, features: np.ndarray | torch.Tensor, **extra: np.ndarray
 ) -> None:

@@ -32,6 +32,7 @@ from pipeline.data.sequence_files import (
     SEQUENCE_SUFFIXES,
     load_sequence,
     read_feature_settings,
+    row_vector_note,
     sequence_shape,
 )
 from pipeline.prepare.signals import preprocess_recordings, raise_failures, signal_cache_dir
@@ -434,9 +435,11 @@ class SequenceDataModule(pl.LightningDataModule):
         for s in samples[1:]:
             channels = sequence_shape(s.path)[1]
             if channels != expected:
+                note = row_vector_note(s.path) or row_vector_note(expected_path)
                 raise UserError(
-                    f"{s.path}: has {channels} channels but {expected_path} has {expected}; every "
-                    "sample needs the same channel count. Re-create or remove the odd file."
+                    f"{s.path}: has {channels} channel{'s' * (channels != 1)} but {expected_path} "
+                    f"has {expected}; every sample needs the same channel count. "
+                    + (note or "Re-create or remove the odd file.")
                 )
         self.columns = same_columns(s.source or s.path for s in samples)
 
