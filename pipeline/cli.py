@@ -58,6 +58,8 @@ def _quiet_library_noise() -> None:
     # one in the same folder (its checkpoints' -vN names are noted after fit)
     warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+    # cv and tune drive LightningCLI with the fit options of their own command line
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     hidden = ("litlogger", "to estimate number of stepping batches")  # the schedule's length
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: not any(text in record.getMessage() for text in hidden)

@@ -114,3 +114,20 @@ def test_a_one_process_checkpoint_resumes_on_two(trained) -> None:
     assert {"val_loss", "val_acc"} <= set(metrics)
     for key in metrics:
         assert float(logged[0][key]) == pytest.approx(float(one[key]), abs=1e-6), key
+
+
+def test_cv_over_two_processes_reports_once_what_one_process_scores(trained) -> None:
+    base, common = trained
+    out = base / "cv"
+    printed = seqclass_ddp("cv", "--folds", "2", "--out", str(out), *common,
+                           "--trainer.max_epochs=1")  # fmt: skip
+    assert printed.count("cv: 2 folds") == 1  # the first process reports
+    summary = json.loads((out / "cv.json").read_text())
+    assert [fold["val_samples"] for fold in summary["folds"]] == [21, 20]  # 36 + 5, dealt
+    for fold in summary["folds"]:
+        runs = base / f"cv_validate_{fold['fold']}"
+        main(["validate", *common, f"--ckpt_path={fold['checkpoint']}",
+              f"--trainer.default_root_dir={runs}"])  # the fold from the checkpoint  # fmt: skip
+        (one,) = [row for row in read_csv(only_run(runs) / "metrics.csv") if row.get("val_loss")]
+        for key in ("val_acc", "val_loss"):
+            assert float(one[key]) == pytest.approx(fold[key], abs=1e-6), key

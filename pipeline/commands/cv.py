@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 
 from pipeline.core.arguments import count, output_folder
-from pipeline.core.errors import UserError
 
 FIT_OPTIONS = True
 
@@ -20,11 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ns: argparse.Namespace) -> None:
+    from pipeline.core.distributed import rank_and_world
     from pipeline.training.cross_validation import cross_validate
 
-    if ns.folds < 2:
-        raise UserError("--folds must be at least 2.")
     summary, path = cross_validate(ns.fit_args, ns.folds, ns.out)
+    if rank_and_world()[0] != 0:  # under DDP every process trains; the first one reports
+        return
     print(f"cv: {ns.folds} folds -> {path}")
     for metric, mean in summary["mean"].items():
         print(f"  {metric}: {mean:.4f} ± {summary['std'][metric]:.4f}")

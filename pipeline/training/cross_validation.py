@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.distributed import rank_and_world
 from pipeline.core.plots import plot_folds
 
 METRICS = ("val_acc", "val_macro_f1", "val_loss")
 
 
 def cross_validate(fit_args: list[str], folds: int, out: Path) -> tuple[dict, Path]:
-    """Train and score one model per fold; write ``OUT/cv.json`` and ``OUT/cv.png``.
+    """Train and score one model per fold; write ``OUT/cv.json`` and ``OUT/cv.png`` (the
+    first process, under DDP).
 
     The standard deviation is the sample one (ddof=1) over the folds.
     """
@@ -47,8 +49,9 @@ def cross_validate(fit_args: list[str], folds: int, out: Path) -> tuple[dict, Pa
         "std": {m: float(v.std(ddof=1)) for m, v in table.items()},
         "args": fit_args,
     }
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "cv.json"
-    path.write_text(json.dumps(summary, indent=2) + "\n")
-    plot_folds(results, METRICS, out / "cv.png")
+    if rank_and_world()[0] == 0:  # under DDP every process holds the same, synced scores
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+        plot_folds(results, METRICS, out / "cv.png")
     return summary, path
