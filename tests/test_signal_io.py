@@ -79,7 +79,7 @@ def test_a_csv_time_column_is_the_time_axis_checked_against_fs(tmp_path: Path, n
     else:  # no unit: no rate to check against, and none to read
         assert_allclose(load_recording(path, fs=50)[0], DATA.T)
         assert recorded_rate(path) is None
-        with pytest.raises(SignalError, match=r"a\.csv: \.csv files do not store .*time_ms"):
+        with pytest.raises(SignalError, match=r"a\.csv: this CSV stores no sample rate .*time_ms"):
             load_recording(path)
 
 

@@ -126,15 +126,15 @@ def load_recording(
     if stored is not None and (fs is None or own_rate):
         fs = float(stored)
     if fs is None:
-        named = (
-            "; a first column named as time with its unit, such as `time_ms` or `Time (s)`, "
-            "gives it"
+        stores = (
+            "this CSV stores no sample rate (one whose first column is time with its unit, "
+            "such as `time_ms` or `Time (s)`, does)"
             if suffix == ".csv"
-            else ""
+            else f"{suffix} files do not store a sample rate"
         )
         raise SignalError(
-            f"{path}: {suffix} files do not store a sample rate{named}. Give it as fs "
-            "(data.signal.fs in the config, --fs on the command line)."
+            f"{path}: {stores}. Give it as fs (data.signal.fs in the config, --fs on the "
+            "command line)."
         )
     x = _as_channels_first(np.asarray(data), path)
     return _handle_nan(x, path, nan_policy), float(fs)
