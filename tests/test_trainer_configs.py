@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from pytorch_lightning.accelerators import CPUAccelerator
 
 from feature_extractors.devices import bf16_emulated
 from pipeline.cli import main
+from pipeline.training.lightning_cli import make_cli
 
 TRAINER_CONFIGS = sorted(Path("configs/trainer").glob("*.yaml"))
 FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
@@ -96,3 +98,18 @@ def test_a_gpu_without_bf16_units_is_named_for_bf16_mixed(
         ):
             main(["fit", f"--data.root={tmp_path / 'none'}", "--trainer.precision=bf16-mixed",
                   f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+
+
+def test_auto_trains_on_the_cpu_beside_an_apple_gpu_and_says_why(
+    signal_root: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """Lightning's `auto` would take mps, where torch's LSTM has given wrong outputs without an
+    error: `auto` means a CUDA GPU or the CPU, as for every other command."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    cli = make_cli([f"--data.root={signal_root}", f"--trainer.default_root_dir={tmp_path}"],
+                   run=False)  # fmt: skip
+    assert cli.config.trainer.accelerator == "cpu"  # chosen before Lightning looks
+    assert isinstance(cli.trainer.accelerator, CPUAccelerator)
+    assert "Apple GPU (mps) found; training on the CPU" in caplog.text
+    assert "--trainer.accelerator mps" in caplog.text

@@ -49,6 +49,32 @@ def _has_gpu() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
+# a silent error of torch's recurrent layers on Apple's GPU (multi-layer LSTMs, batch-dependent)
+MPS_LSTM_ISSUE = "https://github.com/pytorch/pytorch/issues/180744"
+
+
+def _keep_recurrent_layers_off_mps(trainer) -> None:
+    """`auto` trains on a CUDA GPU where torch finds one, else on the CPU, as `auto` picks the
+    device of every other command: Lightning's `auto` would take Apple's GPU (mps), where
+    torch's LSTM has given wrong outputs without an error. Asked for by name, mps is used, with
+    a warning."""
+    if torch.cuda.is_available() or not torch.backends.mps.is_available():
+        return
+    if trainer.accelerator == "auto":
+        trainer.accelerator = "cpu"
+        rank_zero_info(
+            "Apple GPU (mps) found; training on the CPU, since torch's recurrent layers on mps "
+            f"have given wrong outputs without an error ({MPS_LSTM_ISSUE}). "
+            "--trainer.accelerator mps trains there anyway."
+        )
+    elif trainer.accelerator in ("mps", "gpu"):
+        rank_zero_warn(
+            "training on Apple's GPU (mps): torch's recurrent layers there have given wrong "
+            f"outputs without an error ({MPS_LSTM_ISSUE}); compare a test run with "
+            "--trainer.accelerator cpu before trusting it."
+        )
+
+
 def _note_versioned_names(checkpoint: ModelCheckpoint) -> None:
     """Say so when the checkpoint folder held an earlier run's files, so that this run's got
     Lightning's ``-vN`` names: RUN/checkpoints/best.ckpt is then still the earlier model."""
@@ -88,6 +114,7 @@ class SeqClassCLI(LightningCLI):
             warnings.filterwarnings("ignore", message="`max_epochs` was not set. Setting it to")
         if self.subcommand != "fit":  # the checkpoint callback's state matters to fit alone
             warnings.filterwarnings("ignore", message="The dirpath has changed from")
+        _keep_recurrent_layers_off_mps(config.trainer)
         if config.trainer.accelerator in ("gpu", "cuda") and not _has_gpu():
             raise UserError(
                 f"--trainer.accelerator {config.trainer.accelerator} (as configs/trainer/gpu.yaml "
