@@ -126,6 +126,8 @@ def test_rates_across_csv_files_with_a_timed_column(tmp_path: Path):
     fixed = SignalPreprocessing(steps=[{"detrend": {}}]).for_files(paths)
     assert fixed.fs == 200
     assert fixed.process(paths[0]).fs == fixed.process(paths[1]).fs == 200
+    assert fixed.process(paths[1]).names == ["x"]  # the header's name (decompose's plots show it)
+    assert fixed.process(paths[0]).names == ["ch0"]
     with pytest.raises(SignalError, match=r"b\.csv: its time column steps at 400 Hz .* 200 Hz"):
         fixed.process(paths[2])
     resampling = SignalPreprocessing(steps=[{"resample": {"fs": 100}}]).for_files(paths[1:])

@@ -30,7 +30,13 @@ import torch
 from feature_extractors.devices import parse_device
 from feature_extractors.signal import filters
 from feature_extractors.signal.emd import Method, emd
-from feature_extractors.signal.io import NanPolicy, SignalError, load_recording, recorded_rate
+from feature_extractors.signal.io import (
+    NanPolicy,
+    SignalError,
+    csv_columns,
+    load_recording,
+    recorded_rate,
+)
 from feature_extractors.signal.vmd import vmd
 
 
@@ -370,7 +376,9 @@ class SignalPreprocessing:
             nan_policy=self.nan_policy,
             own_rate=self.resamples_first,
         )
-        names = [f"ch{c}" for c in range(len(data))]
+        names = csv_columns(path)  # a CSV's header names its channels; other files ch0, ch1, ...
+        if names is None or len(names) != len(data):
+            names = [f"ch{c}" for c in range(len(data))]
         try:
             return self.apply(Signal(data, fs, 0.0, names), stop=self.batch_from)
         except ValueError as err:
