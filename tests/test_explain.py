@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import matplotlib.axes
 import matplotlib.image
 import numpy as np
 import pytest
@@ -72,3 +73,26 @@ def test_explain_sequence_files(
     with pytest.raises(SystemExit):
         main(["explain", str(runs / "checkpoints" / "last.ckpt"), str(files[0]), "--target", "x"])
     assert "is not one of the model's classes" in capsys.readouterr().err
+
+
+def test_explain_names_a_csv_files_channels_by_its_header(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(6):
+            rows = rng.normal(size=(20, 2)) + (label == "b")
+            np.savetxt(tmp_path / "data" / label / f"{i}.csv", rows, delimiter=",",
+                       header="accel_x,accel_y", comments="")  # fmt: skip
+    runs = tmp_path / "runs"
+    main(["fit", *FAST, f"--data.root={tmp_path / 'data'}", f"--trainer.default_root_dir={runs}",
+          "--trainer.max_epochs=1"])  # fmt: skip
+    labels = []
+    set_ylabel = matplotlib.axes.Axes.set_ylabel
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel",
+                        lambda ax, text, *a, **k: labels.append(text) or set_ylabel(ax, text, *a, **k))  # fmt: skip
+    main(["explain", str(runs / "checkpoints" / "last.ckpt"), str(tmp_path / "data" / "a" / "0.csv"),
+          "--out", str(tmp_path / "explain")])  # fmt: skip
+    assert "explain: 1 explained" in capsys.readouterr().out
+    assert labels[:2] == ["accel_x", "accel_y"]

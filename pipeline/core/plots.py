@@ -151,10 +151,11 @@ def plot_trials(
 def plot_step_importance(
     series: np.ndarray, series_times: np.ndarray, *, times: np.ndarray, importance: np.ndarray,
     attention: np.ndarray | None, title: str, xlabel: str, path: Path, channels: int = 3,
+    names: Sequence[str] | None = None,
 ) -> Path:  # fmt: skip
-    """The input's first `channels` rows of `series [C, N]` over time with each model step's
-    importance shaded behind them (darker: more important), and the signed importance (plus
-    attention weights, if any) per step below."""
+    """The input's first `channels` rows of `series [C, N]` (named `names`, else by number)
+    over time with each model step's importance shaded behind them (darker: more important),
+    and the signed importance (plus attention weights, if any) per step below."""
     plt = pyplot()
     shown = min(channels, len(series))
     fig, axes = plt.subplots(shown + 1, 1, figsize=(10, 1.6 * shown + 2.2), sharex=True)
@@ -164,7 +165,7 @@ def plot_step_importance(
         for left, right, w in zip(edges[:-1], edges[1:], weight, strict=True):
             ax.axvspan(left, right, color="C3", alpha=0.6 * w, lw=0)
         ax.plot(series_times, series[c], lw=0.7, color="black")
-        ax.set_ylabel(f"channel {c}", fontsize=8)
+        ax.set_ylabel(names[c] if names else f"channel {c}", fontsize=8)
     bars = axes[-1]
     bars.bar(times, importance, width=np.diff(edges), color=np.where(importance >= 0, "C3", "C0"))
     bars.set_ylabel("importance", fontsize=8)

@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing, load_recording
+from feature_extractors.signal.io import csv_columns
 from feature_extractors.video import (
     VIDEO_SUFFIXES,
     FrameSampling,
@@ -113,16 +114,22 @@ class FeatureKind:
     def draw(self, settings: dict, drawing: Drawing) -> None:
         """Draw an explanation: each step's importance over the input's first channels."""
         series = load_sequence(drawing.features).T
-        _draw_steps(drawing, series, drawing.times, xlabel="step")
+        _draw_steps(
+            drawing, series, drawing.times, xlabel="step", names=csv_columns(drawing.source)
+        )
 
 
 def _draw_steps(
-    drawing: Drawing, series: np.ndarray, series_times: np.ndarray, *, xlabel: str
-) -> None:
-    """Plot `series [C, N]` at `series_times` with the drawing's importance per step."""
+    drawing: Drawing, series: np.ndarray, series_times: np.ndarray, *, xlabel: str,
+    names: list[str] | None = None,
+) -> None:  # fmt: skip
+    """Plot `series [C, N]` (channels named `names`, if known) at `series_times` with the
+    drawing's importance per step."""
+    if names is not None and len(names) != len(series):
+        names = None
     plot_step_importance(series, series_times, times=drawing.times, importance=drawing.importance,
                          attention=drawing.attention, title=drawing.title, xlabel=xlabel,
-                         path=drawing.target)  # fmt: skip
+                         path=drawing.target, names=names)  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -195,7 +202,8 @@ class SignalFeatures(FeatureKind):
         data, fs = load_recording(
             drawing.source, chain.fs, variable=chain.variable, nan_policy=chain.nan_policy
         )
-        _draw_steps(drawing, data, np.arange(data.shape[1]) / fs, xlabel="time (s)")
+        _draw_steps(drawing, data, np.arange(data.shape[1]) / fs, xlabel="time (s)",
+                    names=csv_columns(drawing.source))  # fmt: skip
 
 
 @register
