@@ -163,6 +163,28 @@ def test_resume_from_last_checkpoint(signal_root: Path, tmp_path: Path, caplog) 
         assert rate == pytest.approx(expected[step], rel=1e-5), step
 
 
+def test_an_interrupted_fit_says_how_to_resume_and_resumes(
+    signal_root: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from pipeline.training.lit_module import SequenceClassifier
+
+    def ctrl_c_in_the_third_epoch(self) -> None:
+        if self.current_epoch == 2:
+            raise KeyboardInterrupt
+
+    runs = tmp_path / "runs"
+    common = [f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}"]
+    with monkeypatch.context() as patch:
+        patch.setattr(SequenceClassifier, "on_train_epoch_start", ctrl_c_in_the_third_epoch)
+        with pytest.raises(SystemExit):
+            seqclass("fit", *common, "--trainer.max_epochs=4")
+    out = capsys.readouterr().out
+    assert f"fit interrupted: {runs / 'checkpoints' / 'last.ckpt'} holds the last saved" in out
+    assert torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    seqclass("fit", *common, "--trainer.max_epochs=4", "--ckpt_path=last")
+    assert "fit: 4 epochs" in capsys.readouterr().out
+
+
 def test_learns_the_sample_data(tmp_path: Path) -> None:
     from pipeline.prepare.sample_data import make_signal_dataset
 

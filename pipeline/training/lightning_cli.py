@@ -236,7 +236,23 @@ class SeqClassCLI(LightningCLI):
             super()._run_subcommand(subcommand)
         except BaseException:
             self._remove_empty_run_folder()
+            if subcommand == "fit" and self.trainer.interrupted and self.trainer.is_global_zero:
+                self._note_how_to_resume()
             raise
+
+    def _note_how_to_resume(self) -> None:
+        """After Ctrl+C in `fit`: where the last finished epoch is, and how to go on from it."""
+        checkpoint = self.trainer.checkpoint_callback
+        last = (
+            Path(checkpoint.last_model_path) if checkpoint and checkpoint.last_model_path else None
+        )
+        if last is None or not last.is_file():
+            print("fit interrupted before an epoch was saved: there is nothing to resume.")
+            return
+        print(
+            f"fit interrupted: {last} holds the last saved epoch; the same command with "
+            "--ckpt_path last resumes from it."
+        )
 
     def _remove_empty_run_folder(self) -> None:
         """A run that failed before logging a metric leaves no ``version_N`` behind: the
