@@ -323,3 +323,15 @@ def test_balanced_class_weights_give_every_class_the_same_total_weight(
     torch.testing.assert_close(weight * counts, torch.full_like(counts, counts.sum() / len(counts)))
     assert "fit: balanced class weights:" in caplog.text
     main(["test", *run, f"--ckpt_path={checkpoint}"])  # a weighted checkpoint loads
+
+
+def test_fit_names_imbalanced_classes_and_the_option_that_weighs_them(
+    tmp_path: Path, caplog
+) -> None:
+    for name, classes in (("skewed", {"common": 30, "rare": 6}), ("even", {"a": 12, "b": 12})):
+        root = random_tree(tmp_path / name, classes)
+        caplog.clear()
+        main(["fit", *QUIET, f"--data.root={root}", "--trainer.max_epochs=1",
+              "--model.hidden_size=8", f"--trainer.default_root_dir={tmp_path / f'{name}-run'}"])  # fmt: skip
+        noted = "fit: the classes are imbalanced (common 26, rare 5 in train)" in caplog.text
+        assert noted == (name == "skewed") and ("class_weights balanced" in caplog.text) == noted

@@ -234,9 +234,11 @@ class SeqClassCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         try:
             super()._run_subcommand(subcommand)
-        except BaseException:
+        except BaseException as err:
             self._remove_empty_run_folder()
-            if subcommand == "fit" and self.trainer.interrupted and self.trainer.is_global_zero:
+            # Lightning ends a run stopped by Ctrl+C (or SIGTERM) with exit(1), after teardown
+            stopped = isinstance(err, SystemExit) and self.trainer.interrupted
+            if subcommand == "fit" and stopped and self.trainer.is_global_zero:
                 self._note_how_to_resume()
             raise
 

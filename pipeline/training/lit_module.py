@@ -43,6 +43,20 @@ def auto_stride(longest: int, max_recurrent_steps: int) -> int:
     return max(1, -(-longest // max_recurrent_steps))
 
 
+IMBALANCED = 4  # the largest class this many times the smallest: `fit` names the option
+
+
+def _note_imbalance(class_names: list[str], counts) -> None:
+    """Say so when the training classes are far apart in size, and what weighs them equally."""
+    smallest, largest = int(counts.argmin()), int(counts.argmax())
+    if counts[largest] >= IMBALANCED * max(int(counts[smallest]), 1):
+        rank_zero_info(
+            f"fit: the classes are imbalanced ({class_names[largest]} {counts[largest]}, "
+            f"{class_names[smallest]} {counts[smallest]} in train): accuracy favours the large "
+            "ones, macro_f1 weighs each class alike; --model.class_weights balanced trains that way"
+        )
+
+
 class SequenceClassifier(pl.LightningModule):
     """Sequence-to-label classifier over `[T, D]` sequences.
 
@@ -184,6 +198,8 @@ class SequenceClassifier(pl.LightningModule):
             weights = zip(self.class_names, self.loss.weight.tolist(), strict=True)
             listed = ", ".join(f"{name} {weight:.3g}" for name, weight in weights)
             rank_zero_info(f"fit: balanced class weights: {listed}")
+        elif stage == "fit":
+            _note_imbalance(self.class_names, datamodule.train_class_counts())
         if stage == "fit" and datamodule.channel_mean is not None:
             self.net.channel_mean.copy_(datamodule.channel_mean)
             self.net.channel_std.copy_(datamodule.channel_std)
