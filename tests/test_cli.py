@@ -183,6 +183,11 @@ def test_an_interrupted_fit_says_how_to_resume_and_resumes(
     assert torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     seqclass("fit", *common, "--trainer.max_epochs=4", "--ckpt_path=last")
     assert "fit: 4 epochs" in capsys.readouterr().out
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    with pytest.raises(SystemExit):  # an error is no interruption: nothing to say of resuming
+        seqclass("fit", f"--data.root={tmp_path / 'empty'}", f"--trainer.default_root_dir={runs}")
+    captured = capsys.readouterr()
+    assert "no sample files" in captured.err and "interrupted" not in captured.out
 
 
 def test_learns_the_sample_data(tmp_path: Path) -> None:
