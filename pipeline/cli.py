@@ -31,8 +31,9 @@ def overview() -> str:
 
 def command_parser(name: str) -> argparse.ArgumentParser:
     """Command `name`'s own parser."""
-    parser = argparse.ArgumentParser(prog=f"seqclass {name}", description=load(name).__doc__)
-    load(name).add_arguments(parser)
+    module = load(name)
+    parser = argparse.ArgumentParser(prog=f"seqclass {name}", description=module.__doc__)
+    module.add_arguments(parser)
     return parser
 
 
