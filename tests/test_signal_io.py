@@ -89,6 +89,20 @@ def test_a_channel_named_like_time_that_does_not_increase_stays_a_channel(tmp_pa
     assert_allclose(load_recording(tmp_path / "a.csv", fs=10)[0], DATA.T)
 
 
+def test_a_time_column_rounded_to_repeat_some_stamps_is_still_the_time_axis(tmp_path: Path):
+    """At 2 kHz, stamps rounded to the millisecond repeat every other one: still time, and
+    its rate the mean step's."""
+    stamps = np.round(np.arange(len(DATA)) * 0.5)
+    np.savetxt(tmp_path / "a.csv", np.column_stack([stamps, DATA]), delimiter=",",
+               header="time_ms,x,y,z", comments="")  # fmt: skip
+    x, fs = load_recording(tmp_path / "a.csv")
+    assert_allclose(x, DATA.T, atol=1e-12)
+    assert abs(fs - 2000) < 50  # (T - 1) steps over the rounded span
+    constant = np.column_stack([np.zeros(len(DATA)), DATA])  # a flat column named t: a channel
+    np.savetxt(tmp_path / "b.csv", constant, delimiter=",", header="t,x,y,z", comments="")
+    assert load_recording(tmp_path / "b.csv", fs=10)[0].shape == (4, len(DATA))
+
+
 def test_an_excel_csv_with_a_byte_order_mark_keeps_its_time_axis(tmp_path: Path):
     """Excel's "CSV UTF-8" starts the header with a byte-order mark: still a time column."""
     path = write_timed_csv(tmp_path / "a.csv", "Time (s)", 100.0)

@@ -42,10 +42,12 @@ def _seconds_per_unit(match: re.Match) -> float | None:
 def split_time_column(name: str, rows: np.ndarray) -> tuple[np.ndarray, float | None]:
     """`rows [T, columns]` of a CSV whose first column is `name`, as its channels and the
     seconds in a unit of its time column. The first column is time when its name says so
-    (`time`, `t`, `timestamp`, `Time (s)`, `time_ms`, `seconds`), it increases strictly and
-    other columns follow; the unit is known only when the name gives it (else None)."""
+    (`time`, `t`, `timestamp`, `Time (s)`, `time_ms`, `seconds`), it never decreases but rises
+    (a logger that rounds its stamps repeats some) and other columns follow; the unit is known
+    only when the name gives it (else None)."""
     match = _time_name(name)
-    if match is None or rows.shape[1] < 2 or not np.all(np.diff(rows[:, 0]) > 0):
+    steps = np.diff(rows[:, 0])
+    if match is None or rows.shape[1] < 2 or not (np.all(steps >= 0) and steps.sum() > 0):
         return rows, None
     return rows[:, 1:], _seconds_per_unit(match)
 
