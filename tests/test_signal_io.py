@@ -13,6 +13,8 @@ from numpy.testing import assert_allclose
 
 from feature_extractors.signal import SignalError, load_recording
 from feature_extractors.signal.io import recorded_rate
+from pipeline.core.errors import UserError
+from pipeline.data.sequence_files import load_sequence
 
 RNG = np.random.default_rng(0)
 DATA = RNG.normal(size=(50, 3))  # [T, C] as stored
@@ -101,6 +103,18 @@ def test_a_time_column_rounded_to_repeat_some_stamps_is_still_the_time_axis(tmp_
     constant = np.column_stack([np.zeros(len(DATA)), DATA])  # a flat column named t: a channel
     np.savetxt(tmp_path / "b.csv", constant, delimiter=",", header="t,x,y,z", comments="")
     assert load_recording(tmp_path / "b.csv", fs=10)[0].shape == (4, len(DATA))
+
+
+def test_a_time_column_that_falls_is_refused_with_its_line(tmp_path: Path):
+    """Two sessions in one file: read as a channel, the stamps would be a ramp the model sees."""
+    stamps = np.concatenate([np.arange(25), np.arange(25)]) * 10.0
+    np.savetxt(tmp_path / "a.csv", np.column_stack([stamps, DATA]), delimiter=",",
+               header="time_ms,x,y,z", comments="")  # fmt: skip
+    with pytest.raises(SignalError, match=r"a\.csv, line 27: the time column 'time_ms' falls "
+                                          r"from 240 to 0 .*rename the column"):  # fmt: skip
+        load_recording(tmp_path / "a.csv", fs=100)
+    with pytest.raises(UserError, match=r"a\.csv, line 27: the time column"):
+        load_sequence(tmp_path / "a.csv")  # as a sequence file too
 
 
 def test_an_excel_csv_with_a_byte_order_mark_keeps_its_time_axis(tmp_path: Path):

@@ -39,17 +39,29 @@ def _seconds_per_unit(match: re.Match) -> float | None:
     return _SECONDS_PER_UNIT.get(unit)
 
 
-def split_time_column(name: str, rows: np.ndarray) -> tuple[np.ndarray, float | None]:
-    """`rows [T, columns]` of a CSV whose first column is `name`, as its channels and the
-    seconds in a unit of its time column. The first column is time when its name says so
-    (`time`, `t`, `timestamp`, `Time (s)`, `time_ms`, `seconds`), it never decreases but rises
-    (a logger that rounds its stamps repeats some) and other columns follow; the unit is known
-    only when the name gives it (else None)."""
+def split_time_column(
+    name: str, rows: np.ndarray, path: str | Path
+) -> tuple[np.ndarray, float | None]:
+    """`rows [T, columns]` of the CSV at `path` whose first column is `name`, as its channels
+    and the seconds in a unit of its time column. The first column is time when its name says
+    so (`time`, `t`, `timestamp`, `Time (s)`, `time_ms`, `seconds`), it never decreases but
+    rises (a logger that rounds its stamps repeats some) and other columns follow; the unit is
+    known only when the name gives it (else None). A column named with a unit that falls is an
+    error (stamps of two sessions, or out of order), not a channel."""
     match = _time_name(name)
-    steps = np.diff(rows[:, 0])
-    if match is None or rows.shape[1] < 2 or not (np.all(steps >= 0) and steps.sum() > 0):
+    if match is None or rows.shape[1] < 2:
         return rows, None
-    return rows[:, 1:], _seconds_per_unit(match)
+    steps = np.diff(rows[:, 0])
+    if np.all(steps >= 0) and steps.sum() > 0:
+        return rows[:, 1:], _seconds_per_unit(match)
+    if _seconds_per_unit(match) is not None and np.any(steps < 0):
+        row = int(np.argmax(steps < 0)) + 1  # the first row lower than the one before
+        raise SignalError(
+            f"{path}, line {row + 2}: the time column {name!r} falls from {rows[row - 1, 0]:g} "
+            f"to {rows[row, 0]:g} (two recordings in one file, or rows out of order?). Split or "
+            "sort the file, or rename the column to read it as a channel."
+        )
+    return rows, None
 
 
 def recorded_rate(path: str | Path) -> float | None:
@@ -254,7 +266,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, float | None]:
     """The channels `[T, C]` under a CSV's header, and the rate its time column steps at (None
     without one, or when the header does not name its unit)."""
     names, data = read_csv(path)
-    channels, unit = split_time_column(names[0], data)
+    channels, unit = split_time_column(names[0], data, path)
     span = (data[-1, 0] - data[0, 0]) * unit if unit is not None and len(data) > 1 else 0.0
     # the mean step's rate, to 6 digits: timestamps printed in ms give 50, not 50.00000000001
     return channels, float(f"{(len(data) - 1) / span:.6g}") if span > 0 else None

@@ -202,4 +202,4 @@ def _read_csv(path: Path) -> np.ndarray:
     """The channels under the header: a first column named as time (`split_time_column`) is
     the time axis, not a channel."""
     names, rows = read_csv(path)
-    return split_time_column(names[0], rows)[0]
+    return split_time_column(names[0], rows, path)[0]
