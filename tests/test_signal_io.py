@@ -12,7 +12,7 @@ import scipy.io.wavfile
 from numpy.testing import assert_allclose
 
 from feature_extractors.signal import SignalError, load_recording
-from feature_extractors.signal.io import recorded_rate
+from feature_extractors.signal.io import csv_columns, recorded_rate
 from pipeline.core.errors import UserError
 from pipeline.data.sequence_files import load_sequence
 
@@ -103,6 +103,19 @@ def test_a_time_column_rounded_to_repeat_some_stamps_is_still_the_time_axis(tmp_
     constant = np.column_stack([np.zeros(len(DATA)), DATA])  # a flat column named t: a channel
     np.savetxt(tmp_path / "b.csv", constant, delimiter=",", header="t,x,y,z", comments="")
     assert load_recording(tmp_path / "b.csv", fs=10)[0].shape == (4, len(DATA))
+
+
+def test_a_phyphox_export_with_quoted_names_keeps_its_time_axis_and_names(tmp_path: Path):
+    path = tmp_path / "a.csv"
+    header = '"Time (s)","Acceleration x (m/s^2)","y, filtered","z"'
+    np.savetxt(path, np.column_stack([np.arange(len(DATA)) / 100, DATA]), delimiter=",",
+               header=header, comments="")  # fmt: skip
+    x, fs = load_recording(path)
+    assert fs == 100 and x.shape == (3, len(DATA))
+    assert csv_columns(path) == ["Acceleration x (m/s^2)", "y, filtered", "z"]
+    (tmp_path / "b.csv").write_text('time_ms,"a"\n"0","1.5"\n"10","2.5"\n')  # quoted numbers
+    x, fs = load_recording(tmp_path / "b.csv")
+    assert fs == 100 and x.tolist() == [[1.5, 2.5]]
 
 
 def test_a_time_column_that_falls_is_refused_with_its_line(tmp_path: Path):

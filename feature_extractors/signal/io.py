@@ -9,6 +9,7 @@ axis, not a channel.
 
 from __future__ import annotations
 
+import csv
 import re
 import warnings
 from pathlib import Path
@@ -188,8 +189,9 @@ def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
 
 
 def _header(line: str) -> list[str]:
-    """The column names of a CSV header line."""
-    return [name.strip() for name in line.strip().split(",")]
+    """The column names of a CSV header line; a name may be quoted (phyphox and spreadsheet
+    exports quote theirs), and a quoted one may hold commas."""
+    return [name.strip() for name in next(csv.reader([line.strip()]), [])]
 
 
 def csv_columns(path: str | Path) -> list[str] | None:
@@ -245,7 +247,7 @@ def read_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
                 f"{len(names)} columns. Every row needs one value per column."
             )
         try:
-            values.append([float(c) for c in cells])
+            values.append([float(c.strip().strip('"')) for c in cells])  # "1.5" too
         except ValueError as err:
             separator = next((s for s in (";", "\t") if s in line), None)
             fix = (
