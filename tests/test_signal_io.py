@@ -53,6 +53,15 @@ def test_array_files_read_time_first(tmp_path: Path, suffix: str):
     assert_allclose(x, DATA.T)
 
 
+@pytest.mark.parametrize("suffix", [".npy", ".mat"])
+def test_channels_by_rows_are_refused_with_the_transpose_to_make(tmp_path: Path, suffix: str):
+    """MATLAB's [channels x samples]: read time-first, 3 steps of 50 channels; refused."""
+    path = tmp_path / f"a{suffix}"
+    np.save(path, DATA.T) if suffix == ".npy" else scipy.io.savemat(path, {"acc": DATA.T})
+    with pytest.raises(SignalError, match=r"a\.\w+: holds a \[3, 50\] array.*x\.T in NumPy"):
+        load_recording(path, fs=100)
+
+
 def write_timed_csv(path: Path, time_name: str, rate: float) -> Path:
     """DATA's channels after a time column at `rate` Hz (with a little jitter, as phones log)."""
     time = np.arange(len(DATA)) / rate + RNG.uniform(0, 0.1 / rate, len(DATA))

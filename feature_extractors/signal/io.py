@@ -324,6 +324,13 @@ def _as_channels_first(data: np.ndarray, path: Path) -> np.ndarray:
         raise SignalError(
             f"{path}: has shape {data.shape}; a recording is [T] or [T, channels] with T >= 1."
         )
+    steps, channels = data.shape
+    if channels > steps and path.suffix.lower() != ".csv":  # a CSV's header names its channels
+        raise SignalError(
+            f"{path}: holds a [{steps}, {channels}] array, which reads as {steps} time steps of "
+            f"{channels} channels (time runs down the first axis). If its rows are channels "
+            "(MATLAB's channels x samples), save it transposed: x.' in MATLAB, x.T in NumPy."
+        )
     return np.ascontiguousarray(data.T, dtype=np.float64)
 
 
