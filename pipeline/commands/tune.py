@@ -37,7 +37,7 @@ def run(ns: argparse.Namespace) -> None:
     )
     best = study.best_trial
     print(
-        f"tune: {len(study.trials)} trials in {ns.out / 'study.db'}; best trial {best.number}: "
+        f"tune: {len(study.trials)} trial{'s' * (len(study.trials) != 1)} in {ns.out / 'study.db'}; best trial {best.number}: "
         f"{study.user_attrs['monitor']}={best.value:.4f} with {best.params}\n"
         f"  ready to run: seqclass fit --config {best_yaml}"
     )
