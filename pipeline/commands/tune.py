@@ -35,9 +35,9 @@ def run(ns: argparse.Namespace) -> None:
     study, best_yaml = tune(
         ns.fit_args, read_space(ns.space), trials=ns.trials, out=ns.out, seed=ns.seed
     )
-    best = study.best_trial
+    best, count = study.best_trial, len(study.trials)
     print(
-        f"tune: {len(study.trials)} trial{'s' * (len(study.trials) != 1)} in {ns.out / 'study.db'}; best trial {best.number}: "
-        f"{study.user_attrs['monitor']}={best.value:.4f} with {best.params}\n"
+        f"tune: {count} trial{'s' * (count != 1)} in {ns.out / 'study.db'}; best trial "
+        f"{best.number}: {study.user_attrs['monitor']}={best.value:.4f} with {best.params}\n"
         f"  ready to run: seqclass fit --config {best_yaml}"
     )
