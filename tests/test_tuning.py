@@ -26,7 +26,7 @@ SPACE = {
 
 
 def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
-    signal_root: Path, tmp_path: Path, capsys
+    signal_root: Path, tmp_path: Path, capsys, caplog
 ) -> None:
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(SPACE))
@@ -50,6 +50,7 @@ def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
     # 10 training samples a class: fit would train without a val split, tune scores on one
     assert best["data"]["val_fraction"] == 0.15
     assert (out / "best.yaml").read_text().startswith("# Best of 3 trials: val_loss=")
+    assert "tune: each trial is scored by its best val_loss on 8 val samples" in caplog.text
     assert "best trial" in capsys.readouterr().out
     main(["fit", f"--config={out / 'best.yaml'}", "--trainer.max_epochs=1",
           "--trainer.enable_progress_bar=false"])  # fmt: skip

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 import pytorch_lightning as pl
 import yaml
+from pytorch_lightning.utilities import rank_zero_info
 
 from pipeline.core.errors import UserError
 from pipeline.core.plots import plot_trials
@@ -85,15 +86,21 @@ def tune(fit_args: list[str], space: dict[str, dict], *, trials: int, out: Path,
     monitor, direction = _objective_of(base)
     _check_comparable(space, monitor)
     searched = {"fit_args": list(fit_args), "space": space}
-    if base.datamodule.hparams.val_fraction is None:  # a val split even where fit would skip it
+    drawn = base.datamodule.hparams.val_fraction is None  # a val split even where fit skips it
+    if drawn:
         fit_args = [*fit_args, f"--data.val_fraction={VAL_FRACTION}"]
         base = make_cli([*fit_args, "--trainer.logger=false"], run=False)
     base.datamodule.setup("fit")
-    if not base.datamodule.splits.get("val"):
+    val = len(base.datamodule.splits.get("val", []))
+    if not val:
         raise UserError(
             "tune scores each trial on the val split, and these options leave none; give val/ "
             f"folders, or a --data.val_fraction above 0 (the default for tune is {VAL_FRACTION})."
         )
+    rank_zero_info(
+        f"tune: each trial is scored by its best {monitor} on {val} val samples"
+        + (f" (val_fraction {VAL_FRACTION}, kept in best.yaml)" if drawn else "")
+    )
     out.mkdir(parents=True, exist_ok=True)
     study = _open_study(out, searched=searched, monitor=monitor, direction=direction, seed=seed)
 
