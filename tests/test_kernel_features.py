@@ -288,3 +288,22 @@ def test_a_traced_net_with_every_kernel_feature_gives_the_same_logits_at_other_l
         traced = torch.jit.trace(net, (torch.randn(1, 16, 2), torch.tensor([16])))
     x, lengths = torch.randn(2, 41, 2), torch.tensor([41, 29])
     torch.testing.assert_close(traced(x, lengths), net(x, lengths), atol=1e-4, rtol=1e-4)
+
+
+def test_fitting_reports_each_sample_once_a_part_and_scales_as_one_pass_would() -> None:
+    """`fit` hears of its progress (the bar of `fit` on long series): every sample once for
+    each part, in batches; the features it then gives are standardized over the samples."""
+    torch.manual_seed(0)
+    net = plain_net(2, 3, max_length=60, kernel_features=2 * NUM_KERNELS,
+                    kernel_difference=True, kernel_hydra=True).eval()  # fmt: skip
+    x, lengths = torch.randn(20, 60, 2), torch.full((20,), 60)
+    heard: list[int] = []
+    net.fit_kernel_features(x, lengths, heard.append)
+    assert net.kernel_head.fitting_passes == 3
+    assert sum(heard) == 20 * 3 and max(heard) == 16  # batches of 16 samples
+    features = net.kernel_head.features(net.normalize(x), lengths)
+    used = features.std(0) > 0  # a feature constant over the samples stays at 0
+    torch.testing.assert_close(features.mean(0), torch.zeros(len(used)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        features.std(0)[used], torch.ones(int(used.sum())), atol=1e-3, rtol=0
+    )

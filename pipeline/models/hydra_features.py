@@ -14,6 +14,7 @@ features, everything runs in float32 with autocast off.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -23,6 +24,7 @@ from pipeline.models.frontends import padding_mask
 from pipeline.models.kernel_features import (
     difference_lengths,
     first_difference,
+    fit_scaling,
     in_chunks,
     in_float32,
 )
@@ -123,17 +125,12 @@ class HydraFeatures(nn.Module):
                 counts += [won.flatten(1), lost.flatten(1)]
         return torch.cat(counts, dim=1)
 
-    @torch.no_grad()
-    def fit(self, x: torch.Tensor, lengths: torch.Tensor, batch_size: int = 16) -> None:
-        """Set the features' scaling from normalized training samples `x [N, T, D]`."""
-        self.feature_mean.zero_()
-        self.feature_std.fill_(1.0)
-        features = torch.cat([
-            self.standardize(self.pooled(x[i : i + batch_size], lengths[i : i + batch_size]))
-            for i in range(0, len(x), batch_size)
-        ])  # fmt: skip
-        self.feature_mean.copy_(features.mean(0))
-        self.feature_std.copy_(features.std(0).nan_to_num(0.0).clamp_min(1e-3))
+    def fit(
+        self, x: torch.Tensor, lengths: torch.Tensor, done: Callable[[int], object] | None = None
+    ) -> None:
+        """Set the features' scaling from normalized training samples `x [N, T, D]`
+        (`fit_scaling`, which calls `done`)."""
+        fit_scaling(self, x, lengths, done)
 
     def standardize(self, pooled: torch.Tensor) -> torch.Tensor:
         """Standardized float32 features `[B, num_features]` from `pooled`'s output."""

@@ -99,6 +99,29 @@ def in_chunks(
     )
 
 
+@torch.no_grad()
+def fit_scaling(
+    part: nn.Module,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    done: Callable[[int], object] | None = None,
+    batch_size: int = 16,
+) -> None:
+    """Set `part`'s `feature_mean` and `feature_std` to those of its features over training
+    samples `x [N, T, D]`, computed `batch_size` samples at a time; `done(n)`, if given, hears
+    of each batch of `n` samples as it is through (a progress bar, on long series)."""
+    part.feature_mean.zero_()
+    part.feature_std.fill_(1.0)
+    batches = []
+    for start in range(0, len(x), batch_size):
+        batches.append(part(x[start : start + batch_size], lengths[start : start + batch_size]))
+        if done is not None:
+            done(len(batches[-1]))
+    features = torch.cat(batches)
+    part.feature_mean.copy_(features.mean(0))
+    part.feature_std.copy_(features.std(0).nan_to_num(0.0).clamp_min(1e-3))
+
+
 def _zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """`x [B, T, D]` with zeros past each sample's length: what it would be padded with alone."""
     return x * padding_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
@@ -313,18 +336,14 @@ class DilatedKernelFeatures(nn.Module):
 
     @torch.no_grad()
     @in_float32
-    def fit(self, x: torch.Tensor, lengths: torch.Tensor, batch_size: int = 16) -> None:
+    def fit(
+        self, x: torch.Tensor, lengths: torch.Tensor, done: Callable[[int], object] | None = None
+    ) -> None:
         """Set the biases from training samples `x [N, T, D]` (normalized), then the features'
-        mean and standard deviation over them, so that `forward` returns standardized features."""
+        mean and standard deviation over them (`fit_scaling`, which calls `done`), so that
+        `forward` returns standardized features."""
         self._fit_biases(*self._read(x, lengths))
-        self.feature_mean.zero_()
-        self.feature_std.fill_(1.0)
-        features = torch.cat([
-            self(x[i : i + batch_size], lengths[i : i + batch_size])
-            for i in range(0, len(x), batch_size)
-        ])  # fmt: skip
-        self.feature_mean.copy_(features.mean(0))
-        self.feature_std.copy_(features.std(0).nan_to_num(0.0).clamp_min(1e-3))
+        fit_scaling(self, x, lengths, done)
 
     @in_float32
     def _fit_biases(self, x: torch.Tensor, lengths: torch.Tensor) -> None:

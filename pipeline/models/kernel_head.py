@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -57,10 +59,18 @@ class KernelHead(nn.Module):
         parts = (self.kernels, self.difference_kernels, self.hydra)
         return [part for part in parts if part is not None]
 
-    def fit(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
-        """Fit each part's biases and scaling to normalized training samples `x [N, T, D]`."""
+    def fit(
+        self, x: torch.Tensor, lengths: torch.Tensor, done: Callable[[int], object] | None = None
+    ) -> None:
+        """Fit each part's biases and scaling to normalized training samples `x [N, T, D]`;
+        `done(n)` hears of each batch of `n` samples a part is through (`fitting_passes`)."""
         for part in self._parts():
-            part.fit(x, lengths)
+            part.fit(x, lengths, done)
+
+    @property
+    def fitting_passes(self) -> int:
+        """How many times `fit` goes over the samples (once a part)."""
+        return len(self._parts())
 
     def pooled(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Every part's pooled outputs `[B, num_features]` of normalized `x [B, T, D]`."""

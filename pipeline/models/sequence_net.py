@@ -9,6 +9,7 @@ stream, dropout and a linear head, and a `KernelHead` whose logits are joined wi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -148,10 +149,13 @@ class SequenceNet(nn.Module):
             return x.new_zeros(len(x), 0)
         return self.kernel_head.features(self.normalize(x, missing), lengths)
 
-    def fit_kernel_features(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
-        """Fit the kernel features' biases and scaling to raw training samples `x [N, T, D]`."""
+    def fit_kernel_features(
+        self, x: torch.Tensor, lengths: torch.Tensor, done: Callable[[int], object] | None = None
+    ) -> None:
+        """Fit the kernel features' biases and scaling to raw training samples `x [N, T, D]`
+        (`done`: as for `KernelHead.fit`)."""
         if self.kernel_head is not None:
-            self.kernel_head.fit(self.normalize(x), lengths)
+            self.kernel_head.fit(self.normalize(x), lengths, done)
 
     def forward(
         self,

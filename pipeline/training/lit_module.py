@@ -14,6 +14,7 @@ from torch import nn
 
 from pipeline.core.distributed import merge_to_all
 from pipeline.core.errors import UserError, check_ranges
+from pipeline.core.progress import progress_bar
 from pipeline.data.batching import Batch
 from pipeline.models.config import NetConfig, legacy_options, net_config
 from pipeline.models.sequence_net import SequenceNet
@@ -31,6 +32,7 @@ from pipeline.training.metrics import (
 # What checkpoints written before an option existed were trained with: absent keys get these.
 LEGACY_HPARAMS = {**legacy_options(), "lr_schedule": "constant"}
 KERNEL_FIT_SAMPLES = 256  # training samples the kernel features' biases and scaling come from
+BAR_FROM_VALUES = 2**18  # samples x steps from which fitting them shows a bar (a second or more)
 
 
 def with_legacy_defaults(hparams: dict) -> dict:
@@ -207,9 +209,13 @@ class SequenceClassifier(pl.LightningModule):
             # on the device the run trains on: a GPU fits long series in seconds, not minutes
             device = self.trainer.strategy.root_device
             draw = datamodule.train_draw(KERNEL_FIT_SAMPLES)
-            self.net.to(device).fit_kernel_features(
-                draw["x"].to(device), draw["lengths"].to(device)
-            )
+            samples, steps = draw["x"].shape[:2]
+            passes = range(samples * self.net.kernel_head.fitting_passes)
+            quick = samples * steps < BAR_FROM_VALUES or not self.trainer.is_global_zero
+            with progress_bar(passes, "sample", "kernel features", disable=quick) as bar:
+                self.net.to(device).fit_kernel_features(
+                    draw["x"].to(device), draw["lengths"].to(device), bar.update
+                )
 
     def _check_data(self, datamodule: SequenceDataModule, stage: str) -> None:
         predicting = stage == "predict"
