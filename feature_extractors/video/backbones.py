@@ -103,7 +103,11 @@ class FramePreprocessing(nn.Module):
     def __init__(self, preset: ImageClassification, uint8_resize: bool = True) -> None:
         super().__init__()
         self.preset, self.uint8_resize = preset, uint8_resize
-        self.crop_size = preset.crop_size
+
+    @property
+    def crop_size(self) -> list[int]:
+        """The side of the square crops it gives, as the preset says."""
+        return self.preset.crop_size
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if not self.uint8_resize:

@@ -109,27 +109,16 @@ def sequence_shape(path: str | Path) -> tuple[int, int]:
 def row_vector_note(path: str | Path) -> str:
     """For a file whose bare `[1, N]` array is read as a row vector (N steps of one channel),
     a note that says so and how to store one step of N channels instead; else ""."""
-    path = Path(path)
     try:
-        if path.suffix == ".npy":
-            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
-        elif path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                bare = "features" not in npz.files and len(npz.files) == 1
-                shape = npz[npz.files[0]].shape if bare else ()
-        elif path.suffix == ".pt":
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            shape = tuple(obj.shape) if isinstance(obj, torch.Tensor) else ()
-        else:
-            shape = ()
+        array, bare = _read_stored(Path(path))
     except Exception:
         return ""
-    if len(shape) != 2 or shape[0] != 1 or shape[1] < 2:
+    if not bare or array.ndim != 2 or array.shape[0] != 1 or array.shape[1] < 2:
         return ""
+    n = array.shape[1]
     return (
-        f"{path.name} holds a [1, {shape[1]}] array, read as a row vector ({shape[1]} steps of "
-        f"one channel): store one step of {shape[1]} channels as an .npz's `features` array or "
-        "a CSV row."
+        f"{Path(path).name} holds a [1, {n}] array, read as a row vector ({n} steps of one "
+        f"channel): store one step of {n} channels as an .npz's `features` array or a CSV row."
     )
 
 
@@ -163,17 +152,24 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
 
 
 def _read_array(path: Path) -> np.ndarray:
+    array, bare = _read_stored(path)
+    return _row_vector_as_column(array) if bare else array
+
+
+def _read_stored(path: Path) -> tuple[np.ndarray, bool]:
+    """The array a sequence file stores, and whether it is bare (not a `features` array or a
+    CSV's named columns), so that a `[1, N]` one is a row vector."""
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise UserError(f"{path}: is a zero-byte file; remove it or write the sample again.")
     if suffix == ".npy":
-        return _row_vector_as_column(np.load(path, allow_pickle=False))
+        return np.load(path, allow_pickle=False), True
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
             if "features" in npz.files:
-                return npz["features"]
+                return npz["features"], False
             if len(npz.files) == 1:
-                return _row_vector_as_column(npz[npz.files[0]])
+                return npz[npz.files[0]], True
             raise UserError(f"{path}: holds arrays {npz.files}; name the sample array 'features'.")
     if suffix == ".pt":
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -183,10 +179,9 @@ def _read_array(path: Path) -> np.ndarray:
             raise UserError(
                 f"{path}: holds a {type(obj).__name__}; save a tensor or {{'features': tensor}}."
             )
-        array = (obj.float() if obj.is_floating_point() else obj).numpy()  # bf16 has no numpy
-        return array if named else _row_vector_as_column(array)
+        return (obj.float() if obj.is_floating_point() else obj).numpy(), not named  # bf16: float
     if suffix == ".csv":
-        return _read_csv(path)
+        return _read_csv(path), False
     raise UserError(
         f"{path}: unknown file type {suffix!r}; use one of {', '.join(SEQUENCE_SUFFIXES)}."
     )

@@ -114,17 +114,15 @@ class FeatureKind:
     def draw(self, settings: dict, drawing: Drawing) -> None:
         """Draw an explanation: each step's importance over the input's first channels."""
         series = load_sequence(drawing.features).T
-        _draw_steps(
-            drawing, series, drawing.times, xlabel="step", names=csv_columns(drawing.source)
-        )
+        _draw_steps(drawing, series, drawing.times, xlabel="step")
 
 
 def _draw_steps(
-    drawing: Drawing, series: np.ndarray, series_times: np.ndarray, *, xlabel: str,
-    names: list[str] | None = None,
-) -> None:  # fmt: skip
-    """Plot `series [C, N]` (channels named `names`, if known) at `series_times` with the
-    drawing's importance per step."""
+    drawing: Drawing, series: np.ndarray, series_times: np.ndarray, *, xlabel: str
+) -> None:
+    """Plot `series [C, N]` at `series_times` with the drawing's importance per step; a CSV
+    input's channels are named by its header."""
+    names = csv_columns(drawing.source)
     if names is not None and len(names) != len(series):
         names = None
     plot_step_importance(series, series_times, times=drawing.times, importance=drawing.importance,
@@ -202,8 +200,7 @@ class SignalFeatures(FeatureKind):
         data, fs = load_recording(
             drawing.source, chain.fs, variable=chain.variable, nan_policy=chain.nan_policy
         )
-        _draw_steps(drawing, data, np.arange(data.shape[1]) / fs, xlabel="time (s)",
-                    names=csv_columns(drawing.source))  # fmt: skip
+        _draw_steps(drawing, data, np.arange(data.shape[1]) / fs, xlabel="time (s)")
 
 
 @register
