@@ -174,14 +174,24 @@ class SeqClassCLI(LightningCLI):
         for key, value in LEGACY_HPARAMS.items():
             if hparams and key not in hparams:
                 model[key] = value
+        self._run_beside_the_fit(Path(ckpt_path))
         self._read_data_as_fit(checkpoint)
+
+    def _run_beside_the_fit(self, ckpt_path: Path) -> None:
+        """With no ``--trainer.default_root_dir``, a run from ``RUN/checkpoints/X.ckpt`` writes
+        into RUN, beside the fit's own run folder (a resumed fit goes on in its folder)."""
+        trainer = self.config[self.config.subcommand].trainer
+        if trainer.default_root_dir is None and ckpt_path.parent.name == "checkpoints":
+            trainer.default_root_dir = str(ckpt_path.parent.parent)
 
     def _read_data_as_fit(self, checkpoint: dict) -> None:
         """Split and read the data as the checkpoint's fit did: a split option left at its
         default takes the fit's value, and raw recordings go through the fit's signal chain.
-        Otherwise the test split of the fit's data would hold samples the model trained on."""
+        Otherwise the test split of the fit's data would hold samples the model trained on.
+        With no ``--data.root`` (nor new files to predict on), the fit's data is read."""
         subcommand = self.config.subcommand
         data = self.config[subcommand].data
+        predicting_new = subcommand == "predict" and data.predict_root is not None
         fit_options = checkpoint.get("datamodule_hyper_parameters") or {}
         defaults = inspect.signature(SequenceDataModule).parameters
         update = {}
@@ -190,15 +200,19 @@ class SeqClassCLI(LightningCLI):
                 continue
             if data[name] == defaults[name].default:
                 update[name] = fit_options[name]
-            elif subcommand != "predict" or data.predict_root is None:  # the split is used
+            elif not predicting_new:  # the split is used
                 rank_zero_warn(
                     f"{subcommand}: data.{name}={data[name]}, but the checkpoint's fit had "
                     f"{name}={fit_options[name]}: on the fit's data, this split may hold "
                     "samples the model trained on, and score too high."
                 )
+        if data.root is None and not predicting_new and fit_options.get("root") is not None:
+            update["root"] = self._fit_root(fit_options["root"])
+            if data.cache_dir is None and fit_options.get("cache_dir") is not None:
+                update["cache_dir"] = fit_options["cache_dir"]
         taken = [f"{name}={value}" for name, value in update.items()]
         settings = checkpoint.get("hyper_parameters", {}).get("feature_settings") or {}
-        where = data.predict_root if subcommand == "predict" and data.predict_root else data.root
+        where = data.predict_root if predicting_new else update.get("root", data.root)
         if (
             data.signal is None
             and settings.get("kind") == "signal"
@@ -214,6 +228,16 @@ class SeqClassCLI(LightningCLI):
                 f"{subcommand}: the data is split and read as the checkpoint's fit did: "
                 + ", ".join(taken)
             )
+
+    def _fit_root(self, root: str) -> str:
+        """The checkpoint's fit's ``data.root``, for a run given none; an error when it is not
+        found from here (a relative path from another folder, another machine's path)."""
+        if not Path(root).exists():
+            raise UserError(
+                f"{self.config.subcommand}: no --data.root given, and the checkpoint's fit read "
+                f"{root}, which is not found from {Path.cwd()}: pass --data.root DIR."
+            )
+        return root
 
     def instantiate_trainer(self, **kwargs):
         trainer_config = self._get(self.config_init, "trainer", default={})
