@@ -49,7 +49,7 @@ demo: $(STAMP)  ## built-in signals, vibration, activity, videos, video + vibrat
 		--out runs/signal-vmd/classify.csv
 	$(BIN)/seqclass decompose data/demo-machines-new/bearing_fault/bearing_fault_000.wav \
 		--config configs/signal_vmd.yaml --out runs/signal-vmd/modes
-	$(BIN)/seqclass explain $(MACHINE_CKPT) data/demo-machines-new/bearing_fault \
+	$(BIN)/seqclass explain data/demo-machines-new/bearing_fault --checkpoint $(MACHINE_CKPT) \
 		--out runs/signal-vmd/explain
 	$(BIN)/seqclass sample-data activity data/demo-activity
 	$(BIN)/seqclass fit --config configs/signal_activity.yaml --data.per_step true

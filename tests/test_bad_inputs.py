@@ -232,7 +232,7 @@ def test_bad_checkpoints_and_an_empty_test_split_stop_with_one_line(
          "truncated.ckpt: not a readable checkpoint"),
         (["predict", f"--data.root={root}", "--data.test_fraction=0",
           f"--ckpt_path={small_run[1]}"], "the test split is empty, so predict has nothing"),
-        (["predict", f"--ckpt_path={small_run[1]}"], "--data.predict_root FILES_OR_FOLDER"),
+        (["predict"], "no data given: pass --data.root DIR"),  # nor a checkpoint whose data
     ]  # fmt: skip
     for args, message in cases:
         with pytest.raises(SystemExit) as stop:
@@ -273,7 +273,7 @@ def test_extract_names_a_folder_without_videos_before_it_seeks_the_cnns_weights(
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 @pytest.mark.parametrize("command", [
-    ["classify", "x.npy", "--checkpoint", "m.ckpt"], ["explain", "m.ckpt", "x.npy"],
+    ["classify", "x.npy", "--checkpoint", "m.ckpt"], ["explain", "x.npy", "--checkpoint", "m.ckpt"],
     ["extract", "videos", "--out", "features"], ["export", "--checkpoint", "m.ckpt", "--out", "m.ts"],
 ])  # fmt: skip
 def test_a_device_this_machine_lacks_stops_each_command_in_one_line(
@@ -310,7 +310,7 @@ def test_fit_options_out_of_range_stop_before_any_work(
 
 
 @pytest.mark.parametrize(("command", "message"), [
-    (["explain", "m.ckpt", "x.npy", "--steps", "0"], "--steps: 0: it must be 1 or more"),
+    (["explain", "x.npy", "--checkpoint", "m.ckpt", "--steps", "0"], "--steps: 0: it must be 1 or more"),
     (["classify", "x.npy", "--checkpoint", "m.ckpt", "--num-workers", "-1"],
      "--num-workers: -1: it must be 0 or more"),
     (["sample-data", "signals", "out", "--per-class", "0"], "--per-class: 0: it must be 1 or more"),

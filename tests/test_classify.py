@@ -195,7 +195,7 @@ def test_classify_sequence_checkpoint_and_bad_checkpoint(
 
 def test_explain_draws_the_frames_the_model_saw(video_run: dict, tmp_path: Path) -> None:
     video = video_run["videos"] / "right" / "3.avi"  # 11 frames, every 2nd sampled: 6
-    main(["explain", str(video_run["ckpt"]), str(video), "--out", str(tmp_path),
+    main(["explain", str(video), "--checkpoint", str(video_run["ckpt"]), "--out", str(tmp_path),
           "--num-workers", "0"])  # fmt: skip
     with np.load(tmp_path / "3.npz") as npz:
         assert npz["importance"].shape == (6,) and npz["attributions"].shape[0] == 6

@@ -76,7 +76,7 @@ def test_every_option_of_every_command_says_what_it_is(name: str) -> None:
     [
         (["extract", "videos", "--out"], "folder"),
         (["decompose", "a.wav", "--out"], "folder"),
-        (["explain", "m.ckpt", "a.npy", "--out"], "folder"),
+        (["explain", "a.npy", "--checkpoint", "m.ckpt", "--out"], "folder"),
         (["cv", "--out"], "folder"),
         (["tune", "--out"], "folder"),
         (["baseline", "--out"], "folder"),

@@ -57,8 +57,8 @@ def test_explain_sequence_files(
           "--trainer.max_epochs=2", "--model.pooling=attention", f"--model.frontend={frontend}",
           f"--model.stride={stride}"])  # fmt: skip
     files = sorted((signal_root / "rising").glob("*.npy"))[:2]
-    out = tmp_path / "explain"
-    main(["explain", str(runs / "checkpoints" / "last.ckpt"), *map(str, files), "--out", str(out),
+    out, last = tmp_path / "explain", str(runs / "checkpoints" / "last.ckpt")
+    main(["explain", *map(str, files), "--checkpoint", last, "--out", str(out),
           "--target", "rising"])  # fmt: skip
     assert "explain: 2 explained" in capsys.readouterr().out
     for f in files:
@@ -71,7 +71,7 @@ def test_explain_sequence_files(
     with (out / "explain.csv").open() as fh:
         assert [r["explained_class"] for r in csv.DictReader(fh)] == ["rising", "rising"]
     with pytest.raises(SystemExit):
-        main(["explain", str(runs / "checkpoints" / "last.ckpt"), str(files[0]), "--target", "x"])
+        main(["explain", str(files[0]), "--checkpoint", last, "--target", "x"])
     assert "is not one of the model's classes" in capsys.readouterr().err
 
 
@@ -92,7 +92,7 @@ def test_explain_names_a_csv_files_channels_by_its_header(
     set_ylabel = matplotlib.axes.Axes.set_ylabel
     monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel",
                         lambda ax, text, *a, **k: labels.append(text) or set_ylabel(ax, text, *a, **k))  # fmt: skip
-    main(["explain", str(runs / "checkpoints" / "last.ckpt"), str(tmp_path / "data" / "a" / "0.csv"),
-          "--out", str(tmp_path / "explain")])  # fmt: skip
+    main(["explain", str(tmp_path / "data" / "a" / "0.csv"), "--out", str(tmp_path / "explain"),
+          "--checkpoint", str(runs / "checkpoints" / "last.ckpt")])  # fmt: skip
     assert "explain: 1 explained" in capsys.readouterr().out
     assert labels[:2] == ["accel_x", "accel_y"]

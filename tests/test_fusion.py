@@ -105,7 +105,7 @@ def test_fused_samples_train_classify_and_read_their_streams_from_cache(
     assert streams["pan_left-healthy_000"] == "camera"
     assert streams["pan_left-healthy_001"] == "camera+vibration"
 
-    main(["explain", str(best), str(data / "pan_right-bearing_fault"), "--out",
+    main(["explain", str(data / "pan_right-bearing_fault"), "--checkpoint", str(best), "--out",
           str(tmp_path / "explain"), "--num-workers", "1", "--steps", "4"])  # fmt: skip
     with (tmp_path / "explain" / "explain.csv").open() as fh:
         rows = list(csv.DictReader(fh))

@@ -65,8 +65,8 @@ def train_and_apply(data: list[str], raw: Path, tmp: Path, capsys, device: str) 
           "--num-workers", "1", "--device", device])  # fmt: skip
     with (tmp / "classify.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) > 0
-    main(["explain", checkpoint, str(raw), "--out", str(tmp / "explain"), "--num-workers", "1",
-          "--steps", "4", "--device", device])  # fmt: skip
+    main(["explain", str(raw), "--checkpoint", checkpoint, "--out", str(tmp / "explain"),
+          "--num-workers", "1", "--steps", "4", "--device", device])  # fmt: skip
     assert list((tmp / "explain").glob("*.png"))
     main(["export", "--checkpoint", checkpoint, "--out", str(tmp / "model.ts"), "--device", device])
     assert_export_is_the_network(tmp / "model.ts", checkpoint, tmp / "classify.csv", device)

@@ -244,7 +244,7 @@ def test_the_kernel_head_alone_trains_tests_classifies_and_explain_says_why_not(
         torch.testing.assert_close(batch, net.kernel_head(features))
 
     with pytest.raises(SystemExit):
-        main(["explain", str(best), str(samples[0]), "--out", str(tmp_path / "explain")])
+        main(["explain", str(samples[0]), "--checkpoint", str(best), "--out", str(tmp_path)])
     assert "recurrent false" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # nothing would classify
         main(["fit", *common, "--model.recurrent=false", "--model.kernel_features=0"])

@@ -179,7 +179,7 @@ def test_signal_configs_train(config: Path, tmp_path: Path):
 
 def test_explain_shades_the_raw_recording(machine_run: dict, tmp_path: Path) -> None:
     wav = sorted(machine_run["root"].rglob("*.wav"))[0]
-    main(["explain", str(machine_run["ckpt"]), str(wav), "--out", str(tmp_path)])
+    main(["explain", str(wav), "--checkpoint", str(machine_run["ckpt"]), "--out", str(tmp_path)])
     with np.load(tmp_path / f"{wav.stem}.npz") as npz:
         times = npz["times"]
         assert npz["importance"].shape == times.shape and times[-1] < 0.5  # seconds

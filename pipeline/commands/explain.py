@@ -13,8 +13,8 @@ from pipeline.core.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help=".ckpt file from fit")
     parser.add_argument("paths", nargs="+", type=Path, help="files, or folders of them")
+    parser.add_argument("--checkpoint", required=True, type=Path, help=".ckpt file from fit")
     parser.add_argument("--out", type=output_folder, default="explain", help="folder to write")
     parser.add_argument("--target", help="class to explain (default: the predicted one)")
     parser.add_argument("--steps", type=count(1), default=32, help="integrated-gradient path steps")
