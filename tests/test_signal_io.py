@@ -95,9 +95,10 @@ def test_a_csv_time_column_is_the_time_axis_checked_against_fs(tmp_path: Path, n
 
 
 def test_a_channel_named_like_time_that_does_not_increase_stays_a_channel(tmp_path: Path):
-    """`t` for temperature: not increasing, so not a time axis."""
+    """`t` for temperature: not increasing, so not a time axis, and named as a channel."""
     np.savetxt(tmp_path / "a.csv", DATA, delimiter=",", header="t,h,p", comments="")
     assert_allclose(load_recording(tmp_path / "a.csv", fs=10)[0], DATA.T)
+    assert csv_columns(tmp_path / "a.csv") == ["t", "h", "p"]
 
 
 def test_a_time_column_rounded_to_repeat_some_stamps_is_still_the_time_axis(tmp_path: Path):
@@ -112,6 +113,8 @@ def test_a_time_column_rounded_to_repeat_some_stamps_is_still_the_time_axis(tmp_
     constant = np.column_stack([np.zeros(len(DATA)), DATA])  # a flat column named t: a channel
     np.savetxt(tmp_path / "b.csv", constant, delimiter=",", header="t,x,y,z", comments="")
     assert load_recording(tmp_path / "b.csv", fs=10)[0].shape == (4, len(DATA))
+    assert csv_columns(tmp_path / "a.csv") == ["x", "y", "z"]
+    assert csv_columns(tmp_path / "b.csv") == ["t", "x", "y", "z"]
 
 
 def test_a_phyphox_export_with_quoted_names_keeps_its_time_axis_and_names(tmp_path: Path):

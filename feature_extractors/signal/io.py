@@ -195,14 +195,18 @@ def _header(line: str) -> list[str]:
 
 
 def csv_columns(path: str | Path) -> list[str] | None:
-    """The names of a CSV file's channels: its header's, but for a first column named as
-    time (`split_time_column`). None for a file that is not CSV, or cannot be read
-    (`read_csv` says why)."""
+    """The names of a CSV file's channels: its header's, less a first column that is the time
+    axis (`split_time_column` decides, from its name and, where that says time, its values).
+    None for a file that is not CSV, or cannot be read (`read_csv` says why)."""
     path = Path(path)
     names = _csv_header(path) if path.suffix.lower() == ".csv" else None
-    if names is None:
+    if names is None or len(names) < 2 or _time_name(names[0]) is None:
+        return names
+    try:
+        channels, _ = split_time_column(names[0], read_csv(path)[1], path)
+    except SignalError:
         return None
-    return names[1:] if len(names) > 1 and _time_name(names[0]) else names
+    return names[len(names) - channels.shape[1] :]
 
 
 def _csv_header(path: Path) -> list[str] | None:
