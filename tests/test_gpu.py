@@ -145,9 +145,9 @@ def test_an_exported_video_model_runs_on_the_gpu(tmp_path: Path) -> None:
 
 def test_kept_kernel_features_reach_the_gpu_from_page_locked_memory() -> None:
     """Pinned, the rows' copy to the GPU does not wait for the steps before it."""
-    memo = KernelFeatureMemo(8)
-    rows, missing = memo.lookup("train", 4, torch.arange(4), pin=True)
+    memo = KernelFeatureMemo(8, {"train": 4})
+    rows, missing = memo.lookup("train", torch.arange(4), pin=True)
     assert rows.is_pinned() and missing == [0, 1, 2, 3]
     memo.store("train", [0, 2], torch.ones(2, 8, device="cuda"))
-    rows, missing = memo.lookup("train", 4, torch.arange(4), pin=True)
+    rows, missing = memo.lookup("train", torch.arange(4), pin=True)
     assert rows.is_pinned() and missing == [1, 3] and rows[[0, 2]].eq(1).all()

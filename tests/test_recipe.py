@@ -19,6 +19,7 @@ from pipeline.apply.classify import load_classifier
 from pipeline.cli import main
 from pipeline.data.discovery import discover
 from pipeline.data.sequence_files import load_sequence
+from pipeline.models.kernel_head import KernelHead
 from pipeline.prepare.sample_data import make_activity_recordings, make_signal_dataset
 from pipeline.training import kernel_memo
 from pipeline.training.baselines import fit_and_predict
@@ -195,11 +196,13 @@ def test_training_reuses_each_samples_kernel_features(
         assert head.num_features == 420  # rounded down to a multiple of 84
     datamodule = SequenceDataModule(str(signal_root), batch_size=8)
     datamodule.setup("fit")
-    classifier._kernel_memo = kernel_memo.KernelFeatureMemo(head.num_features, tmp_path / "memo")
-    samples = len(datamodule.splits["train"])
+    sizes = {"train": len(datamodule.splits["train"])}
+    classifier._kernel_memo = kernel_memo.KernelFeatureMemo(
+        head.num_features, sizes, tmp_path / "m"
+    )
     for epoch in range(2):  # reshuffled: the second epoch is answered from the memo alone
         for batch in datamodule.train_dataloader():
-            pooled, rows = classifier._kernel_memo.lookup("train", samples, batch["index"])
+            pooled, rows = classifier._kernel_memo.lookup("train", batch["index"])
             assert rows == (list(range(len(batch["index"]))) if epoch == 0 else [])
             batch.update(kernel_pooled=pooled, kernel_rows=rows,
                          kernel_indices=batch["index"][rows].tolist())  # fmt: skip
@@ -209,10 +212,46 @@ def test_training_reuses_each_samples_kernel_features(
                 torch.testing.assert_close(kept, anew, atol=1e-5, rtol=0)
             else:
                 assert torch.equal(kept, anew)
-    on_disk = list((tmp_path / "memo").iterdir())  # unlinked temporary files: never listed
+    on_disk = list((tmp_path / "m").iterdir())  # unlinked temporary files: never listed
     assert on_disk == [] and (classifier._kernel_memo._splits["train"].rows is None) == (
         budget == 0
     )
+
+
+def test_the_training_samples_kernel_features_are_computed_once_as_they_are_fitted(
+    signal_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Fitting the kernel features computes every training sample's (a split within
+    KERNEL_FIT_SAMPLES), and training takes those from the memo: none is computed again. They
+    are the features a fitted model computes anew (within float32 sums' rounding). A resumed
+    fit computes its own, with the kernels of the checkpoint."""
+    computed, seeded = [], {}
+    pooled, store = KernelHead.pooled, kernel_memo.KernelFeatureMemo.store
+    monkeypatch.setattr(KernelHead, "pooled", lambda head, x, lengths: computed.append(len(x))
+                        or pooled(head, x, lengths))  # fmt: skip
+    monkeypatch.setattr(kernel_memo.KernelFeatureMemo, "store", lambda memo, split, i, rows:
+                        seeded.update(zip(i, rows.cpu(), strict=True))
+                        or store(memo, split, i, rows))  # fmt: skip
+    main(["fit", *QUIET, f"--data.root={signal_root}", "--trainer.max_epochs=2",
+          "--model.hidden_size=8", "--model.kernel_features=500",
+          f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    datamodule = SequenceDataModule(str(signal_root))
+    datamodule.setup("fit")
+    train = datamodule.splits["train"]
+    assert computed == [] and not datamodule.splits.get("val")  # no val split: 12 per class
+    assert sorted(seeded) == list(range(len(train)))
+
+    net = load_classifier(tmp_path / "checkpoints" / "last.ckpt").net
+    batch = datamodule.train_draw(len(train))
+    anew = pooled(net.kernel_head, net.normalize(batch["x"]), batch["lengths"])
+    torch.testing.assert_close(torch.stack([seeded[i] for i in range(len(train))]), anew,
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+
+    # a resumed fit computes them with the checkpoint's kernels, not with those just fitted
+    main(["fit", *QUIET, f"--data.root={signal_root}", "--trainer.max_epochs=3",
+          "--model.hidden_size=8", "--model.kernel_features=500", "--ckpt_path=last",
+          f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+    assert sum(computed) == len(train)
 
 
 def test_the_kernel_head_alone_trains_tests_classifies_and_explain_says_why_not(

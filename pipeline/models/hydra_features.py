@@ -127,10 +127,10 @@ class HydraFeatures(nn.Module):
 
     def fit(
         self, x: torch.Tensor, lengths: torch.Tensor, done: Callable[[int], object] | None = None
-    ) -> None:
+    ) -> torch.Tensor:
         """Set the features' scaling from normalized training samples `x [N, T, D]`
-        (`fit_scaling`, which calls `done`)."""
-        fit_scaling(self, x, lengths, done)
+        (`fit_scaling`, which calls `done`); their pooled outputs `[N, num_features]`."""
+        return fit_scaling(self, x, lengths, done)
 
     def standardize(self, pooled: torch.Tensor) -> torch.Tensor:
         """Standardized float32 features `[B, num_features]` from `pooled`'s output."""

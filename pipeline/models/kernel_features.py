@@ -106,20 +106,25 @@ def fit_scaling(
     lengths: torch.Tensor,
     done: Callable[[int], object] | None = None,
     batch_size: int = 16,
-) -> None:
+) -> torch.Tensor:
     """Set `part`'s `feature_mean` and `feature_std` to those of its features over training
     samples `x [N, T, D]`, computed `batch_size` samples at a time; `done(n)`, if given, hears
-    of each batch of `n` samples as it is through (a progress bar, on long series)."""
-    part.feature_mean.zero_()
-    part.feature_std.fill_(1.0)
+    of each batch of `n` samples as it is through (a progress bar, on long series). Returns
+    the samples' pooled outputs `[N, num_features]`, which training need not compute again."""
     batches = []
     for start in range(0, len(x), batch_size):
-        batches.append(part(x[start : start + batch_size], lengths[start : start + batch_size]))
+        batches.append(
+            part.pooled(x[start : start + batch_size], lengths[start : start + batch_size])
+        )
         if done is not None:
             done(len(batches[-1]))
-    features = torch.cat(batches)
+    pooled = torch.cat(batches)
+    part.feature_mean.zero_()
+    part.feature_std.fill_(1.0)
+    features = part.standardize(pooled)  # unscaled, as yet
     part.feature_mean.copy_(features.mean(0))
     part.feature_std.copy_(features.std(0).nan_to_num(0.0).clamp_min(1e-3))
+    return pooled
 
 
 def _zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -338,12 +343,12 @@ class DilatedKernelFeatures(nn.Module):
     @in_float32
     def fit(
         self, x: torch.Tensor, lengths: torch.Tensor, done: Callable[[int], object] | None = None
-    ) -> None:
+    ) -> torch.Tensor:
         """Set the biases from training samples `x [N, T, D]` (normalized), then the features'
-        mean and standard deviation over them (`fit_scaling`, which calls `done`), so that
-        `forward` returns standardized features."""
+        mean and standard deviation over them (`fit_scaling`, which calls `done` and whose
+        pooled outputs are returned), so that `forward` returns standardized features."""
         self._fit_biases(*self._read(x, lengths))
-        fit_scaling(self, x, lengths, done)
+        return fit_scaling(self, x, lengths, done)
 
     @in_float32
     def _fit_biases(self, x: torch.Tensor, lengths: torch.Tensor) -> None:

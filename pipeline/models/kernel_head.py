@@ -61,11 +61,11 @@ class KernelHead(nn.Module):
 
     def fit(
         self, x: torch.Tensor, lengths: torch.Tensor, done: Callable[[int], object] | None = None
-    ) -> None:
+    ) -> torch.Tensor:
         """Fit each part's biases and scaling to normalized training samples `x [N, T, D]`;
-        `done(n)` hears of each batch of `n` samples a part is through (`fitting_passes`)."""
-        for part in self._parts():
-            part.fit(x, lengths, done)
+        `done(n)` hears of each batch of `n` samples a part is through (`fitting_passes`).
+        Returns the samples' pooled outputs `[N, num_features]`, as `pooled` gives them."""
+        return torch.cat([part.fit(x, lengths, done) for part in self._parts()], dim=1)
 
     @property
     def fitting_passes(self) -> int:

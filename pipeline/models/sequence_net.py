@@ -151,11 +151,12 @@ class SequenceNet(nn.Module):
 
     def fit_kernel_features(
         self, x: torch.Tensor, lengths: torch.Tensor, done: Callable[[int], object] | None = None
-    ) -> None:
+    ) -> torch.Tensor | None:
         """Fit the kernel features' biases and scaling to raw training samples `x [N, T, D]`
-        (`done`: as for `KernelHead.fit`)."""
-        if self.kernel_head is not None:
-            self.kernel_head.fit(self.normalize(x), lengths, done)
+        (`done`: as for `KernelHead.fit`); their pooled outputs, None without kernel features."""
+        if self.kernel_head is None:
+            return None
+        return self.kernel_head.fit(self.normalize(x), lengths, done)
 
     def forward(
         self,

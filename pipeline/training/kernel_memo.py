@@ -64,22 +64,22 @@ class KernelFeatureMemo:
     """Pooled kernel outputs by split and sample index; `lookup` on the host before a batch
     goes to the device, `store` once the device has computed the rows `lookup` did not have."""
 
-    def __init__(self, features: int, folder: str | Path | None = None) -> None:
+    def __init__(
+        self, features: int, sizes: dict[str, int], folder: str | Path | None = None
+    ) -> None:
+        """`sizes`: the number of samples of each split to keep rows of."""
         self.features = features
+        self.sizes = sizes
         self.folder = Path(folder) if folder is not None else None
         self._splits: dict[str, _SplitRows] = {}
 
     def lookup(
-        self, split: str, samples: int, indices: torch.Tensor, *, pin: bool = False
+        self, split: str, indices: torch.Tensor, *, pin: bool = False
     ) -> tuple[torch.Tensor, list]:
         """The kept rows `[B, features]` (float32; zeros where none is kept) of the samples
-        `indices` (CPU) of `split` (of `samples` samples), and the rows of the batch to compute.
-        `pin` puts them in page-locked memory, which a GPU copies from without waiting."""
-        if split not in self._splits:
-            if self.folder is not None:
-                self.folder.mkdir(parents=True, exist_ok=True)
-            self._splits[split] = _SplitRows(samples, self.features, self.folder)
-        store = self._splits[split]
+        `indices` (CPU) of `split`, and the rows of the batch to compute. `pin` puts them in
+        page-locked memory, which a GPU copies from without waiting."""
+        store = self._split(split)
         indices = indices.tolist()
         rows = torch.zeros(len(indices), self.features, dtype=torch.float32, pin_memory=pin)
         kept = [row for row, i in enumerate(indices) if store.filled[i]]
@@ -90,7 +90,14 @@ class KernelFeatureMemo:
 
     def store(self, split: str, indices: list[int], rows: torch.Tensor) -> None:
         """Keep `rows [N, features]` (float32, on any device) of samples `indices` of `split`."""
-        self._splits[split].write(indices, rows.cpu().numpy().astype(ROW_DTYPE, copy=False))
+        self._split(split).write(indices, rows.cpu().numpy().astype(ROW_DTYPE, copy=False))
+
+    def _split(self, split: str) -> _SplitRows:
+        if split not in self._splits:
+            if self.folder is not None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            self._splits[split] = _SplitRows(self.sizes[split], self.features, self.folder)
+        return self._splits[split]
 
     def clear(self) -> None:
         for store in self._splits.values():

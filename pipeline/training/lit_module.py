@@ -115,6 +115,8 @@ class SequenceClassifier(pl.LightningModule):
         self.test_probs: dict[int, torch.Tensor] = {}  # test sample index -> probabilities
         self.fit_log_dir: str | None = None  # the training run's logs, kept in checkpoints
         self._kernel_memo: KernelFeatureMemo | None = None  # while fitting
+        # sample indices and pooled kernel outputs of the samples the features were fitted to
+        self._fitted_rows: tuple[list[int], torch.Tensor] | None = None
         self._resumed_schedule_steps: int | None = None  # the schedule's length in a checkpoint
         if class_names is not None and input_size is not None:
             self._build(class_names, input_size)
@@ -213,9 +215,10 @@ class SequenceClassifier(pl.LightningModule):
             passes = range(samples * self.net.kernel_head.fitting_passes)
             quick = samples * steps < BAR_FROM_VALUES or not self.trainer.is_global_zero
             with progress_bar(passes, "sample", "kernel features", disable=quick) as bar:
-                self.net.to(device).fit_kernel_features(
+                pooled = self.net.to(device).fit_kernel_features(
                     draw["x"].to(device), draw["lengths"].to(device), bar.update
                 )
+            self._fitted_rows = (draw["index"].tolist(), pooled)  # the memo's first rows
 
     def _check_data(self, datamodule: SequenceDataModule, stage: str) -> None:
         predicting = stage == "predict"
@@ -270,12 +273,16 @@ class SequenceClassifier(pl.LightningModule):
         log_dir = self.trainer.log_dir  # on every rank: the folder is broadcast from rank 0
         self.fit_log_dir = None if log_dir is None else str(Path(log_dir).resolve())
         self._bad_step.fill_(-1)
-        if self.net.kernel_head is not None and isinstance(
-            getattr(self.trainer, "datamodule", None), SequenceDataModule
-        ):
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.net.kernel_head is not None and isinstance(datamodule, SequenceDataModule):
+            sizes = {split: len(datamodule.splits.get(split) or []) for split in ("train", "val")}
             self._kernel_memo = KernelFeatureMemo(
-                self.net.kernel_head.num_features, self.trainer.default_root_dir
+                self.net.kernel_head.num_features, sizes, self.trainer.default_root_dir
             )
+            # computed as the kernel features were fitted; a resumed fit's are the checkpoint's
+            if self._fitted_rows is not None and self.trainer.ckpt_path is None:
+                self._kernel_memo.store("train", *self._fitted_rows)
+        self._fitted_rows = None
 
     def on_train_start(self) -> None:
         """Say so when a resumed fit's learning-rate schedule is not the checkpoint's length."""
@@ -307,10 +314,9 @@ class SequenceClassifier(pl.LightningModule):
         the device, with the rows it lacks (`kernel_rows`) and their sample indices."""
         if self._kernel_memo is not None:
             split = "train" if self.trainer.training else "val"
-            samples = len(self.trainer.datamodule.splits[split])
             # page-locked on a GPU, as the loader's batches: the copy then waits for nothing
             pooled, rows = self._kernel_memo.lookup(
-                split, samples, batch["index"], pin=self.device.type == "cuda"
+                split, batch["index"], pin=self.device.type == "cuda"
             )
             batch["kernel_pooled"], batch["kernel_rows"] = pooled, rows
             batch["kernel_indices"] = batch["index"][rows].tolist()
