@@ -64,14 +64,13 @@ def test_groups_never_span_two_folds(tmp_path: Path) -> None:
 
 
 def test_cv_trains_a_model_per_fold_and_summarizes_them(signal_root: Path, tmp_path: Path):
-    out = tmp_path / "cv"
+    out = tmp_path / "runs" / "cv"  # in the fit options' run folder, as no --out says otherwise
     main(
         [
             "cv",
             "--folds",
             "3",
-            "--out",
-            str(out),
+            f"--trainer.default_root_dir={tmp_path / 'runs'}",
             f"--data.root={signal_root}",
             "--trainer.max_epochs=2",
             "--model.hidden_size=16",

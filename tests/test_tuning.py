@@ -30,8 +30,9 @@ def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
 ) -> None:
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(SPACE))
-    out = tmp_path / "tune"
-    args = ["tune", "--space", str(space), "--out", str(out), f"--data.root={signal_root}",
+    out = tmp_path / "runs" / "tune"  # in the fit options' run folder, as no --out says otherwise
+    args = ["tune", "--space", str(space), f"--trainer.default_root_dir={tmp_path / 'runs'}",
+            f"--data.root={signal_root}",
             "--trainer.max_epochs=2", "--data.batch_size=8", "--trainer.enable_progress_bar=false",
             "--trainer.enable_model_summary=false"]  # fmt: skip
     main([*args, "--trials", "2"])
@@ -51,7 +52,7 @@ def test_a_search_resumes_from_its_study_and_writes_a_runnable_best_config(
     assert best["data"]["val_fraction"] == 0.15
     assert (out / "best.yaml").read_text().startswith("# Best of 3 trials: val_loss=")
     assert "tune: each trial is scored by its best val_loss on 8 val samples" in caplog.text
-    assert "best trial" in capsys.readouterr().out
+    assert f"trials in {out / 'study.db'}; best trial" in capsys.readouterr().out
     main(["fit", f"--config={out / 'best.yaml'}", "--trainer.max_epochs=1",
           "--trainer.enable_progress_bar=false"])  # fmt: skip
     state = torch.load(out / "best" / "checkpoints" / "last.ckpt", weights_only=True)

@@ -15,7 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--folds", type=count(2), default=5, help="folds, each held out once (default 5)"
     )
-    parser.add_argument("--out", type=output_folder, default="runs/cv", help="folder to write")
+    parser.add_argument(
+        "--out", type=output_folder,
+        help="folder to write (default: RUN/cv, RUN being the fit options' "
+        "--trainer.default_root_dir, runs by default)",
+    )  # fmt: skip
 
 
 def run(ns: argparse.Namespace) -> None:

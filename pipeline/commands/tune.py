@@ -23,7 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--space", type=Path, default=Path("configs/tune/space.yaml"),
         help="YAML search space: options and their ranges (default configs/tune/space.yaml)",
     )  # fmt: skip
-    parser.add_argument("--out", type=output_folder, default="runs/tune", help="folder to write")
+    parser.add_argument(
+        "--out", type=output_folder,
+        help="folder to write (default: RUN/tune, RUN being the fit options' "
+        "--trainer.default_root_dir, runs by default)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
 
 
@@ -37,7 +41,7 @@ def run(ns: argparse.Namespace) -> None:
     )
     best, count = study.best_trial, len(study.trials)
     print(
-        f"tune: {count} trial{'s' * (count != 1)} in {ns.out / 'study.db'}; best trial "
+        f"tune: {count} trial{'s' * (count != 1)} in {best_yaml.parent / 'study.db'}; best trial "
         f"{best.number}: {study.user_attrs['monitor']}={best.value:.4f} with {best.params}\n"
         f"  ready to run: seqclass fit --config {best_yaml}"
     )

@@ -19,14 +19,17 @@ from pipeline.core.plots import plot_folds
 METRICS = ("val_acc", "val_macro_f1", "val_loss")
 
 
-def cross_validate(fit_args: list[str], folds: int, out: Path) -> tuple[dict, Path]:
+def cross_validate(fit_args: list[str], folds: int, out: Path | None) -> tuple[dict, Path]:
     """Train and score one model per fold; write ``OUT/cv.json`` and ``OUT/cv.png`` (the
-    first process, under DDP).
+    first process, under DDP). OUT defaults to ``cv`` in the fit options' run folder.
 
     The standard deviation is the sample one (ddof=1) over the folds.
     """
     from pipeline.training.lightning_cli import make_cli
 
+    if out is None:  # beside the runs of these fit options (a config's, or runs/)
+        base = make_cli([*fit_args, "--trainer.logger=false"], run=False)
+        out = Path(base.trainer.default_root_dir) / "cv"
     results = []
     for fold in range(folds):
         cli = make_cli([*fit_args, f"--data.fold={fold}", f"--data.folds={folds}",

@@ -349,7 +349,7 @@ class SeqClassCLI(LightningCLI):
         writer = next(c for c in self.trainer.callbacks if isinstance(c, PredictionWriter))
         if self.trainer.is_global_zero and writer.path is not None:
             count = len(self.datamodule.splits["predict"])
-            print(f"predict: {count} samples -> {writer.path}")
+            print(f"predict: {count} sample{'s' * (count != 1)} -> {writer.path}")
 
 
 def make_cli(

@@ -71,9 +71,12 @@ class PruneOnValidation(pl.Callback):
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
-def tune(fit_args: list[str], space: dict[str, dict], *, trials: int, out: Path, seed: int = 0):
+def tune(
+    fit_args: list[str], space: dict[str, dict], *, trials: int, out: Path | None, seed: int = 0
+):
     """Run the study until it holds `trials` finished trials; write ``best.yaml`` (the best
-    trial's full config, ready for ``seqclass fit --config``), ``trials.csv`` and ``tune.png``."""
+    trial's full config, ready for ``seqclass fit --config``), ``trials.csv`` and ``tune.png``
+    into `out` (default: ``tune`` in the fit options' run folder)."""
     from pipeline.training.lightning_cli import make_cli
 
     base = make_cli([*fit_args, "--trainer.logger=false"], run=False)
@@ -83,6 +86,7 @@ def tune(fit_args: list[str], space: dict[str, dict], *, trials: int, out: Path,
             f"{base.trainer.world_size} (DDP); pass --trainer.devices 1 --trainer.num_nodes 1 "
             "(a trainer config of one device), then train the best config on every GPU."
         )
+    out = out or Path(base.trainer.default_root_dir) / "tune"
     monitor, direction = _objective_of(base)
     _check_comparable(space, monitor)
     searched = {"fit_args": list(fit_args), "space": space}
