@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
+from pipeline.training.reports import _misclassified
 
 FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         "--model.hidden_size=16", "--data.batch_size=8"]  # fmt: skip
@@ -45,7 +46,7 @@ def test_test_writes_figures_and_a_report_that_agree_with_the_metrics(
     hits = sum(r["label"] == r["predicted"] for r in rows)
     assert hits == np.trace(confusion) == round(metrics["accuracy"] * 8)
     report = (run / "report.md").read_text()
-    assert f"{8 - hits} of 8 rows" in report
+    assert f"{8 - hits} of 8 rows of `test_predictions.csv`." in report  # all shown
     assert "![Confusion matrix](confusion_matrix.png)" in report and "max_epochs" in report
     assert "report with figures" in capsys.readouterr().out
 
@@ -61,3 +62,14 @@ def test_report_on_a_folder_without_a_test_run_says_what_to_give(tmp_path: Path,
         main(["report", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "no metrics.json here" in capsys.readouterr().err
+
+
+def test_a_long_list_of_misclassified_samples_says_how_many_it_shows(tmp_path: Path) -> None:
+    path = tmp_path / "test_predictions.csv"
+    rows = "".join(f"{i}.npy,a,b,0.2,0.8\n" for i in range(3)) + "3.npy,a,a,0.9,0.1\n"
+    path.write_text("path,label,predicted,prob_a,prob_b\n" + rows)
+    lines = _misclassified(path, limit=2)
+    assert "3 of 4 rows of `test_predictions.csv` (first 2 shown)." in lines
+    assert [line for line in lines if line.startswith("| ") and ".npy" in line] == [
+        "| 0.npy | a | b | 0.800 |", "| 1.npy | a | b | 0.800 |"
+    ]  # fmt: skip

@@ -211,8 +211,9 @@ def _misclassified(predictions: Path, limit: int = 50) -> list[str]:
         rows = list(csv.DictReader(fh))
     wrong = [r for r in rows if r["label"] and r["label"] != r["predicted"]]
     where = next((c for c in ("time_s", "start_s") if rows and c in rows[0]), None)
-    lines = ["## Misclassified", "", f"{len(wrong)} of {len(rows)} rows of "
-             f"`{predictions.name}` (first {min(limit, len(wrong))} shown).", ""]  # fmt: skip
+    shown = f" (first {limit} shown)" if len(wrong) > limit else ""
+    lines = ["## Misclassified", "",
+             f"{len(wrong)} of {len(rows)} rows of `{predictions.name}`{shown}.", ""]  # fmt: skip
     if wrong:
         lines += [f"| path |{f' {where} |' if where else ''} label | predicted | probability |",
                   f"| --- |{' ---: |' if where else ''} --- | --- | ---: |"]  # fmt: skip
