@@ -46,14 +46,15 @@ def split_time_column(
     """`rows [T, columns]` of the CSV at `path` whose first column is `name`, as its channels
     and the seconds in a unit of its time column. The first column is time when its name says
     so (`time`, `t`, `timestamp`, `Time (s)`, `time_ms`, `seconds`), it never decreases but
-    rises (a logger that rounds its stamps repeats some) and other columns follow; the unit is
-    known only when the name gives it (else None). A column named with a unit that falls is an
-    error (stamps of two sessions, or out of order), not a channel."""
+    rises (a logger that rounds its stamps repeats some; a single row is one stamp) and other
+    columns follow; the unit is known only when the name gives it (else None). A column named
+    with a unit that falls is an error (stamps of two sessions, or out of order), not a
+    channel."""
     match = _time_name(name)
     if match is None or rows.shape[1] < 2:
         return rows, None
     steps = np.diff(rows[:, 0])
-    if np.all(steps >= 0) and steps.sum() > 0:
+    if np.all(steps >= 0) and (steps.sum() > 0 or len(rows) == 1):  # one row: one stamp
         return rows[:, 1:], _seconds_per_unit(match)
     if _seconds_per_unit(match) is not None and np.any(steps < 0):
         row = int(np.argmax(steps < 0)) + 1  # the first row lower than the one before
