@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 _HOMES = {
+    "ArrayClassifier": "pipeline.apply.estimator",
     "Classification": "pipeline.apply.classify",
     "SequenceClassifier": "pipeline.training.lit_module",
     "SequenceDataError": "pipeline.core.errors",

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import warnings
 
 from feature_extractors.errors import WeightsUnavailableError
 from pipeline.commands import COMMANDS, load
 from pipeline.core.errors import UserError
+from pipeline.core.noise import hide_noisy_logs, hide_noisy_warnings
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (`seqclass fit --data.root ROOT` is enough)",
@@ -47,29 +46,10 @@ def run_command(name: str, args: list[str]) -> None:
     module.run(ns)
 
 
-def _quiet_library_noise() -> None:
-    """Hide messages from dependencies that say nothing about the user's run."""
-    warnings.filterwarnings("ignore", message=".*treespec.*")
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    # `test --ckpt_path` of a run without a val split: its callbacks watched the training loss
-    warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
-    # the model's hook brings the kept kernel features along; the data module has none
-    warnings.filterwarnings("ignore", message="You have overridden `on_before_batch_transfer`")
-    # a run without a val split (said in fit's plan line), and a second run beside an earlier
-    # one in the same folder (its checkpoints' -vN names are noted after fit)
-    warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
-    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
-    # cv and tune drive LightningCLI with the fit options of their own command line
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-    hidden = ("litlogger", "to estimate number of stepping batches")  # the schedule's length
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
-        lambda record: not any(text in record.getMessage() for text in hidden)
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `seqclass` command."""
-    _quiet_library_noise()
+    hide_noisy_warnings()
+    hide_noisy_logs()
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
         print(overview())

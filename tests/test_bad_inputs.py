@@ -374,7 +374,7 @@ def test_nan_in_a_val_or_test_file_stops_before_any_epoch(tmp_path: Path, capsys
         (error,) = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
         assert error.startswith("error: ") and error.endswith(
             f"{split}/b/bad.npy: contains NaN or Inf (first at time step 5, channel 1). Clean or "
-            "interpolate the recording, or remove the file."
+            "interpolate the recording, or leave it out."
         )  # one line, from the main process: no worker traceback
     assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before any epoch
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,17 +219,26 @@ def _classified(
 def _head_probs(
     classifier: SequenceClassifier, files: list[Path], device: str
 ) -> torch.Tensor | list[torch.Tensor]:
-    if not files:
-        return [] if classifier.per_step else torch.zeros(0, len(classifier.class_names))
     dataset = SequenceDataset([Sample(f, None, "predict") for f in files], [])
+    return head_probs(classifier, dataset, [sequence_shape(f)[0] for f in files], device)
+
+
+def head_probs(
+    classifier: SequenceClassifier, items: Sequence[dict], lengths: list[int], device: str
+) -> torch.Tensor | list[torch.Tensor]:
+    """The classifier's probabilities `[N, K]` (per-step models: a `[T_i, K]` tensor each) of
+    `items` (as `SequenceDataset` gives them: `x [T_i, D]`, `y`, `index`) of `lengths` steps,
+    in their order; run on `device` in batches of similar lengths."""
+    if not items:
+        return [] if classifier.per_step else torch.zeros(0, len(classifier.class_names))
     classifier.to(device)
     probs: dict[int, torch.Tensor] = {}  # batches go by length: put each back in its place
-    batches = length_batches([sequence_shape(f)[0] for f in files], 32)
-    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=pad_collate)
+    batches = length_batches(lengths, 32)
+    loader = DataLoader(items, batch_sampler=batches, collate_fn=pad_collate)
     with torch.inference_mode():
         for i, batch in enumerate(loader):
             batch = {k: v.to(device) for k, v in batch.items()}
             rows = classifier.per_sample_probs(classifier.predict_step(batch, i))
             probs.update(zip(batch["index"].tolist(), rows, strict=True))
-    ordered = [probs[i] for i in range(len(files))]
+    ordered = [probs[i] for i in range(len(items))]
     return ordered if classifier.per_step else torch.stack(ordered)

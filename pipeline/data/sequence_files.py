@@ -67,27 +67,35 @@ def load_sequence(path: str | Path) -> np.ndarray:
             f"Fix or remove the file; sequence files are {', '.join(SEQUENCE_SUFFIXES)} arrays "
             "of shape [T, channels]."
         ) from err
+    return checked_sequence(array, str(path))
+
+
+def checked_sequence(array: np.ndarray, name: str) -> np.ndarray:
+    """`array` as a finite float32 `[T, D]` sequence, `T >= 1` (a 1-D array is one channel);
+    a `UserError` naming it (`name`: its file, or its place in a list) when it is not numeric,
+    has the wrong rank, is empty or holds NaN/Inf."""
+    array = np.asarray(array)
     if array.dtype.kind not in "fiub":
         raise UserError(
-            f"{path}: holds {array.dtype} values, not numbers. Store a numeric [T, channels] array."
+            f"{name}: holds {array.dtype} values, not numbers. Store a numeric [T, channels] array."
         )
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
         raise UserError(
-            f"{path}: has shape {tuple(array.shape)}; a sequence must be [T, channels] (2-D)."
+            f"{name}: has shape {tuple(array.shape)}; a sequence must be [T, channels] (2-D)."
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise UserError(
-            f"{path}: is empty (shape {tuple(array.shape)}); remove it or re-create it with at "
-            "least one time step and one channel."
+            f"{name}: is empty (shape {tuple(array.shape)}); leave it out, or give it at least "
+            "one time step and one channel."
         )
     array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
         raise UserError(
-            f"{path}: contains NaN or Inf (first at time step {bad[0]}, channel {bad[1]}). "
-            "Clean or interpolate the recording, or remove the file."
+            f"{name}: contains NaN or Inf (first at time step {bad[0]}, channel {bad[1]}). "
+            "Clean or interpolate the recording, or leave it out."
         )
     return array
 

@@ -1,0 +1,192 @@
+"""`ArrayClassifier`: `fit` on in-memory sequences and labels, then `predict`, as scikit-learn,
+sktime and aeon classifiers do, for a notebook or a script that holds its data as arrays.
+
+`fit` writes the sequences as a class-folder tree of `[T, D]` files (the contract every other
+path meets) in a temporary folder and trains on it with `seqclass fit`'s defaults and any of its
+options; the trained model then stays in memory. Arrays are time first, `[T, D]` each, as
+everywhere here: sktime's and aeon's `[N, D, T]` panels are `X.transpose(0, 2, 1)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from pipeline.apply.classify import head_probs, load_classifier
+from pipeline.core.errors import UserError
+from pipeline.core.noise import hide_noisy_warnings
+from pipeline.data.sequence_files import checked_sequence, save_sequence
+
+QUIET_LOGGERS = ("pytorch_lightning", "lightning_fabric")
+
+
+def as_sequences(X: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """`X` as float32 `[T, D]` arrays: a list of `[T_i, D]` (or `[T_i]`) arrays, an `[N, T, D]`
+    array, or an `[N, T]` one (one channel). Every one must be finite and have the same D."""
+    if isinstance(X, np.ndarray | torch.Tensor) and X.ndim not in (2, 3):
+        raise UserError(
+            f"X has shape {tuple(X.shape)}: give [N, T, D] (N sequences of T steps of D "
+            "channels), [N, T] for one channel, or a list of [T_i, D] arrays."
+        )
+    sequences = [checked_sequence(np.asarray(x), f"X[{i}]") for i, x in enumerate(X)]
+    channels = {x.shape[1] for x in sequences}
+    if len(channels) > 1:
+        first = sequences[0].shape[1]
+        odd = next(i for i, x in enumerate(sequences) if x.shape[1] != first)
+        raise UserError(
+            f"X[{odd}] has {sequences[odd].shape[1]} channels but X[0] has {first}; every "
+            "sequence needs the same channels ([T, D], time first)."
+        )
+    return sequences
+
+
+class ArrayClassifier(ClassifierMixin, BaseEstimator):
+    """A sequence classifier for in-memory arrays, a scikit-learn estimator: `fit(X, y)`,
+    `predict(X)`, `predict_proba(X)`, `score(X, y)` (accuracy), `classes_`; `clone`, searches
+    and `cross_val_score` take it.
+
+    Args:
+        options: `seqclass fit` options without their dashes, as a config sets them:
+            ``{"model.hidden_size": 64, "trainer.max_epochs": 50}``. Runs go to a temporary
+            folder unless ``trainer.default_root_dir`` is given, where they stay (checkpoints,
+            logs, `config.yaml`).
+        seed: seeds the split and the training (``seed_everything``).
+        device: where `predict` runs (``cpu``, ``cuda``).
+        verbose: show `fit`'s progress and messages.
+
+    After `fit`: `classes_` (sorted labels), `model_` (the trained `SequenceClassifier`) and
+    `checkpoint_` (its best checkpoint where the run is kept, else None).
+    """
+
+    def __init__(
+        self,
+        options: dict[str, Any] | None = None,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+        verbose: bool = False,
+    ) -> None:
+        self.options = options
+        self.seed = seed
+        self.device = device
+        self.verbose = verbose
+
+    def fit(self, X: np.ndarray | Sequence[np.ndarray], y: Sequence) -> ArrayClassifier:
+        """Train on sequences `X` and their labels `y` (strings or numbers, one per sequence);
+        every sample trains or validates, none is held out for testing."""
+        from pipeline.training.lightning_cli import make_cli
+
+        sequences, labels = as_sequences(X), np.asarray(y)
+        if labels.ndim != 1 or len(labels) != len(sequences):
+            raise UserError(
+                f"y has shape {labels.shape} for {len(sequences)} sequences: give one label each."
+            )
+        self.classes_ = np.unique(labels)
+        if len(self.classes_) < 2:
+            raise UserError(f"y holds one class ({self.classes_[0]!r}); a classifier needs two.")
+        folders = _class_folders(self.classes_)
+        options = dict(self.options or {})
+        given = sorted(set(options) & {"data.root", "data.predict_root", "data.test_fraction"})
+        if given:
+            raise UserError(
+                f"ArrayClassifier trains on X and y, with no test split: leave out {given}."
+            )
+        with tempfile.TemporaryDirectory(prefix="seqclass-") as tmp:
+            root = Path(tmp) / "data"
+            for i, (x, label) in enumerate(zip(sequences, labels, strict=True)):
+                save_sequence(root / "train" / folders[label] / f"{i}.npz", x)
+            options.setdefault("trainer.default_root_dir", str(Path(tmp) / "runs"))
+            args = ["fit", f"--data.root={root}", "--data.test_fraction=0",
+                    f"--seed_everything={self.seed}", *_option_args(options, self.verbose)]  # fmt: skip
+            try:
+                with self._quiet(), warnings.catch_warnings():
+                    hide_noisy_warnings()
+                    cli = make_cli(args)
+            except SystemExit:  # the option parser's, its message on stderr
+                raise UserError(
+                    f"seqclass fit refused the options {options} (see above)."
+                ) from None
+            checkpoint = cli.trainer.checkpoint_callback.best_model_path
+            self.model_ = load_classifier(checkpoint)
+        kept = Path(options["trainer.default_root_dir"]).is_dir()
+        self.checkpoint_ = Path(checkpoint) if kept else None
+        # the model's classes are its folders, sorted as strings: map them onto `classes_`
+        place = {folders[label]: k for k, label in enumerate(self.classes_)}
+        self._order = [place[name] for name in self.model_.class_names]
+        return self
+
+    def predict_proba(self, X: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities `[N, len(classes_)]`, columns in `classes_`' order."""
+        check_is_fitted(self)
+        model = self.model_
+        sequences = as_sequences(X)
+        expected = model.hparams.input_size
+        for i, x in enumerate(sequences):
+            if x.shape[1] != expected:
+                raise UserError(
+                    f"X[{i}] has {x.shape[1]} channels but the model was trained on {expected}."
+                )
+        items = [{"x": torch.from_numpy(x), "y": -1, "index": i} for i, x in enumerate(sequences)]
+        probs = head_probs(model, items, [len(x) for x in sequences], self.device)
+        columns = np.empty_like(probs.numpy())
+        columns[:, self._order] = probs.numpy()
+        return columns
+
+    def predict(self, X: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """The most probable class of each sequence, from `classes_`."""
+        probs = self.predict_proba(X)
+        return self.classes_[probs.argmax(axis=1)]
+
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Without `verbose`: no progress, no notes, nothing on stdout; warnings still show."""
+        if self.verbose:
+            yield
+            return
+        loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
+def _class_folders(classes: np.ndarray) -> dict[Any, str]:
+    """A folder name per class: the label itself where every label makes a distinct, plain
+    name (so that the checkpoint names its classes), else ``class_K``."""
+    names = {label: str(label) for label in classes}
+    plain = all(
+        name.strip() == name and name not in ("", ".", "..") and not set(name) & set("/\\\0:")
+        for name in names.values()
+    )
+    if plain and len(set(names.values())) == len(names):
+        return names
+    return {label: f"class_{k}" for k, label in enumerate(classes)}
+
+
+def _option_args(options: dict[str, Any], verbose: bool) -> list[str]:
+    """`--key=value` arguments; lists and mappings as YAML, as the command line takes them."""
+    quiet = {} if verbose else {"trainer.enable_progress_bar": False,
+                                "trainer.enable_model_summary": False}  # fmt: skip
+    args = []
+    for key, value in {**quiet, **options}.items():
+        value = value.item() if isinstance(value, np.generic) else value  # from a numpy grid
+        text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True)
+        args.append(f"--{key.removeprefix('--')}={text.strip().removesuffix('...').strip()}")
+    return args

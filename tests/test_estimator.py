@@ -1,0 +1,103 @@
+"""`pipeline.ArrayClassifier`: fit and predict on in-memory arrays, as scikit-learn does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import cross_val_score
+
+import pipeline
+from pipeline.cli import main
+from pipeline.core.errors import UserError
+
+SMALL = {"model.hidden_size": 16, "model.kernel_features": 500, "trainer.max_epochs": 8}
+
+
+def tones(per_class: dict, length: int = 80, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Two channels: a noisy tone whose frequency is the class's, and noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / length
+    X, y = [], []
+    for label, frequency in per_class.items():
+        for _ in range(14):
+            tone = np.sin(2 * np.pi * frequency * rng.uniform(0.9, 1.1) * t + rng.uniform(0, 6))
+            X.append(np.stack([tone + 0.3 * rng.standard_normal(length),
+                               rng.standard_normal(length)], axis=1))  # fmt: skip
+            y.append(label)
+    order = rng.permutation(len(y))
+    return [X[i] for i in order], np.array(y)[order]
+
+
+def test_fit_and_predict_in_memory_with_labels_of_any_kind(tmp_path: Path) -> None:
+    """Numbers as labels: `classes_` sorted as numbers, though the model's folders sort as
+    strings ("10" < "3"); each probability column is its class's."""
+    X, y = tones({3: 2.0, 10: 9.0, 5: 5.0})
+    clf = pipeline.ArrayClassifier({**SMALL, "trainer.default_root_dir": str(tmp_path / "runs")})
+    assert clf.fit(X[:30], y[:30]) is clf
+    assert clf.classes_.tolist() == [3, 5, 10]
+    assert clf.model_.class_names == ["10", "3", "5"]
+    probs = clf.predict_proba(X[30:])
+    assert probs.shape == (len(X) - 30, 3)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    with torch.inference_mode():  # the model's own order, column by column
+        own = clf.model_(torch.from_numpy(X[30]).float()[None], torch.tensor([80])).softmax(-1)[0]
+    np.testing.assert_allclose(probs[0], own[[1, 2, 0]].numpy(), atol=1e-5)
+    assert clf.predict(X[30:]).tolist() == clf.classes_[probs.argmax(1)].tolist()
+    assert clf.score(X[30:], y[30:]) >= 0.9  # tones three apart: an easy set
+    assert clf.predict(np.stack(X[30:33])).shape == (3,)  # an [N, T, D] array as well
+
+    # the run was kept: its checkpoint is a CLI checkpoint like any other
+    assert clf.checkpoint_ is not None and clf.checkpoint_.is_file()
+    np.save(tmp_path / "new.npy", X[30])
+    main(["classify", str(tmp_path / "new.npy"), "--checkpoint", str(clf.checkpoint_),
+          "--out", str(tmp_path / "c.csv")])  # fmt: skip
+    assert f",{clf.predict(X[30:31])[0]}," in (tmp_path / "c.csv").read_text()
+
+
+def test_one_channel_series_as_rows_and_labels_no_folder_can_hold() -> None:
+    """An [N, T] array is N one-channel series; labels with slashes still come back as given."""
+    X, y = tones({"on/off": 2.0, "a\\b": 9.0})
+    series = np.stack([x[:, 0] for x in X])  # [N, T]
+    clf = pipeline.ArrayClassifier(SMALL).fit(series, y)
+    assert clf.classes_.tolist() == ["a\\b", "on/off"]
+    assert clf.model_.class_names == ["class_0", "class_1"] and clf.checkpoint_ is None
+    assert set(clf.predict(series[:5])) <= {"a\\b", "on/off"}
+
+
+def test_scikit_learn_clones_and_cross_validates_it() -> None:
+    X, y = tones({"low": 2.0, "high": 9.0})
+    clf = pipeline.ArrayClassifier({**SMALL, "model.lr": np.float64(3e-3)}, seed=3)  # a grid's
+    assert clone(clf).get_params() == clf.get_params()
+    scores = cross_val_score(clf, np.stack(X), y, cv=2)
+    assert scores.shape == (2,) and scores.min() >= 0.8
+
+
+def test_bad_arrays_and_labels_are_named() -> None:
+    X, y = tones({"low": 2.0, "high": 9.0})
+    clf = pipeline.ArrayClassifier(SMALL)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        clf.predict(X)
+    nan = [x.copy() for x in X]
+    nan[3][7, 1] = np.nan
+    with pytest.raises(UserError, match=r"X\[3\]: contains NaN or Inf \(first at time step 7, "):
+        clf.fit(nan, y)
+    with pytest.raises(UserError, match=r"X\[2\] has 1 channels but X\[0\] has 2"):
+        clf.fit([X[0], X[1], X[2][:, :1]], y[:3])
+    with pytest.raises(UserError, match=r"y has shape \(27,\) for 28 sequences"):
+        clf.fit(X, y[:-1])
+    with pytest.raises(UserError, match="one class"):
+        clf.fit(X, ["low"] * len(X))
+    with pytest.raises(UserError, match=r"X has shape \(28, 80, 2, 1\): give \[N, T, D\]"):
+        clf.fit(np.stack(X)[..., None], y)
+    with pytest.raises(UserError, match="seqclass fit refused the options"):
+        pipeline.ArrayClassifier({"model.hiden_size": 8}).fit(X, y)
+    with pytest.raises(UserError, match=r"leave out \['data.root'\]"):
+        pipeline.ArrayClassifier({"data.root": "elsewhere"}).fit(X, y)
+    clf.fit(X, y)
+    with pytest.raises(UserError, match=r"X\[0\] has 3 channels but the model was trained on 2"):
+        clf.predict([np.ones((10, 3))])
