@@ -94,6 +94,9 @@ def test_bad_arrays_and_labels_are_named() -> None:
         clf.fit(X, ["low"] * len(X))
     with pytest.raises(UserError, match=r"X has shape \(28, 80, 2, 1\): give \[N, T, D\]"):
         clf.fit(np.stack(X)[..., None], y)
+    panel = np.stack(X).transpose(0, 2, 1)[:, :1]  # aeon's univariate [N, 1, T]
+    with pytest.raises(UserError, match=r"one step \(of 80 channels\).*X.transpose\(0, 2, 1\)"):
+        clf.fit(panel, y)
     with pytest.raises(UserError, match="seqclass fit refused the options"):
         pipeline.ArrayClassifier({"model.hiden_size": 8}).fit(X, y)
     with pytest.raises(UserError, match=r"leave out \['data.root'\]"):

@@ -41,6 +41,12 @@ def as_sequences(X: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
             "channels), [N, T] for one channel, or a list of [T_i, D] arrays."
         )
     sequences = [checked_sequence(np.asarray(x), f"X[{i}]") for i, x in enumerate(X)]
+    if sequences and all(len(x) == 1 for x in sequences):
+        raise UserError(
+            f"every sequence of X has one step (of {sequences[0].shape[1]} channels): sequences "
+            "are [T, D], time first; an [N, D, T] panel (sktime's, aeon's) is "
+            "X.transpose(0, 2, 1)."
+        )
     channels = {x.shape[1] for x in sequences}
     if len(channels) > 1:
         first = sequences[0].shape[1]
