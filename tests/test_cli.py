@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from pipeline.cli import main
 from pipeline.training.datamodule import SequenceDataModule
@@ -39,7 +40,8 @@ def test_fit_test_predict(signal_root: Path, tmp_path: Path, capsys) -> None:
     seqclass("fit", *common, "--trainer.max_epochs=3", "--model.bidirectional=true")
     best = runs / "checkpoints" / "best.ckpt"
     assert best.is_file() and (runs / "checkpoints" / "last.ckpt").is_file()
-    assert (run_dirs(runs)[0] / "config.yaml").is_file()
+    config = yaml.safe_load((run_dirs(runs)[0] / "config.yaml").read_text())
+    assert config["trainer"]["devices"] == 1  # one GPU where there are several: ddp.yaml for all
     assert (run_dirs(runs)[0] / "metrics.csv").is_file()
     assert list(run_dirs(runs)[0].glob("events.out.tfevents.*"))
 

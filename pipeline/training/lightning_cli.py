@@ -365,6 +365,7 @@ def make_cli(
         seed_everything_default=0,
         trainer_defaults={
             "max_epochs": None,  # set from the step budget (see TrainingBudget)
+            "devices": 1,  # one GPU where there is one, as documented; every GPU: ddp.yaml
             "log_every_n_steps": 10,
             "gradient_clip_val": 1.0,
             "callbacks": [PredictionWriter(), LearningRateMonitor("step")],
