@@ -279,8 +279,10 @@ class SequenceClassifier(pl.LightningModule):
             self._kernel_memo = KernelFeatureMemo(
                 self.net.kernel_head.num_features, sizes, self.trainer.default_root_dir
             )
-            # computed as the kernel features were fitted; a resumed fit's are the checkpoint's
-            if self._fitted_rows is not None and self.trainer.ckpt_path is None:
+            # computed as the kernel features were fitted, by the kernels the model holds: not
+            # so in a resumed fit (the checkpoint's), nor under DDP (rank 0's, broadcast)
+            fitted_here = self.trainer.ckpt_path is None and self.trainer.world_size == 1
+            if self._fitted_rows is not None and fitted_here:
                 self._kernel_memo.store("train", *self._fitted_rows)
         self._fitted_rows = None
 
