@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +61,16 @@ def test_fit_and_predict_in_memory_with_labels_of_any_kind(tmp_path: Path) -> No
 
 
 def test_one_channel_series_as_rows_and_labels_no_folder_can_hold() -> None:
-    """An [N, T] array is N one-channel series; labels with slashes still come back as given."""
+    """An [N, T] array is N one-channel series; labels with slashes still come back as given;
+    a fitted classifier pickles."""
     X, y = tones({"on/off": 2.0, "a\\b": 9.0})
     series = np.stack([x[:, 0] for x in X])  # [N, T]
     clf = pipeline.ArrayClassifier(SMALL).fit(series, y)
     assert clf.classes_.tolist() == ["a\\b", "on/off"]
     assert clf.model_.class_names == ["class_0", "class_1"] and clf.checkpoint_ is None
     assert set(clf.predict(series[:5])) <= {"a\\b", "on/off"}
+    kept = pickle.loads(pickle.dumps(clf))  # as joblib.dump keeps a fitted estimator
+    np.testing.assert_array_equal(kept.predict_proba(series[:5]), clf.predict_proba(series[:5]))
 
 
 def test_scikit_learn_clones_and_cross_validates_it() -> None:
