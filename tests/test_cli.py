@@ -119,32 +119,36 @@ def test_a_checkpoint_alone_tests_on_the_fits_data_into_the_fits_folder(
     signal_root: Path, tmp_path: Path, monkeypatch, caplog, capsys
 ) -> None:
     """`test --ckpt_path RUN/checkpoints/best.ckpt` with nothing else: the fit's root, split and
-    run folder; from a folder where the fit's relative root is not found, an error naming it."""
+    run folder, from the fit's folder (its relative root) or another (the root it resolved); an
+    error naming the root once it has moved."""
     monkeypatch.chdir(signal_root.parent)
     run = tmp_path / "runs" / "mine"
     seqclass("fit", f"--data.root={signal_root.name}", f"--trainer.default_root_dir={run}",
              "--trainer.max_epochs=1", "--data.seed=3")  # fmt: skip
     best = run / "checkpoints" / "best.ckpt"
-    main(["test", "--trainer.enable_progress_bar=false", f"--ckpt_path={best}"])
-    assert f"root={signal_root.name}" in caplog.text and "seed=3" in caplog.text
     held_out = {
         str(s.path.resolve())
         for s in SequenceDataModule(str(signal_root), seed=3).labelled_samples
         if s.split == "test"
     }
-    tested = run_dirs(run)[-1]  # beside the fit's own run folder, not ./runs
-    with (tested / "test_predictions.csv").open() as fh:
-        assert {str(Path(row["path"]).resolve()) for row in csv.DictReader(fh)} == held_out
-    assert not run_dirs(signal_root.parent / "runs")  # ./runs, the default, was not used
-
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
+    for folder, root in ((signal_root.parent, signal_root.name), (elsewhere, str(signal_root))):
+        monkeypatch.chdir(folder)
+        caplog.clear()
+        main(["test", "--trainer.enable_progress_bar=false", f"--ckpt_path={best}"])
+        assert f"seed=3, root={root}" in caplog.text
+        tested = run_dirs(run)[-1]  # beside the fit's own run folder, not ./runs
+        with (tested / "test_predictions.csv").open() as fh:
+            assert {str(Path(row["path"]).resolve()) for row in csv.DictReader(fh)} == held_out
+        assert not run_dirs(folder / "runs")  # ./runs, the default, was not used
+
+    signal_root.rename(tmp_path / "moved")
     with pytest.raises(SystemExit):
         main(["test", f"--ckpt_path={best}"])
     assert (
-        f"the checkpoint's fit read {signal_root.name}, which is not found from {elsewhere}: "
-        "pass --data.root DIR." in capsys.readouterr().err
+        f"the checkpoint's fit read {signal_root}, which is not found from here: pass "
+        "--data.root DIR." in capsys.readouterr().err
     )
 
 

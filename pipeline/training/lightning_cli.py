@@ -207,7 +207,7 @@ class SeqClassCLI(LightningCLI):
                     "samples the model trained on, and score too high."
                 )
         if data.root is None and not predicting_new and fit_options.get("root") is not None:
-            update["root"] = self._fit_root(fit_options["root"])
+            update["root"] = self._fit_root(fit_options["root"], checkpoint.get("fit_data_root"))
             if data.cache_dir is None and fit_options.get("cache_dir") is not None:
                 update["cache_dir"] = fit_options["cache_dir"]
         taken = [f"{name}={value}" for name, value in update.items()]
@@ -229,15 +229,17 @@ class SeqClassCLI(LightningCLI):
                 + ", ".join(taken)
             )
 
-    def _fit_root(self, root: str) -> str:
-        """The checkpoint's fit's ``data.root``, for a run given none; an error when it is not
-        found from here (a relative path from another folder, another machine's path)."""
-        if not Path(root).exists():
+    def _fit_root(self, root: str, absolute: str | None) -> str:
+        """The checkpoint's fit's ``data.root`` for a run given none: as the fit was given it
+        where that is found from here, else as the fit resolved it (from another folder); an
+        error when neither is found (moved, or another machine's path)."""
+        found = [path for path in (root, absolute) if path is not None and Path(path).exists()]
+        if not found:
             raise UserError(
                 f"{self.config.subcommand}: no --data.root given, and the checkpoint's fit read "
-                f"{root}, which is not found from {Path.cwd()}: pass --data.root DIR."
+                f"{absolute or root}, which is not found from here: pass --data.root DIR."
             )
-        return root
+        return found[0]
 
     def instantiate_trainer(self, **kwargs):
         trainer_config = self._get(self.config_init, "trainer", default={})

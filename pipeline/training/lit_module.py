@@ -114,6 +114,7 @@ class SequenceClassifier(pl.LightningModule):
         self.test_results: dict | None = None
         self.test_probs: dict[int, torch.Tensor] = {}  # test sample index -> probabilities
         self.fit_log_dir: str | None = None  # the training run's logs, kept in checkpoints
+        self.fit_data_root: str | None = None  # the training data, as an absolute path, too
         self._kernel_memo: KernelFeatureMemo | None = None  # while fitting
         # sample indices and pooled kernel outputs of the samples the features were fitted to
         self._fitted_rows: tuple[list[int], torch.Tensor] | None = None
@@ -274,6 +275,8 @@ class SequenceClassifier(pl.LightningModule):
         self.fit_log_dir = None if log_dir is None else str(Path(log_dir).resolve())
         self._bad_step.fill_(-1)
         datamodule = getattr(self.trainer, "datamodule", None)
+        root = getattr(datamodule, "root", None)
+        self.fit_data_root = None if root is None else str(Path(root).resolve())
         if self.net.kernel_head is not None and isinstance(datamodule, SequenceDataModule):
             sizes = {split: len(datamodule.splits.get(split) or []) for split in ("train", "val")}
             self._kernel_memo = KernelFeatureMemo(
@@ -298,9 +301,11 @@ class SequenceClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["fit_log_dir"] = self.fit_log_dir
+        checkpoint["fit_data_root"] = self.fit_data_root
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.fit_log_dir = checkpoint.get("fit_log_dir")
+        self.fit_data_root = checkpoint.get("fit_data_root")
         # A resumed fit may be longer than the one that wrote the checkpoint (more epochs, more
         # data): the one-cycle schedule keeps this run's length and goes on from the steps done.
         for state in checkpoint.get("lr_schedulers", []):
