@@ -140,6 +140,13 @@ def test_a_time_column_that_falls_is_refused_with_its_line(tmp_path: Path):
         load_recording(tmp_path / "a.csv", fs=100)
     with pytest.raises(UserError, match=r"a\.csv, line 27: the time column"):
         load_sequence(tmp_path / "a.csv")  # as a sequence file too
+    flat = np.column_stack([np.full(len(DATA), 5.0), DATA])  # a unit says time: never a channel
+    np.savetxt(tmp_path / "b.csv", flat, delimiter=",", header="time_ms,x,y,z", comments="")
+    with pytest.raises(SignalError, match=r"b\.csv: the time column 'time_ms' holds 5 on every "
+                                          r"row\. Write each row's time, or rename"):  # fmt: skip
+        load_recording(tmp_path / "b.csv", fs=100)
+    (tmp_path / "c.csv").write_text("time_ms,x\nnot,numbers\n")  # so its name alone tells
+    assert csv_columns(tmp_path / "c.csv") == ["x"]
 
 
 def test_an_excel_csv_with_a_byte_order_mark_keeps_its_time_axis(tmp_path: Path):

@@ -47,23 +47,31 @@ def split_time_column(
     and the seconds in a unit of its time column. The first column is time when its name says
     so (`time`, `t`, `timestamp`, `Time (s)`, `time_ms`, `seconds`), it never decreases but
     rises (a logger that rounds its stamps repeats some; a single row is one stamp) and other
-    columns follow; the unit is known only when the name gives it (else None). A column named
-    with a unit that falls is an error (stamps of two sessions, or out of order), not a
-    channel."""
+    columns follow; the unit is known only when the name gives it (else None). A column whose
+    name gives no unit and that is not time so read is a channel (`t` for temperature); one
+    whose name gives a unit is time or an error (stamps of two sessions, out of order, or
+    all the same), never a channel, so that its name alone tells (`csv_columns`)."""
     match = _time_name(name)
     if match is None or rows.shape[1] < 2:
         return rows, None
+    unit = _seconds_per_unit(match)
     steps = np.diff(rows[:, 0])
     if np.all(steps >= 0) and (steps.sum() > 0 or len(rows) == 1):  # one row: one stamp
-        return rows[:, 1:], _seconds_per_unit(match)
-    if _seconds_per_unit(match) is not None and np.any(steps < 0):
+        return rows[:, 1:], unit
+    if unit is None:
+        return rows, None
+    fix = "or rename the column to read it as a channel."
+    if np.any(steps < 0):
         row = int(np.argmax(steps < 0)) + 1  # the first row lower than the one before
         raise SignalError(
             f"{path}, line {row + 2}: the time column {name!r} falls from {rows[row - 1, 0]:g} "
             f"to {rows[row, 0]:g} (two recordings in one file, or rows out of order?). Split or "
-            "sort the file, or rename the column to read it as a channel."
+            f"sort the file, {fix}"
         )
-    return rows, None
+    raise SignalError(
+        f"{path}: the time column {name!r} holds {rows[0, 0]:g} on every row. Write each row's "
+        f"time, {fix}"
+    )
 
 
 def recorded_rate(path: str | Path) -> float | None:
@@ -197,12 +205,16 @@ def _header(line: str) -> list[str]:
 
 def csv_columns(path: str | Path) -> list[str] | None:
     """The names of a CSV file's channels: its header's, less a first column that is the time
-    axis (`split_time_column` decides, from its name and, where that says time, its values).
-    None for a file that is not CSV, or cannot be read (`read_csv` says why)."""
+    axis (`split_time_column` decides: from the name where it gives a unit, else from the
+    column's values, the one case that reads the file). None for a file that is not CSV, or
+    cannot be read (`read_csv` says why)."""
     path = Path(path)
     names = _csv_header(path) if path.suffix.lower() == ".csv" else None
-    if names is None or len(names) < 2 or _time_name(names[0]) is None:
+    match = None if names is None or len(names) < 2 else _time_name(names[0])
+    if match is None:
         return names
+    if _seconds_per_unit(match) is not None:  # time, or an error once the file is read
+        return names[1:]
     try:
         channels, _ = split_time_column(names[0], read_csv(path)[1], path)
     except SignalError:
