@@ -126,6 +126,7 @@ def test_a_checkpoint_alone_tests_on_the_fits_data_into_the_fits_folder(
     seqclass("fit", f"--data.root={signal_root.name}", f"--trainer.default_root_dir={run}",
              "--trainer.max_epochs=1", "--data.seed=3")  # fmt: skip
     best = run / "checkpoints" / "best.ckpt"
+    assert f"to test it: seqclass test --ckpt_path {best}\n" in capsys.readouterr().out
     held_out = {
         str(s.path.resolve())
         for s in SequenceDataModule(str(signal_root), seed=3).labelled_samples

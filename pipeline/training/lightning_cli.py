@@ -312,6 +312,8 @@ class SeqClassCLI(LightningCLI):
                 f"  logs and config: {log_dir}"
             )
             _note_versioned_names(checkpoint)
+            if self.datamodule.splits.get("test"):  # the held-out split, read from the checkpoint
+                print(f"  to test it: seqclass test --ckpt_path {checkpoint.best_model_path}")
 
     def after_validate(self) -> None:
         if self.trainer.is_global_zero:
