@@ -27,6 +27,15 @@ def parse_device(name: str) -> torch.device:
     return device
 
 
+def resolve_device(name: str) -> str:
+    """`name` as the device to run on: ``auto`` is ``cuda`` where torch finds a GPU, else
+    ``cpu``; any other name is checked by `parse_device` (a ValueError that says why)."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    parse_device(name)
+    return name
+
+
 def bf16_emulated(device: torch.device | str) -> str | None:
     """Why bfloat16 is slow on `device`, or None: a CUDA GPU before Ampere (compute capability
     below 8.0) has no bfloat16 units, so torch emulates them there, slower than float32."""

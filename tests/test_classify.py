@@ -16,6 +16,7 @@ from feature_extractors.video import (
     iter_frame_chunks,
 )
 from pipeline.cli import main
+from pipeline.core.errors import UserError
 from pipeline.data.sequence_files import load_sequence
 
 from conftest import write_video
@@ -177,6 +178,10 @@ def test_classify_sequence_checkpoint_and_bad_checkpoint(
     assert [p.name for p in result.inputs] == [Path(r["path"]).name for r in rows]
     assert result.predicted == [r["predicted"] for r in rows]
     assert result.class_names == [k.removeprefix("prob_") for k in rows[0] if k.startswith("prob_")]
+    with pytest.raises(UserError, match="'cuda:99': .* pass cpu or a GPU this machine has"):
+        pipeline.classify(
+            [signal_root / "low"], runs / "checkpoints" / "last.ckpt", device="cuda:99"
+        )
     # exported, the model gives classify's probabilities on the same sequence files
     main(["export", "--checkpoint", str(runs / "checkpoints" / "last.ckpt"), "--out",
           str(tmp_path / "m.ts")])  # fmt: skip

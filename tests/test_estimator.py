@@ -108,3 +108,5 @@ def test_bad_arrays_and_labels_are_named() -> None:
     clf.fit(X, y)
     with pytest.raises(UserError, match=r"X\[0\] has 3 channels but the model was trained on 2"):
         clf.predict([np.ones((10, 3))])
+    with pytest.raises(UserError, match="'cuda:99': .* pass cpu or a GPU this machine has"):
+        clf.set_params(device="cuda:99").predict(X)

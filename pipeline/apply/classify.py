@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from feature_extractors.devices import float32_convolutions
+from feature_extractors.devices import float32_convolutions, resolve_device
 from pipeline.core.errors import UserError
 from pipeline.data.batching import SequenceDataset, length_batches, pad_collate
 from pipeline.data.discovery import Sample, columns_of, step_times
@@ -136,10 +136,12 @@ def classify(
     num_workers: int | None = None,
     device: str = "cpu",
 ) -> Classification:
-    """Class probabilities for raw videos or recordings (or sequence files), files or folders.
+    """Class probabilities for raw videos or recordings (or sequence files), files or folders,
+    on `device` (``cpu``, ``cuda``, ``cuda:N``, or ``auto``: a GPU where torch finds one).
 
     Inputs that cannot be read are skipped and listed in `Classification.failed`.
     """
+    device = checked_device(device)
     classifier = load_classifier(checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         samples, failed = encode_inputs(
@@ -147,6 +149,15 @@ def classify(
             device=device,
         )  # fmt: skip
         return _classified(classifier, samples, failed, device)
+
+
+def checked_device(name: str) -> str:
+    """`name` as the device to run on (`resolve_device`: ``auto`` is a GPU where torch finds
+    one); a UserError that says why when this machine has no such device."""
+    try:
+        return resolve_device(name)
+    except ValueError as err:
+        raise UserError(f"device {err}; pass cpu or a GPU this machine has.") from None
 
 
 def encode_inputs(

@@ -24,7 +24,7 @@ import yaml
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.apply.classify import head_probs, load_classifier
+from pipeline.apply.classify import checked_device, head_probs, load_classifier
 from pipeline.core.errors import UserError
 from pipeline.core.noise import hide_noisy_warnings
 from pipeline.data.sequence_files import checked_sequence, save_sequence
@@ -69,7 +69,8 @@ class ArrayClassifier(ClassifierMixin, BaseEstimator):
             folder unless ``trainer.default_root_dir`` is given, where they stay (checkpoints,
             logs, `config.yaml`).
         seed: seeds the split and the training (``seed_everything``).
-        device: where `predict` runs (``cpu``, ``cuda``).
+        device: where `predict` runs (``cpu``, ``cuda``, ``cuda:N``, or ``auto``: a GPU where
+            torch finds one).
         verbose: show `fit`'s progress and messages.
 
     After `fit`: `classes_` (sorted labels), `model_` (the trained `SequenceClassifier`) and
@@ -145,7 +146,8 @@ class ArrayClassifier(ClassifierMixin, BaseEstimator):
                     f"X[{i}] has {x.shape[1]} channels but the model was trained on {expected}."
                 )
         items = [{"x": torch.from_numpy(x), "y": -1, "index": i} for i, x in enumerate(sequences)]
-        probs = head_probs(model, items, [len(x) for x in sequences], self.device)
+        device = checked_device(self.device)
+        probs = head_probs(model, items, [len(x) for x in sequences], device)
         columns = np.empty_like(probs.numpy())
         columns[:, self._order] = probs.numpy()
         return columns

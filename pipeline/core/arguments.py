@@ -29,19 +29,14 @@ def add_workers_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _checked_device(name: str) -> str:
-    import torch
+    from feature_extractors.devices import resolve_device
 
-    from feature_extractors.devices import parse_device
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        parse_device(name)
+        return resolve_device(name)
     except ValueError as err:
         raise argparse.ArgumentTypeError(
             f"{err}; pass --device cpu or a GPU this machine has"
         ) from None
-    return name
 
 
 def count(at_least: int) -> Callable[[str], int]:
