@@ -94,6 +94,8 @@ def test_bad_arrays_and_labels_are_named() -> None:
         clf.fit([X[0], X[1], X[2][:, :1]], y[:3])
     with pytest.raises(UserError, match=r"y has shape \(27,\) for 28 sequences"):
         clf.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="Unknown label type"):  # not classes: scikit-learn's
+        clf.fit(X, np.linspace(0, 1, len(X)))
     with pytest.raises(UserError, match="one class"):
         clf.fit(X, ["low"] * len(X))
     with pytest.raises(UserError, match=r"X has shape \(28, 80, 2, 1\): give \[N, T, D\]"):

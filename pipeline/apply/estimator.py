@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import yaml
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.apply.classify import checked_device, head_probs, load_classifier
@@ -100,6 +101,7 @@ class ArrayClassifier(ClassifierMixin, BaseEstimator):
             raise UserError(
                 f"y has shape {labels.shape} for {len(sequences)} sequences: give one label each."
             )
+        check_classification_targets(labels)  # scikit-learn's ValueError for NaN, 0.5, ...
         self.classes_ = np.unique(labels)
         if len(self.classes_) < 2:
             raise UserError(f"y holds one class ({self.classes_[0]!r}); a classifier needs two.")
