@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import cross_val_score
@@ -73,6 +74,23 @@ def test_one_channel_series_as_rows_and_labels_no_folder_can_hold() -> None:
     np.testing.assert_array_equal(kept.predict_proba(series[:5]), clf.predict_proba(series[:5]))
 
 
+def test_a_config_sets_the_model_but_not_the_data(tmp_path: Path) -> None:
+    """A config's model options apply, its data.root does not (X is the data); a config that
+    preprocesses recordings (data.signal) is refused, as predict would not preprocess."""
+    X, y = tones({"low": 2.0, "high": 9.0})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"model": {"hidden_size": 12, "kernel_features": 500},
+                                      "data": {"root": str(tmp_path / "nowhere")}}))  # fmt: skip
+    clf = pipeline.ArrayClassifier({"config": str(config), "trainer.max_epochs": 2}).fit(X, y)
+    assert clf.model_.hparams.hidden_size == 12
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(yaml.safe_dump({"data": {"signal": {"fs": 100, "steps": []}}}))
+    with pytest.raises(UserError, match="preprocess or window X"):
+        pipeline.ArrayClassifier({"config": str(chain), **SMALL}).fit(X, y)
+    with pytest.raises(UserError, match=r"leave out \['data.signal'\]"):
+        pipeline.ArrayClassifier({"data.signal": {"fs": 100}}).fit(X, y)
+
+
 def test_scikit_learn_clones_and_cross_validates_it() -> None:
     X, y = tones({"low": 2.0, "high": 9.0})
     clf = pipeline.ArrayClassifier({**SMALL, "model.lr": np.float64(3e-3)}, seed=3)  # a grid's
@@ -105,8 +123,6 @@ def test_bad_arrays_and_labels_are_named() -> None:
         clf.fit(panel, y)
     with pytest.raises(UserError, match="seqclass fit refused the options"):
         pipeline.ArrayClassifier({"model.hiden_size": 8}).fit(X, y)
-    with pytest.raises(UserError, match=r"leave out \['data.root'\]"):
-        pipeline.ArrayClassifier({"data.root": "elsewhere"}).fit(X, y)
     clf.fit(X, y)
     with pytest.raises(UserError, match=r"X\[0\] has 3 channels but the model was trained on 2"):
         clf.predict([np.ones((10, 3))])

@@ -31,6 +31,10 @@ from pipeline.core.noise import hide_noisy_warnings
 from pipeline.data.sequence_files import checked_sequence, save_sequence
 
 QUIET_LOGGERS = ("pytorch_lightning", "lightning_fabric")
+# fit options that would read other data than X, hold some of it out, or change it before the
+# model sees it (which `predict`, running the model on X as given, would not)
+NOT_FOR_ARRAYS = ("data.root", "data.predict_root", "data.test_fraction", "data.signal",
+                  "data.window_length", "data.window_hop", "data.per_step")  # fmt: skip
 
 
 def as_sequences(X: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -66,9 +70,11 @@ class ArrayClassifier(ClassifierMixin, BaseEstimator):
 
     Args:
         options: `seqclass fit` options without their dashes, as a config sets them:
-            ``{"model.hidden_size": 64, "trainer.max_epochs": 50}``. Runs go to a temporary
-            folder unless ``trainer.default_root_dir`` is given, where they stay (checkpoints,
-            logs, `config.yaml`).
+            ``{"model.hidden_size": 64, "trainer.max_epochs": 50}``, or ``{"config": PATH}``
+            first and others over it (a config that preprocesses recordings, `data.signal`, is
+            for `seqclass fit`). Runs go to a temporary folder unless
+            ``trainer.default_root_dir`` is given, where they stay (checkpoints, logs,
+            `config.yaml`).
         seed: seeds the split and the training (``seed_everything``).
         device: where `predict` runs (``cpu``, ``cuda``, ``cuda:N``, or ``auto``: a GPU where
             torch finds one).
@@ -102,23 +108,25 @@ class ArrayClassifier(ClassifierMixin, BaseEstimator):
                 f"y has shape {labels.shape} for {len(sequences)} sequences: give one label each."
             )
         check_classification_targets(labels)  # scikit-learn's ValueError for NaN, 0.5, ...
-        self.classes_ = np.unique(labels)
-        if len(self.classes_) < 2:
-            raise UserError(f"y holds one class ({self.classes_[0]!r}); a classifier needs two.")
-        folders = _class_folders(self.classes_)
+        classes = np.unique(labels)
+        if len(classes) < 2:
+            raise UserError(f"y holds one class ({classes[0]!r}); a classifier needs two.")
+        folders = _class_folders(classes)
         options = dict(self.options or {})
-        given = sorted(set(options) & {"data.root", "data.predict_root", "data.test_fraction"})
+        given = sorted(set(options) & set(NOT_FOR_ARRAYS))
         if given:
             raise UserError(
-                f"ArrayClassifier trains on X and y, with no test split: leave out {given}."
+                f"ArrayClassifier trains on X and y as they are, with no test split: leave out "
+                f"{given} (`seqclass fit` takes them, for recordings)."
             )
         with tempfile.TemporaryDirectory(prefix="seqclass-") as tmp:
             root = Path(tmp) / "data"
             for i, (x, label) in enumerate(zip(sequences, labels, strict=True)):
                 save_sequence(root / "train" / folders[label] / f"{i}.npz", x)
             options.setdefault("trainer.default_root_dir", str(Path(tmp) / "runs"))
-            args = ["fit", f"--data.root={root}", "--data.test_fraction=0",
-                    f"--seed_everything={self.seed}", *_option_args(options, self.verbose)]  # fmt: skip
+            # after the options: a config among them cannot send the fit to other data
+            args = ["fit", *_option_args(options, self.verbose), f"--data.root={root}",
+                    "--data.test_fraction=0", f"--seed_everything={self.seed}"]  # fmt: skip
             try:
                 with self._quiet(), warnings.catch_warnings():
                     hide_noisy_warnings()
@@ -128,12 +136,18 @@ class ArrayClassifier(ClassifierMixin, BaseEstimator):
                     f"seqclass fit refused the options {options} (see above)."
                 ) from None
             checkpoint = cli.trainer.checkpoint_callback.best_model_path
-            self.model_ = load_classifier(checkpoint)
+            model = load_classifier(checkpoint)
+        if model.hparams.feature_settings is not None or model.per_step:
+            raise UserError(
+                f"the options {options} preprocess or window X (a config's data.signal?), which "
+                "predict would not do: leave that out; `seqclass fit` takes it, for recordings."
+            )
         kept = Path(options["trainer.default_root_dir"]).is_dir()
+        self.classes_, self.model_ = classes, model
         self.checkpoint_ = Path(checkpoint) if kept else None
         # the model's classes are its folders, sorted as strings: map them onto `classes_`
-        place = {folders[label]: k for k, label in enumerate(self.classes_)}
-        self._order = [place[name] for name in self.model_.class_names]
+        place = {folders[label]: k for k, label in enumerate(classes)}
+        self._order = [place[name] for name in model.class_names]
         return self
 
     def predict_proba(self, X: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -191,11 +205,13 @@ def _class_folders(classes: np.ndarray) -> dict[Any, str]:
 
 
 def _option_args(options: dict[str, Any], verbose: bool) -> list[str]:
-    """`--key=value` arguments; lists and mappings as YAML, as the command line takes them."""
+    """`--key=value` arguments; lists and mappings as YAML, as the command line takes them. A
+    ``config`` comes first, so that the other options override what it sets."""
     quiet = {} if verbose else {"trainer.enable_progress_bar": False,
                                 "trainer.enable_model_summary": False}  # fmt: skip
+    ordered = sorted({**quiet, **options}.items(), key=lambda item: item[0] != "config")
     args = []
-    for key, value in {**quiet, **options}.items():
+    for key, value in ordered:
         value = value.item() if isinstance(value, np.generic) else value  # from a numpy grid
         text = value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True)
         args.append(f"--{key.removeprefix('--')}={text.strip().removesuffix('...').strip()}")
