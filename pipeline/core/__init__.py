@@ -1,1 +1,2 @@
-"""The bottom layer of `pipeline`: the user error, processes and ranks, progress, figures."""
+"""The bottom layer of `pipeline`: the user error, processes and ranks, progress, figures, and
+the dependencies' noise it hides."""
