@@ -114,8 +114,10 @@ def test_bad_arrays_and_labels_are_named() -> None:
         clf.fit(X, y[:-1])
     with pytest.raises(ValueError, match="Unknown label type"):  # not classes: scikit-learn's
         clf.fit(X, np.linspace(0, 1, len(X)))
-    with pytest.raises(UserError, match="one class"):
+    with pytest.raises(UserError, match=r"y holds 1 class\(es\) \['low'\]; a classifier needs two"):
         clf.fit(X, ["low"] * len(X))
+    with pytest.raises(UserError, match=r"y holds 0 class\(es\)"):
+        clf.fit([], [])
     with pytest.raises(UserError, match=r"X has shape \(28, 80, 2, 1\): give \[N, T, D\]"):
         clf.fit(np.stack(X)[..., None], y)
     panel = np.stack(X).transpose(0, 2, 1)[:, :1]  # aeon's univariate [N, 1, T]

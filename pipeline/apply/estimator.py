@@ -110,7 +110,8 @@ class ArrayClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(labels)  # scikit-learn's ValueError for NaN, 0.5, ...
         classes = np.unique(labels)
         if len(classes) < 2:
-            raise UserError(f"y holds one class ({classes[0]!r}); a classifier needs two.")
+            raise UserError(f"y holds {len(classes)} class(es) {classes.tolist()}; a classifier "
+                            "needs two.")  # fmt: skip
         folders = _class_folders(classes)
         options = dict(self.options or {})
         given = sorted(set(options) & set(NOT_FOR_ARRAYS))
@@ -163,9 +164,9 @@ class ArrayClassifier(ClassifierMixin, BaseEstimator):
                 )
         items = [{"x": torch.from_numpy(x), "y": -1, "index": i} for i, x in enumerate(sequences)]
         device = checked_device(self.device)
-        probs = head_probs(model, items, [len(x) for x in sequences], device)
-        columns = np.empty_like(probs.numpy())
-        columns[:, self._order] = probs.numpy()
+        probs = head_probs(model, items, [len(x) for x in sequences], device).numpy()
+        columns = np.empty_like(probs)
+        columns[:, self._order] = probs
         return columns
 
     def predict(self, X: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
