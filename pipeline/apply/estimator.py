@@ -52,10 +52,9 @@ def as_sequences(X: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
             "are [T, D], time first; an [N, D, T] panel (sktime's, aeon's) is "
             "X.transpose(0, 2, 1)."
         )
-    channels = {x.shape[1] for x in sequences}
-    if len(channels) > 1:
-        first = sequences[0].shape[1]
-        odd = next(i for i, x in enumerate(sequences) if x.shape[1] != first)
+    first = sequences[0].shape[1] if sequences else None
+    odd = next((i for i, x in enumerate(sequences) if x.shape[1] != first), None)
+    if odd is not None:
         raise UserError(
             f"X[{odd}] has {sequences[odd].shape[1]} channels but X[0] has {first}; every "
             "sequence needs the same channels ([T, D], time first)."
