@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 import torch
 from scipy.io import wavfile
 
@@ -99,14 +100,19 @@ def test_classify_skips_and_names_files_with_another_channel_count(tmp_path: Pat
     write_npy(new / "good.npy", np.zeros((9, 2), dtype="f4"))
     write_npy(new / "one_channel.npy", np.zeros((9, 1), dtype="f4"))
     write_npy(new / "one_step.npy", np.zeros((1, 2), dtype="f4"))  # a row vector: 2 steps
+    write_npy(new / "transposed.npy", np.zeros((2, 9), dtype="f4"))  # MATLAB's channels x time
+    scipy.io.savemat(new / "good.mat", {"x": np.ones((9, 2))})  # a sequence file too
     main(["classify", str(new), "--checkpoint", str(tmp_path / "run/checkpoints/last.ckpt"),
           "--out", str(tmp_path / "p.csv")])  # fmt: skip
     err = capsys.readouterr().err
     assert "one_channel.npy: 1 channels per step, but the model was trained on 2" in err
     assert "one_step.npy holds a [1, 2] array, read as a row vector" in err
     assert "one_channel.npy holds" not in err
+    assert "transposed.npy: 9 channels per step, but the model was trained on 2" in err
+    assert "Its 2 rows are the model's channel count: if the rows are channels" in err
+    assert err.count("Its 2 rows") == 1  # one_step.npy's note is the row vector's
     rows = (tmp_path / "p.csv").read_text().splitlines()
-    assert len(rows) == 2 and "good.npy" in rows[1]
+    assert len(rows) == 3 and "good.mat" in rows[1] and "good.npy" in rows[2]
 
 
 def write_csv_tree(root: Path, classes: dict[str, list[str]]) -> Path:

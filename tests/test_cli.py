@@ -256,10 +256,18 @@ def _empty_sample(root: Path) -> str:
     return str(write_npy(root / "b" / "0.npy", np.zeros((0, 2), dtype="f4")))
 
 
+def _channels_by_time(root: Path) -> str:
+    """Samples stored as MATLAB holds sequences: [channels, T], T varying."""
+    for i in range(12):
+        write_npy(root / "ab"[i % 2] / f"{i}.npy", np.zeros((2, 20 + i), dtype="f4"))
+    return "Both hold 2 rows: if the rows are channels (MATLAB's channels x time)"
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda root: (root.mkdir(), "no samples found")[1], None),
+        (_channels_by_time, None),
         (lambda root: (random_tree(root, {"a": 6}), "at least two class")[1], None),
         (
             lambda root: (random_tree(root, {"a": 6, "b": 1}), "too few for a train/val/test")[1],

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 import torch
 
 from pipeline.core.errors import UserError
@@ -15,13 +16,15 @@ from pipeline.data.sequence_files import (
 ARRAY = np.arange(12, dtype=np.float32).reshape(4, 3)
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".npz", ".pt", ".csv"])
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".mat", ".pt", ".csv"])
 def test_every_format_loads_the_same_array(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"x{suffix}"
     if suffix == ".npy":
         np.save(path, ARRAY)
     elif suffix == ".npz":
         np.savez(path, features=ARRAY, frame_indices=np.arange(4))
+    elif suffix == ".mat":
+        scipy.io.savemat(path, {"features": ARRAY, "label": "a"})
     elif suffix == ".pt":
         torch.save({"features": torch.from_numpy(ARRAY)}, path)
     else:
@@ -47,7 +50,7 @@ def test_one_dimensional_array_is_one_channel(tmp_path: Path) -> None:
     assert load_sequence(tmp_path / "x.npy").shape == (5, 1)
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".npz", ".pt"])
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".mat", ".pt"])
 def test_a_row_vector_is_one_channel_in_every_reader(tmp_path: Path, suffix: str) -> None:
     """MATLAB's `[1, N]` habit: N steps of one channel, by the header-only shape reader too."""
     row = np.arange(30, dtype=np.float32)[None]
@@ -56,6 +59,8 @@ def test_a_row_vector_is_one_channel_in_every_reader(tmp_path: Path, suffix: str
         np.save(path, row)
     elif suffix == ".npz":
         np.savez(path, row)
+    elif suffix == ".mat":
+        scipy.io.savemat(path, {"x": np.arange(30.0)})  # MATLAB keeps a vector as [1, N]
     else:
         torch.save(torch.from_numpy(row), path)
     assert load_sequence(path).shape == sequence_shape(path) == (30, 1)
@@ -95,6 +100,8 @@ def test_save_is_atomic_and_round_trips(tmp_path: Path) -> None:
         ("bad.csv", "a,b\n1,2\n3,x\n", "line 3: non-numeric"),
         ("ragged.csv", "a,b\n1,2\n3\n", "line 3: 1 values"),
         ("keys.npz", None, "name the sample array 'features'"),
+        ("keys.mat", None, r"holds arrays \['a', 'b'\]; name the sample array 'features'"),
+        ("cells.mat", {"x": np.array([[1.0], "a"], dtype=object)}, "not numbers"),
     ],
 )
 def test_bad_files_raise_naming_the_file(tmp_path: Path, name, content, message) -> None:
@@ -105,6 +112,10 @@ def test_bad_files_raise_naming_the_file(tmp_path: Path, name, content, message)
         path.write_bytes(content)
     elif isinstance(content, str):
         path.write_text(content)
+    elif isinstance(content, dict):
+        scipy.io.savemat(path, content)
+    elif path.suffix == ".mat":
+        scipy.io.savemat(path, {"a": ARRAY, "b": ARRAY})
     else:
         np.savez(path, a=ARRAY, b=ARRAY)
     with pytest.raises(UserError, match=message) as err:

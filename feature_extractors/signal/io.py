@@ -157,8 +157,8 @@ def load_recording(
             else f"{suffix} files do not store a sample rate"
         )
         raise SignalError(
-            f"{path}: {stores}. Give it as fs (data.signal.fs in the config, --fs on the "
-            "command line)."
+            f"{path}: {stores}. Give the rate it was recorded at as fs: `--data.signal.fs HZ` "
+            "(`fs:` under data.signal in a config; `decompose --fs HZ`)."
         )
     x = _as_channels_first(np.asarray(data), path)
     return _handle_nan(x, path, nan_policy), float(fs)
@@ -176,11 +176,7 @@ def _wav_to_float(data: np.ndarray) -> np.ndarray:
 def _read_array(path: Path, suffix: str, variable: str | None) -> np.ndarray:
     try:
         if suffix == ".mat":
-            try:
-                arrays = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-            except NotImplementedError:  # HDF5-based v7.3, which scipy does not read
-                arrays = _read_mat73(path)
-            return _pick(arrays, variable, path)
+            return _pick(read_mat(path), variable, path)
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as npz:
                 return _pick({k: npz[k] for k in npz.files}, variable, path)
@@ -295,6 +291,16 @@ _MATLAB_NUMBERS = {"double", "single", "logical", "int8", "uint8", "int16", "uin
                    "uint32", "int64", "uint64"}  # fmt: skip
 
 
+def read_mat(path: str | Path) -> dict[str, np.ndarray]:
+    """The variables of a MATLAB file by name: `scipy.io.loadmat` for v7 and older, h5py for
+    v7.3 (HDF5; its numeric variables only)."""
+    try:
+        arrays = scipy.io.loadmat(path)
+    except NotImplementedError:  # HDF5-based v7.3, which scipy does not read
+        return _read_mat73(Path(path))
+    return {k: v for k, v in arrays.items() if not k.startswith("__")}
+
+
 def _read_mat73(path: Path) -> dict[str, np.ndarray]:
     """The numeric variables of a MATLAB v7.3 file (HDF5, read by h5py), shaped as in MATLAB:
     HDF5 holds them transposed."""
@@ -318,14 +324,14 @@ def _pick(arrays: dict[str, np.ndarray], variable: str | None, path: Path) -> np
     if variable is not None:
         if variable not in arrays:
             raise SignalError(
-                f"{path}: has no variable {variable!r}; it holds {sorted(arrays)}. Set the "
-                "variable name (data.signal.variable, --variable) to one of those."
+                f"{path}: has no variable {variable!r}; it holds {sorted(arrays)}. Name one of "
+                "those as the variable (`--data.signal.variable NAME`; `decompose --variable`)."
             )
         return arrays[variable]
     if len(arrays) != 1:
         raise SignalError(
             f"{path}: holds {len(arrays)} variables {sorted(arrays)}; name the one to read "
-            "(data.signal.variable in the config, --variable on the command line)."
+            "(`--data.signal.variable NAME`; `decompose --variable NAME`)."
         )
     return next(iter(arrays.values()))
 

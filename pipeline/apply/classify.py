@@ -25,7 +25,7 @@ from feature_extractors.devices import float32_convolutions, resolve_device
 from pipeline.core.errors import UserError
 from pipeline.data.batching import SequenceDataset, length_batches, pad_collate
 from pipeline.data.discovery import Sample, columns_of, step_times
-from pipeline.data.sequence_files import row_vector_note, sequence_shape
+from pipeline.data.sequence_files import TRANSPOSE_FIX, row_vector_note, sequence_shape
 from pipeline.models.config import NetConfig
 from pipeline.models.video_classifier import VideoClassifier
 from pipeline.prepare.extract import video_encoders
@@ -195,7 +195,7 @@ def _with_model_channels(
     expected, trained_columns, kept = classifier.hparams.input_size, classifier.hparams.columns, []
     for sample in samples:
         try:
-            channels = sequence_shape(sample.path)[1]
+            steps, channels = sequence_shape(sample.path)
         except UserError as err:
             failed.append((sample.source or sample.path, str(err)))
             continue
@@ -210,8 +210,11 @@ def _with_model_channels(
         else:
             kept.append(sample)
             continue
-        fix = f"give inputs made like its training data. {row_vector_note(sample.path)}"
-        failed.append((sample.source or sample.path, f"{why}; {fix.strip()}"))
+        note = row_vector_note(sample.path)
+        if not note and steps == expected != channels:
+            note = f"Its {steps} rows are the model's channel count: {TRANSPOSE_FIX}"
+        fix = f"give inputs made like its training data. {note}".strip()
+        failed.append((sample.source or sample.path, f"{why}; {fix}"))
     return kept, failed
 
 

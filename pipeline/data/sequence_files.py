@@ -1,8 +1,8 @@
 """Read and write `[T, D]` sequence files: the contract between extractors and the classifier.
 
 A sequence file holds one sample as a 2-D float array, time along the first axis:
-``.npy``, ``.npz`` (array ``features``, or the only array), ``.pt`` (a tensor, or a dict with
-``features``) or ``.csv`` (a header row of channel names, then one row per time step; a
+``.npy``, ``.npz`` and ``.mat`` (array ``features``, or the only array), ``.pt`` (a tensor, or a
+dict with ``features``) or ``.csv`` (a header row of channel names, then one row per time step; a
 first column named as time is the time axis, not a channel).
 A folder written by an extractor also holds ``feature_settings.json``: how raw inputs became
 these sequences, so that a trained model can apply the same steps to new raw inputs.
@@ -13,16 +13,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from feature_extractors.signal.io import SignalError, read_csv, split_time_column
+from feature_extractors.signal.io import SignalError, read_csv, read_mat, split_time_column
 from pipeline.core.errors import SequenceDataError, UserError  # noqa: F401 (the old name)
 
-SEQUENCE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
+SEQUENCE_SUFFIXES = (".npy", ".npz", ".mat", ".pt", ".csv")
 FEATURE_SETTINGS_FILE = "feature_settings.json"
+# the end of a note on sequences whose row count is the channel count another has or expects
+TRANSPOSE_FIX = (
+    "if the rows are channels (MATLAB's channels x time), save each sample transposed, x.' in "
+    "MATLAB or x.T in NumPy: time runs down the first axis."
+)
 
 
 def write_feature_settings(folder: str | Path, settings: dict) -> Path:
@@ -174,11 +180,9 @@ def _read_stored(path: Path) -> tuple[np.ndarray, bool]:
         return np.load(path, allow_pickle=False), True
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
-            if "features" in npz.files:
-                return npz["features"], False
-            if len(npz.files) == 1:
-                return npz[npz.files[0]], True
-            raise UserError(f"{path}: holds arrays {npz.files}; name the sample array 'features'.")
+            return _named_or_only(npz, path)  # reads only the array it returns
+    if suffix == ".mat":
+        return _named_or_only(read_mat(path), path)
     if suffix == ".pt":
         obj = torch.load(path, map_location="cpu", weights_only=True)
         named = isinstance(obj, dict) and "features" in obj
@@ -193,6 +197,15 @@ def _read_stored(path: Path) -> tuple[np.ndarray, bool]:
     raise UserError(
         f"{path}: unknown file type {suffix!r}; use one of {', '.join(SEQUENCE_SUFFIXES)}."
     )
+
+
+def _named_or_only(arrays: Mapping[str, np.ndarray], path: Path) -> tuple[np.ndarray, bool]:
+    """The `features` array of an .npz or .mat file, else its only one (then bare)."""
+    if "features" in arrays:
+        return arrays["features"], False
+    if len(arrays) == 1:
+        return next(iter(arrays.values())), True
+    raise UserError(f"{path}: holds arrays {sorted(arrays)}; name the sample array 'features'.")
 
 
 def _row_vector_as_column(array: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from pipeline.data.discovery import (
 from pipeline.data.intervals import is_interval_csv, read_intervals, step_labels, window_samples
 from pipeline.data.sequence_files import (
     SEQUENCE_SUFFIXES,
+    TRANSPOSE_FIX,
     load_sequence,
     read_feature_settings,
     row_vector_note,
@@ -431,11 +432,13 @@ class SequenceDataModule(pl.LightningDataModule):
         """One channel count for every sample and, for CSV files, one header (the same names
         in another order would mix channels); `columns` becomes that header."""
         expected_path = samples[0].path
-        expected = sequence_shape(expected_path)[1]
+        rows, expected = sequence_shape(expected_path)
         for s in samples[1:]:
-            channels = sequence_shape(s.path)[1]
+            steps, channels = sequence_shape(s.path)
             if channels != expected:
                 note = row_vector_note(s.path) or row_vector_note(expected_path)
+                if not note and steps == rows:
+                    note = f"Both hold {rows} rows: {TRANSPOSE_FIX}"
                 raise UserError(
                     f"{s.path}: has {channels} channel{'s' * (channels != 1)} but {expected_path} "
                     f"has {expected}; every sample needs the same channel count. "
