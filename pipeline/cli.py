@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
                 None if argv is None else args,
                 description=f"Train and evaluate sequence classifiers. Data commands: {data_commands}.",
             )
+        if "torch.distributed" in sys.modules:  # under DDP: every rank done before any exits
+            from pipeline.core.distributed import leave_process_group
+
+            leave_process_group()
     except (UserError, WeightsUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

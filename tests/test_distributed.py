@@ -131,3 +131,16 @@ def test_cv_over_two_processes_reports_once_what_one_process_scores(trained) -> 
         (one,) = [row for row in read_csv(only_run(runs) / "metrics.csv") if row.get("val_loss")]
         for key in ("val_acc", "val_loss"):
             assert float(one[key]) == pytest.approx(fold[key], abs=1e-6), key
+
+
+def test_leaving_the_process_group_tears_it_down_once_every_rank_is_there(tmp_path) -> None:
+    """What every command does last: a group left to the interpreter's exit can abort a rank."""
+    import torch.distributed as dist
+
+    from pipeline.core.distributed import leave_process_group
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)  # fmt: skip
+    leave_process_group()
+    assert not dist.is_initialized()
+    leave_process_group()  # outside a group: nothing to leave

@@ -47,6 +47,15 @@ def merge_to_all(mapping: dict) -> dict:
     return {k: v for part in gather_to_all(mapping) for k, v in part.items()}
 
 
+def leave_process_group() -> None:
+    """Wait until every rank is done, then tear the process group down (a no-op outside one):
+    a gloo group left to the interpreter's exit while a peer still works can abort its process
+    (seen with torch 2.14, a DDP `test` whose rank 0 still wrote its report)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def run_on_ranks(fn: Callable[..., None], devices: int, *args: Any) -> None:
     """Call `fn(*args)` on every rank: in this process if a launcher started us, else spawn.
 
