@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
+import torch
 
 from pipeline.cli import main
+from pipeline.training import metrics as scores
 from pipeline.training.reports import _misclassified
 
 FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
@@ -73,3 +76,59 @@ def test_a_long_list_of_misclassified_samples_says_how_many_it_shows(tmp_path: P
     assert [line for line in lines if line.startswith("| ") and ".npy" in line] == [
         "| 0.npy | a | b | 0.800 |", "| 1.npy | a | b | 0.800 |"
     ]  # fmt: skip
+
+
+def test_a_folder_with_some_of_the_models_classes_is_scored_on_those(
+    signal_root: Path, tmp_path: Path, capsys
+) -> None:
+    runs = tmp_path / "runs"
+    main(["fit", *FAST, f"--data.root={signal_root}", f"--trainer.default_root_dir={runs}",
+          "--trainer.max_epochs=1"])  # fmt: skip
+    best = f"--ckpt_path={runs / 'checkpoints' / 'best.ckpt'}"
+    classes = sorted(p.name for p in signal_root.iterdir())
+    new = tmp_path / "new"
+    for name in classes[:2]:  # a test folder without the other classes
+        shutil.copytree(signal_root / name, new / "test" / name)
+    main(["test", *FAST, best, f"--data.root={new}"])
+    metrics = json.loads((only_run(runs, -1) / "metrics.json").read_text())
+    assert metrics["class_names"] == classes and metrics["num_samples"] == 24
+    assert metrics["support"] == {c: 12 * (c in classes[:2]) for c in classes}
+    confusion = np.array(metrics["confusion_matrix"])
+    for k, name in enumerate(classes[2:], start=2):  # never tested; undefined unless predicted
+        assert metrics["recall"][name] is None
+        assert (metrics["precision"][name] is None) == (confusion[:, k].sum() == 0)
+    assert "– |" in (only_run(runs, -1) / "report.md").read_text()
+    assert "note:" not in capsys.readouterr().out  # the folder's own test split: all of it
+
+    shutil.copytree(signal_root, tmp_path / "copy")  # no test folder: a split is drawn
+    main(["test", *FAST, best, f"--data.root={tmp_path / 'copy'}"])
+    out = capsys.readouterr().out
+    assert "is not the data the model was fitted on" in out and "8 of its 48 samples" in out
+    shutil.copytree(signal_root / classes[0], new / "test" / "unknown")
+    with pytest.raises(SystemExit):
+        main(["test", *FAST, best, f"--data.root={new}"])
+    assert "(['unknown'] unknown to it)" in capsys.readouterr().err
+
+
+def only_run(runs: Path, index: int) -> Path:
+    return sorted(runs.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[index]
+
+
+def test_per_class_scores_are_sklearns_and_undefined_ones_are_none() -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(0)
+    target = rng.choice([0, 1, 3], size=60)  # class 2 never occurs
+    predicted = np.where(rng.random(60) < 0.7, target, rng.choice([0, 1, 2], size=60))
+    predicted[predicted == 3] = 1  # nothing is predicted as class 3
+    metrics = scores.test_metrics(4)
+    metrics.update(torch.from_numpy(predicted), torch.from_numpy(target))
+    results = scores.test_results(metrics.compute(), ["a", "b", "c", "d"])
+    expected = precision_recall_fscore_support(
+        target, predicted, labels=range(4), zero_division=np.nan
+    )
+    for key, values in zip(("precision", "recall", "f1"), expected, strict=False):
+        got = [np.nan if v is None else v for v in results[key].values()]
+        np.testing.assert_allclose(got, values, rtol=1e-6)
+    assert results["recall"]["c"] is None and results["precision"]["d"] is None
+    assert results["precision"]["c"] == 0.0 and results["f1"]["d"] == 0.0  # defined: zero

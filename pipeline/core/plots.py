@@ -57,14 +57,15 @@ def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], 
 def plot_per_class(
     scores: dict[str, dict[str, float]], class_names: Sequence[str], path: Path
 ) -> Path:
-    """Grouped bars: `scores[metric][class]` for each metric (precision, recall, F1)."""
+    """Grouped bars: `scores[metric][class]` for each metric (precision, recall, F1); an
+    undefined score (None) has no bar."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(2 + 1.2 * len(class_names), 3.5))
     x = np.arange(len(class_names))
     width = 0.8 / len(scores)
     for i, (metric, values) in enumerate(scores.items()):
-        ax.bar(x + (i - (len(scores) - 1) / 2) * width, [values[c] for c in class_names], width,
-               label=metric)  # fmt: skip
+        heights = [np.nan if values[c] is None else values[c] for c in class_names]
+        ax.bar(x + (i - (len(scores) - 1) / 2) * width, heights, width, label=metric)
     ax.set_xticks(x, class_names, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("score")

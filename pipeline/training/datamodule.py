@@ -141,6 +141,7 @@ class SequenceDataModule(pl.LightningDataModule):
         self._labelled: list[Sample] | None = None
         self._signal_settings: dict[str, dict] = {}  # per root, once preprocessed
         self._class_names: list[str] | None = None
+        self.test_split_drawn = False  # the test split drawn from train, not given, after setup
         self.per_step = per_step
         self.step_labels: dict[Path, np.ndarray] = {}  # per-step class indices of recordings
         self._lengths: dict[str, list[int]] = {}  # steps of each evaluation sample, per split
@@ -170,6 +171,7 @@ class SequenceDataModule(pl.LightningDataModule):
             if val_fraction is None:
                 train = sum(s.split == "train" for s in samples)
                 val_fraction = VAL_FRACTION if train >= 20 * len(self._class_names) else 0.0
+            self.test_split_drawn = hp.test_fraction > 0 and all(s.split != "test" for s in samples)
             samples = assign_splits(samples, val_fraction, hp.test_fraction, seed=hp.seed)
             self._labelled = self._held_out_fold(self._preprocessed(self.root, samples))
         return self._labelled
@@ -185,6 +187,18 @@ class SequenceDataModule(pl.LightningDataModule):
         """Sorted class names of `root`."""
         self.labelled_samples  # noqa: B018 -- discovered on first use
         return self._class_names
+
+    def evaluate_with_classes(self, model_classes: list[str]) -> None:
+        """Label the samples by the index of their class in `model_classes` (a model's), for
+        data that holds only some of its classes: a test folder without a rare class, say."""
+        missing = sorted(set(self.class_names) - set(model_classes))
+        if missing or self.per_step:  # per-step labels are indexed when the windows are made
+            raise UserError(
+                f"{self.root}: classes {self.class_names} differ from the model's {model_classes}"
+                f"{f' ({missing} unknown to it)' if missing else ''}. Evaluate on data whose "
+                "class folders are the model's classes, or some of them."
+            )
+        self._class_names = list(model_classes)
 
     def _windows(self) -> list[Sample]:
         """Windowed samples of the long recordings an interval CSV labels."""

@@ -348,6 +348,15 @@ class SeqClassCLI(LightningCLI):
             f"test: accuracy={results['accuracy']:.4f} macro_f1={results['macro_f1']:.4f} "
             f"on {count} {unit} -> {path}\n  report with figures: {report}"
         )
+        fitted_on = model.fit_data_root
+        if data.test_split_drawn and fitted_on and Path(data.root).resolve() != Path(fitted_on):
+            tested, found = len(data.splits["test"]), len(data.labelled_samples)
+            print(
+                f"  note: {data.root} is not the data the model was fitted on ({fitted_on}), "
+                f"and the test split is drawn from it as fit draws one: {tested} of its {found} "
+                f"samples (data.test_fraction {data.hparams.test_fraction}). To score them all, "
+                f"put them in {Path(data.root) / 'test'}/<class>/."
+            )
 
     def after_predict(self) -> None:
         writer = next(c for c in self.trainer.callbacks if isinstance(c, PredictionWriter))

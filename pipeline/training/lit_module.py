@@ -260,10 +260,12 @@ class SequenceClassifier(pl.LightningModule):
                 "; set data.per_step as in training."
             )
         if not predicting and datamodule.class_names != self.class_names:
-            raise UserError(
-                f"{where}: classes {datamodule.class_names} differ from the model's "
-                f"{self.class_names}. Evaluate on data with the same class folders."
-            )
+            if stage == "fit":  # resumed on other data
+                raise UserError(
+                    f"{where}: classes {datamodule.class_names} differ from those of the "
+                    f"checkpoint {self.class_names}; resume on the data it was trained on."
+                )
+            datamodule.evaluate_with_classes(self.class_names)
 
     def on_fit_end(self) -> None:
         if self._kernel_memo is not None:

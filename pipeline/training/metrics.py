@@ -74,35 +74,39 @@ class LabelledMacroF1(_LabelledConfusion):
 
 
 def test_metrics(num_classes: int) -> torchmetrics.MetricCollection:
-    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    """Accuracy, macro-F1 and the confusion matrix (which gives the per-class scores)."""
     task = {"task": "multiclass", "num_classes": num_classes}
     return torchmetrics.MetricCollection(
         {
             "accuracy": torchmetrics.Accuracy(**task),
             "macro_f1": torchmetrics.F1Score(**task, average="macro"),
-            "precision": torchmetrics.Precision(**task, average="none"),
-            "recall": torchmetrics.Recall(**task, average="none"),
-            "f1": torchmetrics.F1Score(**task, average="none"),
             "confusion_matrix": torchmetrics.ConfusionMatrix(**task),
         }
     )
 
 
 def test_results(computed: dict[str, torch.Tensor], class_names: Sequence[str]) -> dict:
-    """`test_metrics(...).compute()` as plain numbers, per-class ones by class name."""
+    """`test_metrics(...).compute()` as plain numbers, per-class ones by class name. A score
+    whose denominator is 0 is None, not 0: the precision of a class nothing was predicted as,
+    the recall of a class without test samples, the F1 of a class with neither (which the
+    macro-F1 leaves out)."""
     names = list(class_names)
+    confusion = computed["confusion_matrix"].long()
+    hits, predicted, support = confusion.diagonal(), confusion.sum(0), confusion.sum(1)
 
-    def by_class(values: torch.Tensor) -> dict:
-        return dict(zip(names, values.tolist(), strict=True))
+    def by_class(numerator: torch.Tensor, denominator: torch.Tensor) -> dict:
+        return {
+            name: (n / d if d else None)
+            for name, n, d in zip(names, numerator.tolist(), denominator.tolist(), strict=True)
+        }
 
-    confusion = computed["confusion_matrix"]
     return {
         "accuracy": computed["accuracy"].item(),
         "macro_f1": computed["macro_f1"].item(),
         "class_names": names,
-        "precision": by_class(computed["precision"]),
-        "recall": by_class(computed["recall"]),
-        "f1": by_class(computed["f1"]),
-        "support": by_class(confusion.sum(1)),
+        "precision": by_class(hits, predicted),
+        "recall": by_class(hits, support),
+        "f1": by_class(2 * hits, predicted + support),
+        "support": dict(zip(names, support.tolist(), strict=True)),
         "confusion_matrix": confusion.tolist(),
     }

@@ -131,9 +131,10 @@ def write_report(run_dir: str | Path) -> Path:
         "",
         "| class | precision | recall | F1 | support |",
         "| --- | ---: | ---: | ---: | ---: |",
-        *(f"| {c} | {metrics['precision'][c]:.3f} | {metrics['recall'][c]:.3f} | "
-          f"{metrics['f1'][c]:.3f} | {metrics['support'][c]} |" for c in names),
+        *(f"| {c} | {_score(metrics['precision'][c])} | {_score(metrics['recall'][c])} | "
+          f"{_score(metrics['f1'][c])} | {metrics['support'][c]} |" for c in names),
         "",
+        *_undefined_note(metrics, names),
         *_baselines(run_dir, metrics),
         *(f"![{title}]({png.name})\n" for title, png in figures.items()),
         *_data_table(metrics.get("data") or {}, names),
@@ -146,6 +147,19 @@ def write_report(run_dir: str | Path) -> Path:
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _score(value: float | None) -> str:
+    """A per-class score as the report shows it; "–" where it is undefined (None)."""
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _undefined_note(metrics: dict, names: Sequence[str]) -> list[str]:
+    scores = [metrics[k][c] for k in ("precision", "recall", "f1") for c in names]
+    if all(score is not None for score in scores):
+        return []
+    return ["–: undefined, as a class has no test samples (recall) or nothing was predicted as "
+            "it (precision); the macro-F1 leaves out a class with neither.", ""]  # fmt: skip
 
 
 def _baselines(run_dir: Path, metrics: dict) -> list[str]:
