@@ -184,18 +184,18 @@ class SequenceDataModule(pl.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        """Sorted class names of `root`."""
+        """Sorted class names of `root` (a model's, after `evaluate_with_classes`)."""
         self.labelled_samples  # noqa: B018 -- discovered on first use
         return self._class_names
 
     def evaluate_with_classes(self, model_classes: list[str]) -> None:
         """Label the samples by the index of their class in `model_classes` (a model's), for
         data that holds only some of its classes: a test folder without a rare class, say."""
-        missing = sorted(set(self.class_names) - set(model_classes))
-        if missing or self.per_step:  # per-step labels are indexed when the windows are made
+        unknown = sorted(set(self.class_names) - set(model_classes))
+        if unknown or self.per_step:  # per-step labels are indexed when the windows are made
             raise UserError(
                 f"{self.root}: classes {self.class_names} differ from the model's {model_classes}"
-                f"{f' ({missing} unknown to it)' if missing else ''}. Evaluate on data whose "
+                f"{f' ({unknown} unknown to it)' if unknown else ''}. Evaluate on data whose "
                 "class folders are the model's classes, or some of them."
             )
         self._class_names = list(model_classes)
