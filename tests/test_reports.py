@@ -115,7 +115,7 @@ def only_run(runs: Path, index: int) -> Path:
 
 
 def test_per_class_scores_are_sklearns_and_undefined_ones_are_none() -> None:
-    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     rng = np.random.default_rng(0)
     target = rng.choice([0, 1, 3], size=60)  # class 2 never occurs
@@ -130,5 +130,7 @@ def test_per_class_scores_are_sklearns_and_undefined_ones_are_none() -> None:
     for key, values in zip(("precision", "recall", "f1"), expected, strict=False):
         got = [np.nan if v is None else v for v in results[key].values()]
         np.testing.assert_allclose(got, values, rtol=1e-6)
+    assert results["macro_f1"] == pytest.approx(f1_score(target, predicted, average="macro"))
+    assert results["accuracy"] == pytest.approx(accuracy_score(target, predicted))
     assert results["recall"]["c"] is None and results["precision"]["d"] is None
     assert results["precision"]["c"] == 0.0 and results["f1"]["d"] == 0.0  # defined: zero

@@ -55,7 +55,7 @@ def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], 
 
 
 def plot_per_class(
-    scores: dict[str, dict[str, float]], class_names: Sequence[str], path: Path
+    scores: dict[str, dict[str, float | None]], class_names: Sequence[str], path: Path
 ) -> Path:
     """Grouped bars: `scores[metric][class]` for each metric (precision, recall, F1); an
     undefined score (None) has no bar."""

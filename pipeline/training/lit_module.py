@@ -424,12 +424,12 @@ class SequenceClassifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.test_probs = merge_to_all(self._test_probs)
-        results = {k: v.cpu() for k, v in self.test_metrics.compute().items()}
+        computed = {k: v.cpu() for k, v in self.test_metrics.compute().items()}
         self.test_metrics.reset()
+        self.test_results = test_results(computed, self.class_names)
         # already over every process: syncing averages equal numbers, and keeps Lightning quiet
-        self.log("test_acc", results["accuracy"], sync_dist=True)
-        self.log("test_macro_f1", results["macro_f1"], sync_dist=True)
-        self.test_results = test_results(results, self.class_names)
+        self.log("test_acc", self.test_results["accuracy"], sync_dist=True)
+        self.log("test_macro_f1", self.test_results["macro_f1"], sync_dist=True)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Class probabilities `[B, K]` (per step: `[B, T, K]`, with `lengths`) by sample index."""

@@ -74,22 +74,17 @@ class LabelledMacroF1(_LabelledConfusion):
 
 
 def test_metrics(num_classes: int) -> torchmetrics.MetricCollection:
-    """Accuracy, macro-F1 and the confusion matrix (which gives the per-class scores)."""
+    """The confusion matrix, from which `test_results` derives every score."""
     task = {"task": "multiclass", "num_classes": num_classes}
-    return torchmetrics.MetricCollection(
-        {
-            "accuracy": torchmetrics.Accuracy(**task),
-            "macro_f1": torchmetrics.F1Score(**task, average="macro"),
-            "confusion_matrix": torchmetrics.ConfusionMatrix(**task),
-        }
-    )
+    return torchmetrics.MetricCollection({"confusion_matrix": torchmetrics.ConfusionMatrix(**task)})
 
 
 def test_results(computed: dict[str, torch.Tensor], class_names: Sequence[str]) -> dict:
-    """`test_metrics(...).compute()` as plain numbers, per-class ones by class name. A score
-    whose denominator is 0 is None, not 0: the precision of a class nothing was predicted as,
-    the recall of a class without test samples, the F1 of a class with neither (which the
-    macro-F1 leaves out)."""
+    """The scores of `test_metrics(...).compute()`'s confusion matrix as plain numbers:
+    accuracy, macro-F1 and per-class ones by class name. A score whose denominator is 0 is
+    None, not 0: the precision of a class nothing was predicted as, the recall of a class
+    without test samples, the F1 of a class with neither (which the macro-F1 leaves out, as
+    scikit-learn's does)."""
     names = list(class_names)
     confusion = computed["confusion_matrix"].long()
     hits, predicted, support = confusion.diagonal(), confusion.sum(0), confusion.sum(1)
@@ -100,13 +95,15 @@ def test_results(computed: dict[str, torch.Tensor], class_names: Sequence[str]) 
             for name, n, d in zip(names, numerator.tolist(), denominator.tolist(), strict=True)
         }
 
+    f1 = by_class(2 * hits, predicted + support)
+    defined = [score for score in f1.values() if score is not None]
     return {
-        "accuracy": computed["accuracy"].item(),
-        "macro_f1": computed["macro_f1"].item(),
+        "accuracy": hits.sum().item() / max(1, confusion.sum().item()),
+        "macro_f1": sum(defined) / max(1, len(defined)),
         "class_names": names,
         "precision": by_class(hits, predicted),
         "recall": by_class(hits, support),
-        "f1": by_class(2 * hits, predicted + support),
+        "f1": f1,
         "support": dict(zip(names, support.tolist(), strict=True)),
         "confusion_matrix": confusion.tolist(),
     }
