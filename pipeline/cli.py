@@ -10,6 +10,7 @@ from feature_extractors.errors import WeightsUnavailableError
 from pipeline.commands import COMMANDS, load
 from pipeline.core.errors import UserError
 from pipeline.core.noise import hide_noisy_logs, hide_noisy_warnings
+from pipeline.core.presets import with_presets
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (`seqclass fit --data.root ROOT` is enough)",
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `seqclass` command."""
     hide_noisy_warnings()
     hide_noisy_logs()
-    args = sys.argv[1:] if argv is None else list(argv)
+    args = with_presets(sys.argv[1:] if argv is None else list(argv))
+    if argv is None:  # what LightningCLI reads, and the processes DDP launches run again
+        sys.argv[1:] = args
     if not args or args[0] in ("-h", "--help"):
         print(overview())
         return

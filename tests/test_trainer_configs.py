@@ -10,7 +10,8 @@ import yaml
 from pytorch_lightning.accelerators import CPUAccelerator
 
 from feature_extractors.devices import bf16_emulated
-from pipeline.cli import main
+from pipeline.cli import command_parser, main
+from pipeline.core.presets import PRESETS
 from pipeline.training.lightning_cli import make_cli
 
 TRAINER_CONFIGS = sorted(Path("configs/trainer").glob("*.yaml"))
@@ -30,6 +31,31 @@ def test_each_preset_combines_with_a_config(preset: Path, capsys) -> None:
     for key, value in yaml.safe_load(preset.read_text()).items():
         if key != "devices":
             assert trainer[key] == value
+
+
+def test_the_shipped_presets_are_found_from_any_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    shipped = sorted(p.relative_to(PRESETS) for p in PRESETS.rglob("*.yaml"))
+    assert shipped == sorted(p.relative_to("configs") for p in Path("configs").rglob("*.yaml"))
+    monkeypatch.chdir(tmp_path)  # a data folder: no configs/ here
+
+    def trainer(*args: str) -> dict:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "--config", "configs/demo.yaml", *args, "--print_config"])
+        assert exit_info.value.code in (0, None)
+        return yaml.safe_load(capsys.readouterr().out)["trainer"]
+
+    ddp = yaml.safe_load((PRESETS / "trainer" / "ddp.yaml").read_text())
+    assert trainer("--trainer", "configs/trainer/ddp.yaml")["strategy"] == ddp["strategy"]
+    assert trainer("--trainer=configs/trainer/ddp.yaml")["sync_batchnorm"] is True
+    own = tmp_path / "configs" / "trainer" / "ddp.yaml"  # a file of that name here wins
+    own.parent.mkdir(parents=True)
+    own.write_text("max_epochs: 3\n")
+    assert trainer("--trainer", "configs/trainer/ddp.yaml")["max_epochs"] == 3
+    with pytest.raises(SystemExit):  # a name that is no preset stays as given
+        main(["fit", "--config", "configs/nothing.yaml", "--print_config"])
+    assert "configs/nothing.yaml" in capsys.readouterr().err
+    space = command_parser("tune").parse_known_args([])[0].space
+    assert space == PRESETS / "tune" / "space.yaml" and space.is_file()
 
 
 @pytest.mark.parametrize("preset", ["ddp.yaml", "ddp_multinode.yaml"])

@@ -7,10 +7,10 @@ the study is kept in OUT/study.db and resumes. Writes OUT/best.yaml (run it with
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from pipeline.core.arguments import count, output_folder
 from pipeline.core.errors import UserError
+from pipeline.core.presets import preset_path
 
 FIT_OPTIONS = True
 
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trials", type=count(1), default=20, help="finished trials the study holds"
     )
     parser.add_argument(
-        "--space", type=Path, default=Path("configs/tune/space.yaml"),
+        "--space", type=preset_path, default="configs/tune/space.yaml",
         help="YAML search space: options and their ranges (default configs/tune/space.yaml)",
     )  # fmt: skip
     parser.add_argument(
