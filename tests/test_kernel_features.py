@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pipeline.models import kernel_features
-from pipeline.models.hydra_features import HydraFeatures
+from pipeline.models.hydra_features import HydraFeatures, _first_extreme
 from pipeline.models.kernel_features import (
     KERNEL_POOLINGS,
     NUM_KERNELS,
@@ -307,3 +307,13 @@ def test_fitting_reports_each_sample_once_a_part_and_scales_as_one_pass_would() 
     torch.testing.assert_close(
         features.std(0)[used], torch.ones(int(used.sum())), atol=1e-3, rtol=0
     )
+
+
+def test_hydras_winners_on_a_cpu_are_those_max_and_min_give_ties_included() -> None:
+    torch.manual_seed(0)
+    outputs = torch.randn(3, 4, 8, 50).round(decimals=1)  # many ties between kernels
+    outputs[:, :, :, :10] = 0.0  # every kernel ties, as on zero padding
+    for largest, reference in ((True, outputs.max(2)), (False, outputs.min(2))):
+        extreme, kernel = _first_extreme(outputs, largest)
+        assert torch.equal(extreme, reference.values) and torch.equal(kernel, reference.indices)
+    assert (outputs == outputs.amax(2, keepdim=True)).sum(2).gt(1).any()  # ties were there

@@ -32,6 +32,20 @@ from pipeline.models.kernel_features import (
 KERNEL_LENGTH = 9
 
 
+def _first_extreme(outputs: torch.Tensor, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The largest (or smallest) of `outputs [B, G, K, T]` over the kernels (dim 2), and the
+    first kernel that holds it, as `max(2)` (`min(2)`) gives them. On a CPU, where those take
+    their indices slowly across strided rows, from `amax` (`amin`) and one comparison: the
+    kernels are ranked K, K - 1, ..., 1, and the largest rank among the equal ones is the first."""
+    if outputs.device.type != "cpu":
+        return outputs.max(2) if largest else outputs.min(2)
+    extreme = outputs.amax(2) if largest else outputs.amin(2)
+    kernels = outputs.shape[2]
+    rank = torch.arange(kernels, 0, -1, dtype=torch.int16 if kernels > 255 else torch.uint8)
+    held = (outputs == extreme.unsqueeze(2)).to(rank.dtype).mul_(rank[:, None])
+    return extreme, kernels - held.amax(2).long()
+
+
 class HydraFeatures(nn.Module):
     """`[B, T, D]` normalized input and lengths -> `[B, num_features]` competing-kernel counts.
 
@@ -117,8 +131,8 @@ class HydraFeatures(nn.Module):
                                    dilation=dilation, groups=self.groups)  # fmt: skip
                 outputs = outputs.unflatten(1, (self.groups, self.kernels_per_group))
                 real = padding_mask(steps, x.shape[1]).unsqueeze(1).float()  # B x 1 x T
-                top, top_kernel = outputs.max(2)
-                low_kernel = outputs.min(2).indices  # argmin(2) is 5 times slower on CPUs
+                top, top_kernel = _first_extreme(outputs, largest=True)
+                low_kernel = _first_extreme(outputs, largest=False)[1]
                 shape = outputs.shape[:3]
                 won = x.new_zeros(shape).scatter_add_(-1, top_kernel, top * real)
                 lost = x.new_zeros(shape).scatter_add_(-1, low_kernel, real.expand_as(top))
