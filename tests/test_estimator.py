@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import cross_val_score
 
 import pipeline
+from pipeline.apply.estimator import as_sequences
 from pipeline.cli import main
 from pipeline.core.errors import UserError
 
@@ -97,6 +99,24 @@ def test_scikit_learn_clones_and_cross_validates_it() -> None:
     assert clone(clf).get_params() == clf.get_params()
     scores = cross_val_score(clf, np.stack(X), y, cv=2)
     assert scores.shape == (2,) and scores.min() >= 0.8
+
+
+def test_an_array_that_looks_channels_first_is_named() -> None:
+    """An [N, D, T] panel taken for [N, T, D] changes smoothly across its columns: a warning
+    with the transpose; few steps of many channels (video features) pass quietly."""
+    X, _ = tones({"low": 2.0, "high": 9.0})
+    panel = np.stack(X).transpose(0, 2, 1)  # 28 x 2 x 80
+    with pytest.warns(UserWarning, match=r"\(28, 2, 80\), read as 2 steps of 80 channels.*"
+                      r"X.transpose\(0, 2, 1\)"):  # fmt: skip
+        assert len(as_sequences(panel)) == 28
+    rng = np.random.default_rng(0)  # 12 frames of 256 features drifting from frame to frame
+    frames = np.maximum(rng.normal(size=(20, 1, 256)), 0) + np.cumsum(
+        0.1 * rng.normal(size=(20, 12, 256)), axis=1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        as_sequences(panel.transpose(0, 2, 1))
+        as_sequences(frames)
 
 
 def test_bad_arrays_and_labels_are_named() -> None:

@@ -4,7 +4,8 @@ sktime and aeon classifiers do, for a notebook or a script that holds its data a
 `fit` writes the sequences as a class-folder tree of `[T, D]` files (the contract every other
 path meets) in a temporary folder and trains on it with `seqclass fit`'s defaults and any of its
 options; the trained model then stays in memory. Arrays are time first, `[T, D]` each, as
-everywhere here: sktime's and aeon's `[N, D, T]` panels are `X.transpose(0, 2, 1)`.
+everywhere here: sktime's and aeon's `[N, D, T]` panels are `X.transpose(0, 2, 1)`, and an
+array that looks like one is named in a warning.
 """
 
 from __future__ import annotations
@@ -59,7 +60,30 @@ def as_sequences(X: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
             f"X[{odd}] has {sequences[odd].shape[1]} channels but X[0] has {first}; every "
             "sequence needs the same channels ([T, D], time first)."
         )
+    shape = tuple(X.shape) if isinstance(X, np.ndarray | torch.Tensor) else ()
+    if len(shape) == 3 and 1 < shape[1] < shape[2] and _smoother_across_channels(sequences):
+        warnings.warn(
+            f"X has shape {shape}, read as {shape[1]} steps of {shape[2]} channels, but it "
+            f"changes far more smoothly across its {shape[2]} columns than from step to step, "
+            "as an [N, D, T] panel (sktime's, aeon's) does; if it is one, pass "
+            "X.transpose(0, 2, 1).",
+            stacklevel=3,
+        )
     return sequences
+
+
+def _smoother_across_channels(sequences: list[np.ndarray], looked_at: int = 256) -> bool:
+    """Whether `[T, D]` sequences correlate far more from one channel to the next than from
+    one step to the next (mean lag-one correlations 0.4 apart): time taken for channels."""
+
+    def lag_one(x: np.ndarray) -> float:  # along the last axis, each row centred
+        x = x - x.mean(-1, keepdims=True)
+        energy = (x * x).sum(-1)
+        kept = energy > 0
+        return float(((x[..., 1:] * x[..., :-1]).sum(-1)[kept] / energy[kept]).mean())
+
+    panel = np.stack(sequences[:looked_at]).astype(np.float64)  # N x T x D
+    return lag_one(panel) - lag_one(panel.swapaxes(1, 2)) > 0.4
 
 
 class ArrayClassifier(ClassifierMixin, BaseEstimator):
