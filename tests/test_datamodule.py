@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,6 +50,22 @@ def test_a_one_step_sample_read_as_a_row_vector_is_explained(tmp_path: Path) -> 
     dm = SequenceDataModule(str(tmp_path), val_fraction=0.2, test_fraction=0.2)
     with pytest.raises(UserError, match=r"has 1 channel but .*read as a row vector.*features"):
         dm.setup("fit")
+
+
+def test_files_that_look_channels_by_time_are_named_with_the_transpose(tmp_path: Path) -> None:
+    """`[3, 100]` files of slow tones (MATLAB's or aeon's channels x time) read as 3 steps of
+    100 channels: a warning says why they look transposed; the same files `[100, 3]` pass."""
+    rng, t = np.random.default_rng(0), np.arange(100) / 50
+    for label, hertz in (("slow", 1.0), ("fast", 3.0)):
+        for i in range(6):
+            tones = np.sin(2 * np.pi * hertz * t + rng.uniform(0, 6, (3, 1)))  # 3 x 100
+            write_npy(tmp_path / "rows" / label / f"{i}.npy", tones)
+            write_npy(tmp_path / "columns" / label / f"{i}.npy", tones.T)
+    with pytest.warns(UserWarning, match=r"about 3 rows of 100 columns.*x.T in NumPy"):
+        SequenceDataModule(str(tmp_path / "rows")).setup("fit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SequenceDataModule(str(tmp_path / "columns")).setup("fit")
 
 
 def test_max_train_length_drops_long_training_sequences(tmp_path: Path) -> None:

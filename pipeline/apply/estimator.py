@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from pipeline.apply.classify import checked_device, head_probs, load_classifier
 from pipeline.core.errors import UserError
 from pipeline.core.noise import hide_noisy_warnings
-from pipeline.data.sequence_files import checked_sequence, save_sequence
+from pipeline.data.sequence_files import checked_sequence, looks_channels_first, save_sequence
 
 QUIET_LOGGERS = ("pytorch_lightning", "lightning_fabric")
 # fit options that would read other data than X, hold some of it out, or change it before the
@@ -61,7 +61,7 @@ def as_sequences(X: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
             "sequence needs the same channels ([T, D], time first)."
         )
     shape = tuple(X.shape) if isinstance(X, np.ndarray | torch.Tensor) else ()
-    if len(shape) == 3 and 1 < shape[1] < shape[2] and _smoother_across_channels(sequences):
+    if len(shape) == 3 and 1 < shape[1] < shape[2] and looks_channels_first(sequences):
         warnings.warn(
             f"X has shape {shape}, read as {shape[1]} steps of {shape[2]} channels, but it "
             f"changes far more smoothly across its {shape[2]} columns than from step to step, "
@@ -70,20 +70,6 @@ def as_sequences(X: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
             stacklevel=3,
         )
     return sequences
-
-
-def _smoother_across_channels(sequences: list[np.ndarray], looked_at: int = 256) -> bool:
-    """Whether `[T, D]` sequences correlate far more from one channel to the next than from
-    one step to the next (mean lag-one correlations 0.4 apart): time taken for channels."""
-
-    def lag_one(x: np.ndarray) -> float:  # along the last axis, each row centred
-        x = x - x.mean(-1, keepdims=True)
-        energy = (x * x).sum(-1)
-        kept = energy > 0
-        return float(((x[..., 1:] * x[..., :-1]).sum(-1)[kept] / energy[kept]).mean())
-
-    panel = np.stack(sequences[:looked_at]).astype(np.float64)  # N x T x D
-    return lag_one(panel) - lag_one(panel.swapaxes(1, 2)) > 0.4
 
 
 class ArrayClassifier(ClassifierMixin, BaseEstimator):

@@ -76,6 +76,26 @@ def load_sequence(path: str | Path) -> np.ndarray:
     return checked_sequence(array, str(path))
 
 
+def looks_channels_first(sequences: list[np.ndarray], looked_at: int = 64) -> bool:
+    """Whether `[T, D]` sequences (the first `looked_at`) correlate far more from one channel to
+    the next than from one step to the next, mean lag-one correlations 0.4 apart: channels x
+    time arrays (sktime's and aeon's panels, MATLAB's sequences) read as time x channels.
+    Features of video frames, whose channels have no order, correlate from step to step."""
+
+    def lag_one(rows: np.ndarray) -> list[float]:  # along each row, centred
+        rows = rows - rows.mean(-1, keepdims=True)
+        energy = (rows * rows).sum(-1)
+        kept = energy > 0
+        return ((rows[:, 1:] * rows[:, :-1]).sum(-1)[kept] / energy[kept]).tolist()
+
+    across, along = [], []
+    for x in sequences[:looked_at]:
+        x = np.asarray(x, dtype=np.float64)
+        across += lag_one(x)
+        along += lag_one(x.T)
+    return bool(across and along) and np.mean(across) - np.mean(along) > 0.4
+
+
 def checked_sequence(array: np.ndarray, name: str) -> np.ndarray:
     """`array` as a finite float32 `[T, D]` sequence, `T >= 1` (a 1-D array is one channel);
     a `UserError` naming it (`name`: its file, or its place in a list) when it is not numeric,

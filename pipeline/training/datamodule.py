@@ -11,7 +11,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, SequentialSampler
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing
@@ -32,6 +32,7 @@ from pipeline.data.sequence_files import (
     SEQUENCE_SUFFIXES,
     TRANSPOSE_FIX,
     load_sequence,
+    looks_channels_first,
     read_feature_settings,
     row_vector_note,
     sequence_shape,
@@ -327,17 +328,32 @@ class SequenceDataModule(pl.LightningDataModule):
                 raise UserError(f"{self.root}: the train split is empty.")
             train = self._dataset("train")
             lengths: list[int] = []
+            first: list[np.ndarray] = []
 
             def sequences() -> Iterable[np.ndarray]:  # one pass: statistics and lengths
                 for i in range(len(train)):
                     x = train[i]["x"].numpy()
                     lengths.append(len(x))
+                    if len(first) < 64:
+                        first.append(x)
                     yield x
 
             self.channel_mean, self.channel_std = channel_stats(sequences())
             self.longest_train_length = max(lengths)
+            self._note_channels_first(first)
         for split in {"fit": ("val",), "validate": ("val",), "test": ("test",)}.get(stage, ()):
             self._check_readable(split)
+
+    def _note_channels_first(self, sequences: list[np.ndarray]) -> None:
+        """Warn when sequence files made elsewhere hold fewer rows than columns and look like
+        channels x time (`looks_channels_first`)."""
+        rows, columns = int(np.median([len(x) for x in sequences])), sequences[0].shape[1]
+        if rows < columns and self.feature_settings is None and looks_channels_first(sequences):
+            rank_zero_warn(
+                f"{self.root}: the training files hold about {rows} rows of {columns} columns, "
+                f"read as {rows} time steps of {columns} channels, but they change far more "
+                f"smoothly along a row than down a column; {TRANSPOSE_FIX}"
+            )
 
     def _check_readable(self, split: str) -> None:
         """Read every file of `split` once, so that a bad one (NaN, unreadable) stops the run
