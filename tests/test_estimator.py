@@ -104,11 +104,14 @@ def test_scikit_learn_clones_and_cross_validates_it() -> None:
 def test_an_array_that_looks_channels_first_is_named() -> None:
     """An [N, D, T] panel taken for [N, T, D] changes smoothly across its columns: a warning
     with the transpose; few steps of many channels (video features) pass quietly."""
-    X, _ = tones({"low": 2.0, "high": 9.0})
+    X, y = tones({"low": 2.0, "high": 9.0})
     panel = np.stack(X).transpose(0, 2, 1)  # 28 x 2 x 80
     with pytest.warns(UserWarning, match=r"\(28, 2, 80\), read as 2 steps of 80 channels.*"
                       r"X.transpose\(0, 2, 1\)"):  # fmt: skip
         assert len(as_sequences(panel)) == 28
+    with pytest.warns(UserWarning) as caught:  # once: not again for the files fit writes
+        pipeline.ArrayClassifier({**SMALL, "trainer.max_epochs": 1}).fit(panel, y)
+    assert sum("smoothly" in str(w.message) for w in caught) == 1
     rng = np.random.default_rng(0)  # 12 frames of 256 features drifting from frame to frame
     frames = np.maximum(rng.normal(size=(20, 1, 256)), 0) + np.cumsum(
         0.1 * rng.normal(size=(20, 12, 256)), axis=1

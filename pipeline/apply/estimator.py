@@ -140,6 +140,8 @@ class ArrayClassifier(ClassifierMixin, BaseEstimator):
             try:
                 with self._quiet(), warnings.catch_warnings():
                     hide_noisy_warnings()
+                    # as_sequences named a channels-first X; fit's note would name the temp files
+                    warnings.filterwarnings("ignore", "[^ ]+: the training files hold about")
                     cli = make_cli(args)
             except SystemExit:  # the option parser's, its message on stderr
                 raise UserError(
