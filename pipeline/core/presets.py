@@ -27,7 +27,7 @@ def with_presets(args: list[str]) -> list[str]:
     resolved = []
     for arg in args:
         option, equals, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
-        if value.endswith(_SUFFIXES) and preset_path(value) != Path(value):
-            arg = f"{option}{equals}{preset_path(value)}"
+        if value.endswith(_SUFFIXES) and (shipped := preset_path(value)) != Path(value):
+            arg = f"{option}{equals}{shipped}"
         resolved.append(arg)
     return resolved
