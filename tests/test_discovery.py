@@ -91,7 +91,7 @@ def test_csv_headers_agree_up_to_a_time_column(tmp_path: Path) -> None:
     assert same_columns([tmp_path / "timed.csv", tmp_path / "plain.csv"]) == ["x", "y"]
     assert same_columns([tmp_path / "data.npy"]) is None
     with pytest.raises(
-        UserError, match=r"swapped\.csv: has the columns y,x but .*timed\.csv has x,y"
+        UserError, match=r"swapped\.csv: has the channels y,x but .*timed\.csv has x,y"
     ):
         same_columns([tmp_path / "timed.csv", tmp_path / "data.npy", tmp_path / "swapped.csv"])
 

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import edfio
 import numpy as np
 import pytest
 
@@ -165,3 +166,42 @@ def test_per_step_evaluation_windows_do_not_overlap():
     by_split = {split: [s.steps for s in samples if s.split == split] for split in ("val", "test")}
     assert by_split == {"val": [(60, 80)], "test": [(80, 100)]}
     assert len([s for s in samples if s.split == "train"]) == 9  # training windows overlap
+
+
+def test_sleep_stages_in_edf_annotations_label_an_edf_studys_epochs(tmp_path: Path):
+    """docs/signals.md's recipe: a hypnogram's EDF+ annotations become the interval CSV of
+    the recording beside it, whose 30 s epochs train on one EEG channel of two rates' file."""
+    rng = np.random.default_rng(0)
+    root, fs = tmp_path / "sleep", 20
+    root.mkdir()
+    for study in range(2):
+        stages = ["W", "W", "N3", "N3", "N3", "W"] * 2
+        t = np.arange(30 * fs) / fs
+        eeg = np.concatenate([40 * np.sin(2 * np.pi * (8 if s == "W" else 2) * t)
+                              for s in stages]) + rng.normal(0, 5, 30 * fs * len(stages))  # fmt: skip
+        temperature = rng.normal(36.5, 0.1, 30 * len(stages))
+        edfio.Edf([edfio.EdfSignal(eeg, fs, label="EEG Fpz-Cz"),
+                   edfio.EdfSignal(temperature, 1, label="Temp")]).write(root / f"{study}-PSG.edf")  # fmt: skip
+        scored = [
+            edfio.EdfAnnotation(30.0 * i, 30.0, f"Sleep stage {s}") for i, s in enumerate(stages)
+        ]
+        edfio.Edf([edfio.EdfSignal(np.zeros(30 * len(stages)), 1, label="none")],
+                  annotations=scored).write(root / f"{study}-Hypnogram.edf")  # fmt: skip
+    with open(root / "intervals.csv", "w", newline="") as fh:
+        rows = csv.writer(fh)
+        rows.writerow(["file", "start", "end", "label"])
+        for psg in sorted(root.glob("*-PSG.edf")):
+            hypnogram = psg.with_name(psg.name.replace("-PSG", "-Hypnogram"))
+            for stage in edfio.read_edf(hypnogram).annotations:
+                if stage.duration:
+                    rows.writerow([psg.name, stage.onset, stage.onset + stage.duration, stage.text])
+    runs = tmp_path / "runs"
+    args = [f"--data.root={root / 'intervals.csv'}", "--data.window_length=30",
+            "--data.signal.channels=[EEG Fpz-Cz]", f"--trainer.default_root_dir={runs}",
+            "--trainer.max_epochs=10", "--trainer.enable_progress_bar=false",
+            "--model.hidden_size=8"]  # fmt: skip
+    main(["fit", *args])
+    main(["test", *args, f"--ckpt_path={runs / 'checkpoints' / 'last.ckpt'}"])
+    metrics = json.loads(next(runs.glob("version_*/metrics.json")).read_text())
+    assert metrics["class_names"] == ["Sleep stage N3", "Sleep stage W"]
+    assert metrics["num_samples"] >= 2 and metrics["accuracy"] == 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import edfio
 import numpy as np
 import pytest
 import scipy.io
@@ -12,7 +13,7 @@ import scipy.io.wavfile
 from numpy.testing import assert_allclose
 
 from feature_extractors.signal import SignalError, load_recording
-from feature_extractors.signal.io import csv_columns, recorded_rate
+from feature_extractors.signal.io import channel_names, csv_columns, recorded_rate
 from pipeline.core.errors import UserError
 from pipeline.data.sequence_files import load_sequence
 
@@ -252,3 +253,92 @@ def test_unreadable_and_misshapen_files_are_named(tmp_path: Path):
     np.save(tmp_path / "cube.npy", np.zeros((4, 3, 2)))
     with pytest.raises(SignalError, match=r"cube\.npy: has shape"):
         load_recording(tmp_path / "cube.npy", 10)
+
+
+def write_edf(path: Path, channels: dict[str, tuple[np.ndarray, float]], bdf: bool = False):
+    """An EDF (or BDF) file of `channels`: label -> (samples in physical units, rate), with
+    one EDF+ annotation, which is not a channel."""
+    kind, signal = (edfio.Bdf, edfio.BdfSignal) if bdf else (edfio.Edf, edfio.EdfSignal)
+    signals = [signal(x, fs, label=label, physical_dimension="uV")
+               for label, (x, fs) in channels.items()]  # fmt: skip
+    kind(signals, annotations=[edfio.EdfAnnotation(0.0, 1.0, "Sleep stage W")]).write(path)
+    return path
+
+
+EEG = np.random.default_rng(1).normal(
+    0, 50, size=(2, 300)
+)  # two channels of 3 s at 100 Hz, in microvolts
+
+
+@pytest.mark.parametrize("bdf", [False, True], ids=["edf", "bdf"])
+def test_edf_and_bdf_read_in_physical_units_with_their_rate_and_labels(tmp_path: Path, bdf):
+    """The header, not the suffix, tells EDF (16 bits) from BDF (24 bits); either is read
+    to within its resolution, annotations are not channels, and the labels name them."""
+    path = write_edf(tmp_path / "a.edf", {"EEG Fpz-Cz": (EEG[0], 100), "EOG": (EEG[1], 100)}, bdf)
+    x, fs = load_recording(path)
+    span = EEG.max() - EEG.min()
+    assert fs == 100 and recorded_rate(path) == 100 and x.shape == (2, 300)
+    assert_allclose(x, EEG, atol=span / (2 ** (24 if bdf else 16) - 1))
+    assert channel_names(path) == ["EEG Fpz-Cz", "EOG"]
+    assert_allclose(load_recording(path, channels=["EOG", "EEG Fpz-Cz"])[0], x[::-1])
+    with pytest.raises(SignalError, match=r"a\.edf: recorded at 100 Hz .* 250 Hz.*resample"):
+        load_recording(path, fs=250)
+    assert load_recording(path, fs=250, own_rate=True)[1] == 100
+
+
+def test_edf_channels_of_several_rates_are_read_by_naming_those_of_one(tmp_path: Path):
+    """A sleep study samples EEG at 100 Hz and temperature at 1 Hz: read together they would
+    need a rate each, so the error lists the rates and the option that picks channels."""
+    temperature = np.full(3, 36.5)
+    path = write_edf(tmp_path / "psg.edf", {"EEG": (EEG[0], 100), "Temp": (temperature, 1),
+                                             "EOG": (EEG[1], 100)})  # fmt: skip
+    fix = r"100 Hz: EEG, EOG; 1 Hz: Temp\)\. Name channels of one rate .*channels '\[EEG, EOG\]'"
+    with pytest.raises(SignalError, match=r"psg\.edf: its channels are sampled at different "
+                                          r"rates \(" + fix):  # fmt: skip
+        load_recording(path)
+    with pytest.raises(SignalError, match="different rates"):
+        recorded_rate(path)
+    x, fs = load_recording(path, channels=["EOG", "EEG"])
+    assert fs == 100 and recorded_rate(path, ["EOG", "EEG"]) == 100
+    assert_allclose(x, EEG[::-1], atol=1.0)
+    assert_allclose(load_recording(path, channels=["Temp"])[0], [temperature], atol=1e-3)
+    with pytest.raises(SignalError, match=r"psg\.edf: has no channel 'EMG'; its channels are "
+                                          r"EEG, Temp, EOG\. Name"):  # fmt: skip
+        load_recording(path, channels=["EMG"])
+
+
+def test_channels_are_picked_by_name_from_any_recording(tmp_path: Path):
+    """A CSV's header names its channels, other arrays' are ch0, ch1, ...: `channels` reads
+    those named, in its order."""
+    np.savetxt(tmp_path / "a.csv", DATA, delimiter=",", header="x,y,z", comments="")
+    np.save(tmp_path / "a.npy", DATA)
+    assert_allclose(load_recording(tmp_path / "a.csv", 10, channels=["z", "x"])[0], DATA.T[[2, 0]])
+    assert_allclose(load_recording(tmp_path / "a.npy", 10, channels=["ch1"])[0], DATA.T[[1]])
+    assert channel_names(tmp_path / "a.npy") is None
+    assert channel_names(tmp_path / "a.npy", ["ch1"]) == ["ch1"]
+    with pytest.raises(SignalError, match=r"a\.csv: has no channel 'w'; its channels are x, y, z"):
+        load_recording(tmp_path / "a.csv", 10, channels=["w"])
+
+
+def test_bad_edf_files_are_named(tmp_path: Path):
+    """Garbage, a file cut inside its header and a recording with gaps (EDF+D) each get an
+    error naming the file; a file cut inside its data is read as far as it goes, with a
+    warning naming it."""
+    (tmp_path / "junk.edf").write_bytes(b"not an EDF file" * 20)
+    with pytest.raises(SignalError, match=r"junk\.edf: cannot read it as EDF \(.*Fix or remove"):
+        load_recording(tmp_path / "junk.edf")
+    assert channel_names(tmp_path / "junk.edf") is None
+    whole = write_edf(tmp_path / "whole.edf", {"EEG": (EEG[0], 100)}).read_bytes()
+    (tmp_path / "header.edf").write_bytes(whole[:300])
+    with pytest.raises(SignalError, match=r"header\.edf: cannot read it as EDF"):
+        load_recording(tmp_path / "header.edf")
+    gaps = whole.replace(b"+1\x14\x14", b"+7\x14\x14").replace(b"EDF+C", b"EDF+D")
+    (tmp_path / "gaps.edf").write_bytes(gaps)  # the second data record starts at 7 s, not 1 s
+    with pytest.raises(SignalError, match=r"gaps\.edf: is a discontinuous recording \(EDF\+D\)"):
+        load_recording(tmp_path / "gaps.edf")
+    (tmp_path / "cut.edf").write_bytes(whole[:-50])  # half its last data record
+    with pytest.warns(
+        UserWarning, match=r"cut\.edf: Incomplete data record.* truncated.*2 records"
+    ):
+        x, _ = load_recording(tmp_path / "cut.edf")
+    assert 0 < x.shape[1] < EEG.shape[1]

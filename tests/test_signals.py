@@ -6,6 +6,7 @@ import csv
 import os
 from pathlib import Path
 
+import edfio
 import matplotlib.image
 import numpy as np
 import pytest
@@ -185,3 +186,56 @@ def test_explain_shades_the_raw_recording(machine_run: dict, tmp_path: Path) -> 
         assert npz["importance"].shape == times.shape and times[-1] < 0.5  # seconds
     image = matplotlib.image.imread(tmp_path / f"{wav.stem}.png")
     assert image.shape[1] > 300 and image[..., :3].std() > 0.05
+
+
+def write_sleep_study(path: Path, rhythm_hz: float, order: tuple[str, ...], seed: int) -> Path:
+    """A 4 s EDF recording as sleep studies hold them: EEG with a rhythm of `rhythm_hz` and EOG
+    at 100 Hz, temperature at 1 Hz, the channels in `order`."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(400) / 100
+    channels = {
+        "EEG": (40 * np.sin(2 * np.pi * rhythm_hz * t + rng.uniform(0, 6)) + rng.normal(0, 5, 400), 100),
+        "EOG": (rng.normal(0, 20, 400), 100),
+        "Temp": (rng.normal(36.5, 0.1, 4), 1),
+    }  # fmt: skip
+    signals = [edfio.EdfSignal(channels[n][0], channels[n][1], label=n) for n in order]
+    edfio.Edf(signals).write(path)
+    return path
+
+
+def test_edf_sleep_studies_train_and_classify_by_channel_name(tmp_path: Path, capsys):
+    """EDF files whose channels come in different orders and rates: `fit` names the rates and
+    the option to pick channels, then trains on those picked, read by name, and `classify`
+    gives a file the same probabilities whatever order it holds them in."""
+    root = tmp_path / "psg"
+    for label, hz in (("wake", 10.0), ("deep", 2.0)):
+        (root / label).mkdir(parents=True)
+        for i in range(8):
+            order = ("EEG", "Temp", "EOG") if i % 2 else ("Temp", "EOG", "EEG")
+            write_sleep_study(root / label / f"{i}.edf", hz, order, seed=i + 10 * (hz > 5))
+    runs = tmp_path / "runs"
+    args = ["fit", f"--data.root={root}", f"--trainer.default_root_dir={runs}",
+            "--trainer.max_epochs=8", "--trainer.enable_progress_bar=false",
+            "--model.hidden_size=8", "--data.val_fraction=0", "--data.test_fraction=0"]  # fmt: skip
+    with pytest.raises(SystemExit):
+        main([*args, "--data.signal={}"])
+    assert "its channels are sampled at different rates (1 Hz: Temp; 100 Hz: EOG, EEG)" in (
+        capsys.readouterr().err
+    )
+    main([*args, "--data.signal.channels=[EEG, EOG]"])
+    ckpt = torch.load(runs / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    assert ckpt["columns"] == ["EEG", "EOG"] and ckpt["feature_settings"]["channels"] == [
+        "EEG",
+        "EOG",
+    ]
+    new = tmp_path / "new"
+    new.mkdir()
+    for name, order in (("a", ("EEG", "EOG", "Temp")), ("b", ("Temp", "EOG", "EEG"))):
+        write_sleep_study(new / f"{name}.edf", 10.0, order, seed=99)  # one recording, two orders
+    write_sleep_study(new / "slow.edf", 2.0, ("EOG", "EEG", "Temp"), seed=98)
+    out = tmp_path / "classify.csv"
+    main(["classify", str(new), "--checkpoint", str(runs / "checkpoints" / "last.ckpt"),
+          "--out", str(out)])  # fmt: skip
+    rows = {Path(r["path"]).stem: r for r in read_rows(out)}
+    assert [rows[n]["predicted"] for n in ("a", "b", "slow")] == ["wake", "wake", "deep"]
+    assert rows["a"]["prob_wake"] == rows["b"]["prob_wake"]

@@ -1,10 +1,12 @@
-"""Read one multichannel recording: WAV, MAT, CSV, NPY or NPZ -> `[C, T]` float64 and its rate.
+"""Read one multichannel recording: WAV, MAT, CSV, NPY, NPZ, EDF or BDF -> `[C, T]` float64
+and its rate.
 
 Files hold time along the first axis (`[T]` or `[T, C]`, as sequence files do); a MATLAB row
-vector `[1, T]` is read as one channel. WAV files carry their sample rate, and so does a CSV
-whose first column is named as time with its unit (`split_time_column`: `time_ms`, `Time (s)`);
-for the others it comes from the caller (the config's ``fs``). A CSV's time column is its time
-axis, not a channel.
+vector `[1, T]` is read as one channel. WAV and EDF/BDF files carry their sample rate, and so
+does a CSV whose first column is named as time with its unit (`split_time_column`: `time_ms`,
+`Time (s)`); for the others it comes from the caller (the config's ``fs``). A CSV's time column
+is its time axis, not a channel. Channels are known by name (`channel_names`): a CSV header's,
+an EDF/BDF file's labels, else ch0, ch1, ...; a reader may name the ones to read, in its order.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import csv
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -19,8 +22,10 @@ import numpy as np
 import scipy.io
 
 from feature_extractors.errors import SignalError
+from feature_extractors.signal.channels import channel_indices, default_names
+from feature_extractors.signal.edf import EDF_SUFFIXES, edf_labels, edf_rate, read_edf
 
-RECORDING_SUFFIXES = (".wav", ".mat", ".csv", ".npy", ".npz")
+RECORDING_SUFFIXES = (".wav", ".mat", ".csv", ".npy", ".npz", *EDF_SUFFIXES)
 NanPolicy = Literal["raise", "interpolate"]
 
 
@@ -74,9 +79,10 @@ def split_time_column(
     )
 
 
-def recorded_rate(path: str | Path) -> float | None:
-    """Sample rate the file at `path` stores: a WAV header's, or the rate a CSV's time column
-    steps at where its name gives the unit; None for other files. An unreadable file raises
+def recorded_rate(path: str | Path, channels: Sequence[str] | None = None) -> float | None:
+    """Sample rate the file at `path` stores: a WAV header's, an EDF/BDF file's (that of
+    `channels`, all by default, which must share one), or the rate a CSV's time column steps at
+    where its name gives the unit; None for other files. An unreadable file raises
     SignalError."""
     import wave
 
@@ -87,6 +93,8 @@ def recorded_rate(path: str | Path) -> float | None:
         match = _time_name(names[0]) if names else None
         timed = match is not None and _seconds_per_unit(match) is not None
         return _read_csv(path)[1] if timed else None  # parsed only when the header gives a unit
+    if suffix in EDF_SUFFIXES:
+        return edf_rate(path, channels)
     if suffix != ".wav":
         return None
     try:
@@ -110,16 +118,19 @@ def load_recording(
     fs: float | None = None,
     *,
     variable: str | None = None,
+    channels: Sequence[str] | None = None,
     nan_policy: NanPolicy = "raise",
     own_rate: bool = False,
 ) -> tuple[np.ndarray, float]:
     """`(x [C, T] float64, fs)` of the recording at `path`.
 
     Args:
-        path: a .wav, .mat, .csv (header row, one column per channel), .npy or .npz file.
+        path: a .wav, .mat, .csv (header row, one column per channel), .npy, .npz, .edf or
+            .bdf file.
         fs: sample rate of files that do not store one; the rate a file stores (`recorded_rate`)
             must equal it (a CSV's time column within 1 %).
         variable: MAT/NPZ array to read (default: the only one in the file).
+        channels: the channels to read, by name (`channel_names`), in this order (default: all).
         nan_policy: ``raise`` on NaN/Inf, or ``interpolate`` them linearly along time.
         own_rate: a file that stores its rate is read at that rate whatever `fs` (for a chain
             that resamples every file first).
@@ -127,15 +138,12 @@ def load_recording(
     path = Path(path)
     suffix = path.suffix.lower()
     stored = None  # the rate the file stores
-    if suffix == ".wav":
+    if suffix in EDF_SUFFIXES:
+        data, stored, _ = read_edf(path, channels)
+        channels = None  # read
+    elif suffix == ".wav":
         stored, data = _read_wav(path)
         data = _wav_to_float(data)
-        if fs is not None and stored != fs and not own_rate:
-            raise SignalError(
-                f"{path}: recorded at {stored} Hz but the data's sample rate is {fs:g} Hz. "
-                "Resample the file, or start the steps with `resample: {fs: ...}` so that every "
-                "file is brought to one rate."
-            )
     elif suffix == ".csv":
         data, stored = _read_csv(path)
         if fs is not None and stored is not None and abs(stored - fs) > 0.01 * fs and not own_rate:
@@ -147,6 +155,12 @@ def load_recording(
             )
     else:
         data = _read_array(path, suffix, variable)
+    if suffix != ".csv" and stored is not None and fs is not None and stored != fs and not own_rate:
+        raise SignalError(
+            f"{path}: recorded at {stored:g} Hz but the data's sample rate is {fs:g} Hz. "
+            "Resample the file, or start the steps with `resample: {fs: ...}` so that every "
+            "file is brought to one rate."
+        )
     if stored is not None and (fs is None or own_rate):
         fs = float(stored)
     if fs is None:
@@ -161,6 +175,8 @@ def load_recording(
             "(`fs:` under data.signal in a config; `decompose --fs HZ`)."
         )
     x = _as_channels_first(np.asarray(data), path)
+    if channels is not None:
+        x = x[channel_indices(channel_names(path) or default_names(len(x)), channels, path)]
     return _handle_nan(x, path, nan_policy), float(fs)
 
 
@@ -216,6 +232,21 @@ def csv_columns(path: str | Path) -> list[str] | None:
     except SignalError:
         return None
     return names[len(names) - channels.shape[1] :]
+
+
+def channel_names(path: str | Path, channels: Sequence[str] | None = None) -> list[str] | None:
+    """The names of the channels a recording is read as: `channels` when given (those are
+    read, in that order), else those the file stores: a CSV header's (`csv_columns`), an
+    EDF/BDF file's labels. None for other files, and for an unreadable one (reading it says
+    why)."""
+    if channels is not None:
+        return list(channels)
+    if Path(path).suffix.lower() in EDF_SUFFIXES:
+        try:
+            return edf_labels(path)
+        except SignalError:
+            return None
+    return csv_columns(path)
 
 
 def _csv_header(path: Path) -> list[str] | None:

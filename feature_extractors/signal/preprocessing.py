@@ -29,11 +29,12 @@ import torch
 
 from feature_extractors.devices import parse_device
 from feature_extractors.signal import filters
+from feature_extractors.signal.channels import default_names
 from feature_extractors.signal.emd import Method, emd
 from feature_extractors.signal.io import (
     NanPolicy,
     SignalError,
-    csv_columns,
+    channel_names,
     load_recording,
     recorded_rate,
 )
@@ -225,6 +226,9 @@ class SignalPreprocessing:
             detrend, lowpass, highpass, bandpass, notch, resample, zscore, spectrogram,
             hilbert, vmd, emd, window_stats.
         variable: array to read from MAT/NPZ files holding several.
+        channels: the channels to read, by name, in this order (default: all): a CSV header's
+            names, an EDF/BDF file's labels, else ch0, ch1, ... Files may then hold them in
+            any order, and more; an EDF file whose channels have different rates needs it.
         nan_policy: ``raise`` on NaN/Inf in a recording, or ``interpolate`` them.
         workers: processes that load recordings and run the steps before the first ``vmd`` or
             ``emd`` (0: the main process; None: the rank's share of the CPU cores less two).
@@ -235,6 +239,7 @@ class SignalPreprocessing:
     fs: float | None = None
     steps: list[dict] = field(default_factory=list)
     variable: str | None = None
+    channels: list[str] | None = None
     nan_policy: NanPolicy = "raise"
     workers: int | None = None
     device: str | None = None
@@ -246,6 +251,14 @@ class SignalPreprocessing:
         if self.workers is not None and self.workers < 0:
             raise ValueError(
                 f"signal.workers is a count of processes (0 or more), not {self.workers}."
+            )
+        if self.channels is not None and (
+            isinstance(self.channels, str) or not self.channels
+            or len(set(self.channels)) < len(self.channels)
+        ):  # fmt: skip
+            raise ValueError(
+                f"signal.channels is a list of channel names, each once, not {self.channels!r}: "
+                "`--data.signal.channels '[EEG Fpz-Cz, EOG horizontal]'`."
             )
 
     def torch_device(self) -> torch.device:
@@ -297,7 +310,7 @@ class SignalPreprocessing:
 
     def settings(self) -> dict:
         """Plain JSON description, stored beside cached features and in checkpoints."""
-        return {
+        settings = {
             "kind": "signal",
             "version": SETTINGS_VERSION,
             "fs": self.fs,
@@ -305,11 +318,14 @@ class SignalPreprocessing:
             "variable": self.variable,
             "nan_policy": self.nan_policy,
         }
+        if self.channels is not None:  # absent otherwise: the caches made before it still match
+            settings["channels"] = list(self.channels)
+        return settings
 
     def for_files(self, paths: list[Path]) -> SignalPreprocessing:
         """These settings with `fs` fixed: unless given (or resampled first), the rate the first
-        readable file that stores one holds (a WAV's, a CSV time column's: `recorded_rate`); an
-        unreadable one fails on its own, named, when it is preprocessed.
+        readable file that stores one holds (a WAV's, an EDF's, a CSV time column's:
+        `recorded_rate`); an unreadable one fails on its own, named, when it is preprocessed.
 
         Every later file must then match it, so files of different rates are never mixed.
         """
@@ -317,7 +333,7 @@ class SignalPreprocessing:
             return self
         for path in paths:
             try:
-                rate = recorded_rate(path)
+                rate = recorded_rate(path, self.channels)
             except SignalError:
                 continue
             if rate is not None:
@@ -373,12 +389,13 @@ class SignalPreprocessing:
             path,
             self.fs,
             variable=self.variable,
+            channels=self.channels,
             nan_policy=self.nan_policy,
             own_rate=self.resamples_first,
         )
-        names = csv_columns(path)  # a CSV's header names its channels; other files ch0, ch1, ...
+        names = channel_names(path, self.channels)
         if names is None or len(names) != len(data):
-            names = [f"ch{c}" for c in range(len(data))]
+            names = default_names(len(data))
         try:
             return self.apply(Signal(data, fs, 0.0, names), stop=self.batch_from)
         except ValueError as err:

@@ -190,21 +190,23 @@ def encode_inputs(
 def _with_model_channels(
     classifier: SequenceClassifier, samples: list[Sample], failed: list[tuple[Path, str]]
 ) -> tuple[list[Sample], list[tuple[Path, str]]]:
-    """The samples whose files have the model's channels per step (for CSV files, its columns
-    in its order); the others join `failed`."""
+    """The samples whose files have the model's channels per step (for files that name them,
+    its channels in its order); the others join `failed`."""
     expected, trained_columns, kept = classifier.hparams.input_size, classifier.hparams.columns, []
+    settings = classifier.hparams.feature_settings or {}
+    read = settings.get("channels") if settings.get("kind") == "signal" else None
     for sample in samples:
         try:
             steps, channels = sequence_shape(sample.path)
         except UserError as err:
             failed.append((sample.source or sample.path, str(err)))
             continue
-        columns = columns_of(sample) if trained_columns is not None else None
+        columns = columns_of(sample, read) if trained_columns is not None else None
         if channels != expected:
             why = f"{channels} channels per step, but the model was trained on {expected}"
         elif columns is not None and columns != trained_columns:
             why = (
-                f"columns {','.join(columns)}, but the model was trained on "
+                f"channels {','.join(columns)}, but the model was trained on "
                 f"{','.join(trained_columns)} (a channel is known by its place)"
             )
         else:

@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fs", type=float, help="sample rate of files that store none")
     parser.add_argument("--variable", help="array to read from MAT/NPZ files")
     parser.add_argument(
+        "--channels", nargs="+", metavar="NAME",
+        help="channels to read, by name (a CSV header's, EDF labels, else ch0 ch1 ...)",
+    )  # fmt: skip
+    parser.add_argument(
         "--nan-policy", choices=["raise", "interpolate"],
         help="NaN or Inf in a recording: stop on it (default) or interpolate along time",
     )  # fmt: skip
@@ -63,7 +67,9 @@ def run(ns: argparse.Namespace) -> None:
             method = options.pop("method", name)
             options.pop("residual", None)
         signal["steps"] = steps[:cut]
-    for key, value in (("fs", ns.fs), ("variable", ns.variable), ("nan_policy", ns.nan_policy)):
+    given = {"fs": ns.fs, "variable": ns.variable, "channels": ns.channels,
+             "nan_policy": ns.nan_policy}  # fmt: skip
+    for key, value in given.items():
         if value is not None:
             signal[key] = value
     method = ns.method or method

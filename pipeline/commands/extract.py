@@ -300,13 +300,13 @@ def _fuse_on_rank(ns: argparse.Namespace) -> None:
             )  # one backbone for every video stream
             encodings[name] = video
             continue
-        same_columns(files)  # a CSV stream's channels are known by their place
         chain = chains.get(name) or chains.get(None)
         if chain is None:
             raise UserError(
                 f"{files[0]}: the recording stream {name!r} needs its preprocessing: pass "
                 f"--signal {name}=CHAIN.yaml (fs and steps, as data.signal in a fit config)."
             )
+        same_columns(files, chain.channels)  # a stream's channels are known by their place
         encodings[name] = signal_encoding(chain.for_files(files))  # its workers and device kept
     unknown = sorted(set(chains) - set(encodings) - {None})
     if unknown:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from feature_extractors.signal import RECORDING_SUFFIXES
-from feature_extractors.signal.io import csv_columns
+from feature_extractors.signal.io import channel_names
 from feature_extractors.video import VIDEO_SUFFIXES
 from pipeline.core.errors import UserError
 from pipeline.data.sequence_files import sequence_shape
@@ -379,26 +379,31 @@ def write_manifest(manifest: Path, samples: list[Sample]) -> None:
             writer.writerow([relative, s.label, s.split, s.group or ""])
 
 
-def columns_of(sample: Sample) -> list[str] | None:
-    """The header of the CSV file `sample` comes from (its raw recording's, for preprocessed
-    signals): its channels' names and order. None for other files."""
-    return csv_columns(sample.source or sample.path)
+def columns_of(sample: Sample, channels: list[str] | None = None) -> list[str] | None:
+    """The names and order of the channels of the file `sample` comes from (its raw
+    recording's, for preprocessed signals): `channel_names`, a CSV header's or an EDF file's,
+    or `channels` where the chain reads those. None for other files."""
+    return channel_names(sample.source or sample.path, channels)
 
 
-def same_columns(paths: Iterable[Path]) -> list[str] | None:
-    """The one header of the CSV files among `paths` (None without any). A channel is known by
-    its place, so files whose headers differ (the same names in another order, say) would be
-    mixed: a UserError names two of them and both headers."""
+def same_columns(paths: Iterable[Path], channels: list[str] | None = None) -> list[str] | None:
+    """The one list of channel names of the files among `paths` that name theirs (CSV, EDF;
+    None without any), or `channels` where the chain reads those by name. A channel is known
+    by its place, so files whose names differ (the same names in another order, say) would be
+    mixed: a UserError names two of them, both lists and the fix."""
+    if channels is not None:  # each file is read by name, in this order
+        return list(channels)
     reference, first = None, None
     for path in dict.fromkeys(paths):  # windows of a recording share its file
-        columns = csv_columns(path)
+        columns = channel_names(path)
         if columns is None or columns == reference:
             continue
         if reference is not None:
             raise UserError(
-                f"{path}: has the columns {','.join(columns)} but {first} has "
-                f"{','.join(reference)}; a channel is known by its place, so every CSV file "
-                "needs the same header. Write the columns in one order with one set of names."
+                f"{path}: has the channels {','.join(columns)} but {first} has "
+                f"{','.join(reference)}; a channel is known by its place, so every file needs "
+                "the same ones in one order. Write them in one order with one set of names, or "
+                f"name those to read: `--data.signal.channels '[{', '.join(reference)}]'`."
             )
         reference, first = columns, path
     return reference

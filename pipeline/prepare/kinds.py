@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from feature_extractors.signal import RECORDING_SUFFIXES, SignalPreprocessing, load_recording
-from feature_extractors.signal.io import csv_columns
+from feature_extractors.signal.io import channel_names
 from feature_extractors.video import (
     VIDEO_SUFFIXES,
     FrameSampling,
@@ -118,11 +118,13 @@ class FeatureKind:
 
 
 def _draw_steps(
-    drawing: Drawing, series: np.ndarray, series_times: np.ndarray, *, xlabel: str
-) -> None:
-    """Plot `series [C, N]` at `series_times` with the drawing's importance per step; a CSV
-    input's channels are named by its header."""
-    names = csv_columns(drawing.source)
+    drawing: Drawing, series: np.ndarray, series_times: np.ndarray, *, xlabel: str,
+    channels: list[str] | None = None,
+) -> None:  # fmt: skip
+    """Plot `series [C, N]` at `series_times` with the drawing's importance per step; the
+    channels are named as the input names them (`channel_names`: a CSV header, EDF labels), or
+    `channels` where those were read."""
+    names = channel_names(drawing.source, channels)
     if names is not None and len(names) != len(series):
         names = None
     plot_step_importance(series, series_times, times=drawing.times, importance=drawing.importance,
@@ -198,9 +200,11 @@ class SignalFeatures(FeatureKind):
     def draw(self, settings, drawing):
         chain = SignalPreprocessing.from_settings(settings)
         data, fs = load_recording(
-            drawing.source, chain.fs, variable=chain.variable, nan_policy=chain.nan_policy
-        )
-        _draw_steps(drawing, data, np.arange(data.shape[1]) / fs, xlabel="time (s)")
+            drawing.source, chain.fs, variable=chain.variable, channels=chain.channels,
+            nan_policy=chain.nan_policy,
+        )  # fmt: skip
+        _draw_steps(drawing, data, np.arange(data.shape[1]) / fs, xlabel="time (s)",
+                    channels=chain.channels)  # fmt: skip
 
 
 @register

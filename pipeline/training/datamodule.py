@@ -85,8 +85,9 @@ class SequenceDataModule(pl.LightningDataModule):
             small train splits (an eighth of the train split, as a power of two, at least 4).
         num_workers: DataLoader worker processes.
         max_train_length: drop training sequences longer than this many steps (None keeps all).
-        signal: preprocessing that turns raw recordings (.wav, .mat, .csv, .npy, .npz) into the
-            sequences (filters, resampling, VMD/EMD modes, ...); computed once and cached.
+        signal: preprocessing that turns raw recordings (.wav, .mat, .csv, .npy, .npz, .edf,
+            .bdf) into the sequences (filters, resampling, VMD/EMD modes, ...); computed once
+            and cached.
         cache_dir: where preprocessed recordings are cached, in a subfolder per setting
             (default: ``<root>-cache`` beside the data folder).
         window_length: with an interval CSV as `root` (``file,start,end,label``, seconds):
@@ -136,7 +137,7 @@ class SequenceDataModule(pl.LightningDataModule):
         self.root = root
         self.predict_root = predict_root
         self.splits: dict[str, list[Sample]] = {}
-        self.columns: list[str] | None = None  # the CSV header of the samples set up last
+        self.columns: list[str] | None = None  # the channel names of the samples set up last
         self.channel_mean: torch.Tensor | None = None
         self.channel_std: torch.Tensor | None = None
         self._labelled: list[Sample] | None = None
@@ -459,8 +460,9 @@ class SequenceDataModule(pl.LightningDataModule):
         )
 
     def _check_channels(self, samples: list[Sample]) -> None:
-        """One channel count for every sample and, for CSV files, one header (the same names
-        in another order would mix channels); `columns` becomes that header."""
+        """One channel count for every sample and, for files that name their channels (CSV,
+        EDF), one list of names (the same names in another order would mix channels), unless
+        the chain reads channels by name; `columns` becomes those names."""
         expected_path = samples[0].path
         rows, expected = sequence_shape(expected_path)
         for s in samples[1:]:
@@ -474,7 +476,9 @@ class SequenceDataModule(pl.LightningDataModule):
                     f"has {expected}; every sample needs the same channel count. "
                     + (note or "Re-create or remove the odd file.")
                 )
-        self.columns = same_columns(s.source or s.path for s in samples)
+        self.columns = same_columns(
+            (s.source or s.path for s in samples), self.signal.channels if self.signal else None
+        )
 
     def _drop_long_training_samples(self) -> None:
         limit = self.hparams.max_train_length

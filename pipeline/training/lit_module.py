@@ -81,8 +81,9 @@ class SequenceClassifier(pl.LightningModule):
         class_names: set from the data at fit; stored in checkpoints.
         input_size: set from the data at fit; stored in checkpoints.
         feature_settings: set from the data at fit; stored in checkpoints.
-        columns: the CSV header of the training files, set from the data at fit (None when
-            they are not CSV); CSV files to classify need the same.
+        columns: the channel names of the training files (a CSV header's, an EDF file's
+            labels, or those the signal chain reads), set from the data at fit (None when the
+            files name none); files to classify need the same.
         **net: the network's options, `NetConfig`'s fields (`--model.hidden_size`, ...).
     """
 
@@ -236,9 +237,9 @@ class SequenceClassifier(pl.LightningModule):
         trained_columns, columns = self.hparams.columns, datamodule.columns
         if trained_columns is not None and columns is not None and columns != trained_columns:
             raise UserError(
-                f"{where}: the CSV files have the columns {','.join(columns)} but the model was "
+                f"{where}: the files have the channels {','.join(columns)} but the model was "
                 f"trained on {','.join(trained_columns)}; a channel is known by its place. Write "
-                "the columns in the training order, with its names."
+                "the channels in the training order, with its names."
             )
         settings = datamodule.settings_of(where)
         trained_on = self.hparams.feature_settings
