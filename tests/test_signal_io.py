@@ -305,6 +305,8 @@ def test_edf_channels_of_several_rates_are_read_by_naming_those_of_one(tmp_path:
     with pytest.raises(SignalError, match=r"psg\.edf: has no channel 'EMG'; its channels are "
                                           r"EEG, Temp, EOG\. Name"):  # fmt: skip
         load_recording(path, channels=["EMG"])
+    few = write_edf(tmp_path / "few.edf", {f"T{i}": (temperature[:2], 1) for i in range(5)})
+    assert load_recording(few)[0].shape == (5, 2)  # named channels: no shape rule transposes them
 
 
 def test_channels_are_picked_by_name_from_any_recording(tmp_path: Path):

@@ -26,6 +26,7 @@ from feature_extractors.signal.channels import channel_indices, default_names
 from feature_extractors.signal.edf import EDF_SUFFIXES, edf_labels, edf_rate, read_edf
 
 RECORDING_SUFFIXES = (".wav", ".mat", ".csv", ".npy", ".npz", *EDF_SUFFIXES)
+_NAMED = (".csv", *EDF_SUFFIXES)  # files that name their channels: no shape rule decides them
 NanPolicy = Literal["raise", "interpolate"]
 
 
@@ -139,8 +140,7 @@ def load_recording(
     suffix = path.suffix.lower()
     stored = None  # the rate the file stores
     if suffix in EDF_SUFFIXES:
-        data, stored, _ = read_edf(path, channels)
-        channels = None  # read
+        data, stored, _ = read_edf(path, channels)  # the channels named, only
     elif suffix == ".wav":
         stored, data = _read_wav(path)
         data = _wav_to_float(data)
@@ -175,7 +175,7 @@ def load_recording(
             "(`fs:` under data.signal in a config; `decompose --fs HZ`)."
         )
     x = _as_channels_first(np.asarray(data), path)
-    if channels is not None:
+    if channels is not None and suffix not in EDF_SUFFIXES:
         x = x[channel_indices(channel_names(path) or default_names(len(x)), channels, path)]
     return _handle_nan(x, path, nan_policy), float(fs)
 
@@ -370,7 +370,8 @@ def _pick(arrays: dict[str, np.ndarray], variable: str | None, path: Path) -> np
 def _as_channels_first(data: np.ndarray, path: Path) -> np.ndarray:
     if data.dtype.kind not in "fiub":
         raise SignalError(f"{path}: holds {data.dtype} values; a recording holds numbers.")
-    if data.ndim == 2 and data.shape[0] == 1 and path.suffix.lower() != ".csv":
+    named = path.suffix.lower() in _NAMED
+    if data.ndim == 2 and data.shape[0] == 1 and not named:
         data = data[0]  # a row vector (MATLAB's habit): one channel; a CSV's columns are named
     if data.ndim == 1:
         data = data[:, None]
@@ -379,7 +380,7 @@ def _as_channels_first(data: np.ndarray, path: Path) -> np.ndarray:
             f"{path}: has shape {data.shape}; a recording is [T] or [T, channels] with T >= 1."
         )
     steps, channels = data.shape
-    if channels > steps and path.suffix.lower() != ".csv":  # a CSV's header names its channels
+    if channels > steps and not named:
         raise SignalError(
             f"{path}: holds a [{steps}, {channels}] array, which reads as {steps} time steps of "
             f"{channels} channels (time runs down the first axis). If its rows are channels "
