@@ -112,3 +112,15 @@ def test_a_constant_channel_gets_no_stationarity_line_and_the_run_goes_on(tmp_pa
     rows = read_rows(tmp_path / "out" / "decompose.csv")
     assert [(r["channel"], r["adf_p_value"]) for r in rows][1] == ("ch1", "")
     assert rows[0]["adf_p_value"] != ""
+
+
+def test_channels_named_on_the_command_line_are_the_ones_decomposed(
+    recordings: Path, tmp_path: Path
+):
+    out = tmp_path / "out"
+    main(["decompose", str(recordings), "--out", str(out), "--fs", "1000", "--num-modes", "3",
+          "--alpha", "2000", "--channels", "ch1", "ch0", "--no-plot"])  # fmt: skip
+    with np.load(out / "paper.npz") as npz:
+        assert npz["modes"].shape == (2, 3, 1000)
+        np.testing.assert_allclose(npz["center_frequencies"][1], [2, 24, 288], rtol=0.01)
+    assert [r["channel"] for r in read_rows(out / "decompose.csv")] == ["ch1", "ch0"]
