@@ -402,8 +402,9 @@ def same_columns(paths: Iterable[Path], channels: list[str] | None = None) -> li
             raise UserError(
                 f"{path}: has the channels {','.join(columns)} but {first} has "
                 f"{','.join(reference)}; a channel is known by its place, so every file needs "
-                "the same ones in one order. Write them in one order with one set of names, or "
-                f"name those to read: `--data.signal.channels '[{', '.join(reference)}]'`."
+                "the same ones in one order. Write them in one order with one set of names; "
+                "recordings read through a signal chain may instead name the channels to read "
+                f"(`--data.signal.channels '[{', '.join(reference)}]'`)."
             )
         reference, first = columns, path
     return reference
