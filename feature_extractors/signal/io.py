@@ -138,14 +138,14 @@ def load_recording(
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    stored = None  # the rate the file stores
+    stored, names = None, None  # the rate the file stores, the names it gives its channels
     if suffix in EDF_SUFFIXES:
         data, stored, _ = read_edf(path, channels)  # the channels named, only
     elif suffix == ".wav":
         stored, data = _read_wav(path)
         data = _wav_to_float(data)
     elif suffix == ".csv":
-        data, stored = _read_csv(path)
+        data, stored, names = _read_csv(path)
         if fs is not None and stored is not None and abs(stored - fs) > 0.01 * fs and not own_rate:
             raise SignalError(
                 f"{path}: its time column steps at {stored:.6g} Hz but the data's sample rate is "
@@ -176,7 +176,7 @@ def load_recording(
         )
     x = _as_channels_first(np.asarray(data), path)
     if channels is not None and suffix not in EDF_SUFFIXES:
-        x = x[channel_indices(channel_names(path) or default_names(len(x)), channels, path)]
+        x = x[channel_indices(names or default_names(len(x)), channels, path)]
     return _handle_nan(x, path, nan_policy), float(fs)
 
 
@@ -228,10 +228,9 @@ def csv_columns(path: str | Path) -> list[str] | None:
     if _seconds_per_unit(match) is not None:  # time, or an error once the file is read
         return names[1:]
     try:
-        channels, _ = split_time_column(names[0], read_csv(path)[1], path)
+        return _read_csv(path)[2]
     except SignalError:
         return None
-    return names[len(names) - channels.shape[1] :]
 
 
 def channel_names(path: str | Path, channels: Sequence[str] | None = None) -> list[str] | None:
@@ -308,14 +307,15 @@ def read_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
     return names, np.asarray(values, dtype=np.float64)
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, float | None]:
-    """The channels `[T, C]` under a CSV's header, and the rate its time column steps at (None
-    without one, or when the header does not name its unit)."""
+def _read_csv(path: Path) -> tuple[np.ndarray, float | None, list[str]]:
+    """The channels `[T, C]` under a CSV's header, the rate its time column steps at (None
+    without one, or when the header does not name its unit) and the channels' names."""
     names, data = read_csv(path)
     channels, unit = split_time_column(names[0], data, path)
     span = (data[-1, 0] - data[0, 0]) * unit if unit is not None and len(data) > 1 else 0.0
     # the mean step's rate, to 6 digits: timestamps printed in ms give 50, not 50.00000000001
-    return channels, float(f"{(len(data) - 1) / span:.6g}") if span > 0 else None
+    rate = float(f"{(len(data) - 1) / span:.6g}") if span > 0 else None
+    return channels, rate, names[len(names) - channels.shape[1] :]
 
 
 _MATLAB_NUMBERS = {"double", "single", "logical", "int8", "uint8", "int16", "uint16", "int32",
